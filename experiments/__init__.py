@@ -1,0 +1,1 @@
+"""Configs, lecture figures and benchmarks built on the `research` package."""

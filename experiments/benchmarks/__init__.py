@@ -1,0 +1,1 @@
+"""Side-by-side timings: ours against the reference, printed as ratios."""
