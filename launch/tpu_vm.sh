@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Create a Cloud TPU VM (or pod slice), install this repository on every worker and train on all
+# of them at once.
+#
+#   launch/tpu_vm.sh --name=NAME --zone=ZONE [--accelerator-type=v4-8] [--version=RUNTIME] \
+#     [--project=PROJECT] [--repo=GIT_URL_OR_LOCAL_DIR] [--ref=BRANCH] [--skip-create] [--delete] \
+#     [--dry-run] --config=experiments/configs/NAME.py --workdir=DIR [--config.KEY=VALUE ...]
+#
+# Steps (each printed before it runs; --dry-run prints them and runs nothing):
+#   1. gcloud compute tpus tpu-vm create (skipped with --skip-create, to reuse a running VM).
+#   2. Source on all workers: a git URL is cloned (or pulled) on each worker; a local directory
+#      (default: this checkout) is packed with `git archive HEAD` (committed files only), copied
+#      with `tpu-vm scp --worker=all` and unpacked.
+#   3. Install on all workers: uv (from PyPI) makes a Python 3.11 venv, then
+#      `uv pip install -e . "jax[tpu]"`.
+#   4. Train on all workers with `python -m research.main`. On a TPU slice every worker runs the
+#      same command; jax.distributed.initialize() finds the coordinator and the process ids
+#      from the TPU metadata itself, so no distributed flags are passed. On a multi-host slice
+#      the workdir must be storage all workers share (a gs:// bucket), as Orbax writes one
+#      checkpoint from all hosts.
+#   5. With --delete: gcloud compute tpus tpu-vm delete --quiet.
+set -euo pipefail
+
+readonly PROG="launch/tpu_vm.sh"
+readonly REMOTE_DIR="research"   # relative to the remote user's home
+
+usage() {
+  cat <<EOF
+usage: $PROG --name=NAME --zone=ZONE --config=CONFIG.py --workdir=DIR [options] [--config.KEY=VALUE ...]
+  --name=NAME               TPU VM name (required)
+  --zone=ZONE               zone, e.g. us-central2-b (required)
+  --accelerator-type=TYPE   e.g. v4-8 (one host), v4-32 (pod slice); default v4-8
+  --version=RUNTIME         TPU software version; default tpu-ubuntu2204-base
+  --project=PROJECT         gcloud project (default: the gcloud configuration's)
+  --repo=SOURCE             git URL to clone, or a local checkout to copy (default: this one)
+  --python-version=X.Y      Python for the workers' venv (installed by uv); default 3.11
+  --ref=REF                 branch or tag to clone when --repo is a git URL; default main
+  --skip-create             reuse an existing TPU VM
+  --delete                  delete the TPU VM after training (also when training fails)
+  --dry-run                 print every command, run none
+  --config=PATH             ml_collections config file, relative to the repository (required)
+  --workdir=DIR             run directory; gs://BUCKET/... on multi-host slices (required)
+  --config.KEY=VALUE        config overrides, passed to research.main unchanged
+EOF
+}
+
+die() {
+  echo "$PROG: error: $*" >&2
+  echo "run '$PROG --help' for the options" >&2
+  exit 2
+}
+
+# Prints one argument so that a shell reads it back unchanged: bare when it holds only safe
+# characters, otherwise in single quotes.
+quote() {
+  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
+}
+
+# Joins arguments into one shell command line.
+join_quoted() {
+  local out="" arg
+  for arg in "$@"; do
+    out+="${out:+ }$(quote "$arg")"
+  done
+  printf '%s' "$out"
+}
+
+DRY_RUN=0
+run() {
+  echo "+ $(join_quoted "$@")"
+  if [[ "$DRY_RUN" == 0 ]]; then
+    "$@"
+  fi
+}
+
+NAME="" ZONE="" ACCELERATOR_TYPE="v4-8" VERSION="tpu-ubuntu2204-base" PROJECT=""
+REPO="" REF="main" PYTHON_VERSION="3.11" SKIP_CREATE=0 DELETE=0 CONFIG="" WORKDIR=""
+OVERRIDES=()
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    --name=*) NAME="${arg#*=}" ;;
+    --zone=*) ZONE="${arg#*=}" ;;
+    --accelerator-type=*) ACCELERATOR_TYPE="${arg#*=}" ;;
+    --version=*) VERSION="${arg#*=}" ;;
+    --project=*) PROJECT="${arg#*=}" ;;
+    --repo=*) REPO="${arg#*=}" ;;
+    --ref=*) REF="${arg#*=}" ;;
+    --python-version=*) PYTHON_VERSION="${arg#*=}" ;;
+    --skip-create) SKIP_CREATE=1 ;;
+    --delete) DELETE=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --config=*) CONFIG="${arg#*=}" ;;
+    --workdir=*) WORKDIR="${arg#*=}" ;;
+    --config.*=*) OVERRIDES+=("$arg") ;;
+    *) die "unknown argument '$arg' (options take the form --key=value; config overrides --config.KEY=VALUE)" ;;
+  esac
+done
+
+missing=()
+[[ -n "$NAME" ]] || missing+=("--name=NAME")
+[[ -n "$ZONE" ]] || missing+=("--zone=ZONE")
+[[ -n "$CONFIG" ]] || missing+=("--config=experiments/configs/NAME.py")
+[[ -n "$WORKDIR" ]] || missing+=("--workdir=DIR")
+if (( ${#missing[@]} )); then
+  die "missing required argument(s): ${missing[*]}"
+fi
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="${REPO:-$(dirname "$SCRIPT_DIR")}"
+
+GCLOUD_TPU=(gcloud compute tpus tpu-vm)
+SCOPE=("--zone=$ZONE")
+if [[ -n "$PROJECT" ]]; then
+  SCOPE+=("--project=$PROJECT")
+fi
+
+on_all_workers() {
+  run "${GCLOUD_TPU[@]}" ssh "$NAME" "${SCOPE[@]}" --worker=all --command="$1"
+}
+
+delete_vm() {
+  run "${GCLOUD_TPU[@]}" delete "$NAME" "${SCOPE[@]}" --quiet
+}
+
+if [[ "$SKIP_CREATE" == 0 ]]; then
+  run "${GCLOUD_TPU[@]}" create "$NAME" "${SCOPE[@]}" \
+    "--accelerator-type=$ACCELERATOR_TYPE" "--version=$VERSION"
+fi
+if [[ "$DELETE" == 1 && "$DRY_RUN" == 0 ]]; then
+  trap delete_vm EXIT
+fi
+
+if [[ "$REPO" == *://* || "$REPO" == git@* ]]; then
+  on_all_workers "$(join_quoted git clone --depth=1 "--branch=$REF" "$REPO" "$REMOTE_DIR") \
+|| (cd $REMOTE_DIR && git fetch --depth=1 origin $(quote "$REF") && git checkout FETCH_HEAD)"
+else
+  [[ "$DRY_RUN" == 1 || -d "$REPO/.git" ]] \
+    || die "--repo=$REPO is neither a git URL nor a git checkout; pass a clone URL or a checkout"
+  archive="${TMPDIR:-/tmp}/research-$NAME.tar.gz"
+  run git -C "$REPO" archive --format=tar.gz "--output=$archive" HEAD
+  run "${GCLOUD_TPU[@]}" scp "$archive" "$NAME:research.tar.gz" "${SCOPE[@]}" --worker=all
+  on_all_workers "mkdir -p $REMOTE_DIR && tar -xzf research.tar.gz -C $REMOTE_DIR"
+fi
+
+# The TPU images ship an older system Python than the project needs (>= 3.11): uv fetches one.
+on_all_workers "python3 -m pip install --user -U uv && cd $REMOTE_DIR \
+&& ~/.local/bin/uv venv --allow-existing --python=$(quote "$PYTHON_VERSION") .venv \
+&& ~/.local/bin/uv pip install --python=.venv/bin/python -e . \"jax[tpu]\""
+
+TRAIN=(.venv/bin/python -m research.main "--config=$CONFIG" "--workdir=$WORKDIR" "${OVERRIDES[@]}")
+on_all_workers "cd $REMOTE_DIR && $(join_quoted "${TRAIN[@]}")"
+
+if [[ "$DELETE" == 1 && "$DRY_RUN" == 1 ]]; then
+  delete_vm
+fi

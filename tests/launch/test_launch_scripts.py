@@ -1,0 +1,339 @@
+"""The launch scripts: --dry-run prints the exact commands; missing arguments fail clearly; the real
+paths run against fake gcloud / srun / scontrol / python executables that log their arguments."""
+
+import os
+import pathlib
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TPU = REPO / "launch" / "tpu_vm.sh"
+GPU = REPO / "launch" / "gpu.sh"
+SLURM = REPO / "launch" / "slurm.sbatch"
+CONFIG = "--config=experiments/configs/resnet20_cifar10.py"
+OVERRIDES = ["--config.batch_size=256", "--config.optimizer.learning_rate=0.2"]
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the scripts need bash")
+
+
+def _run(script, *args, env=None):
+  full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+  full_env.update(env or {})
+  return subprocess.run(
+    ["bash", str(script), *args], capture_output=True, text=True, env=full_env, timeout=30
+  )
+
+
+def _commands(stdout):
+  """The printed commands ('+ ...' lines), each split back into its arguments."""
+  return [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def _fake_bin(tmp_path, name, body):
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir(exist_ok=True)
+  path = bin_dir / name
+  path.write_text("#!/usr/bin/env bash\n" + body)
+  path.chmod(0o755)
+  return bin_dir
+
+
+def _logger(tmp_path, name, exit_code=0):
+  """A fake executable that appends its arguments to a log, one call per line, NUL-separated."""
+  log = tmp_path / f"{name}.log"
+  body = f'printf "%s\\0" "$@" >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}\n'
+  body += f"exit {exit_code}\n"
+  return _fake_bin(tmp_path, name, body), log
+
+
+def _logged_calls(log):
+  return [line.rstrip("\0").split("\0") for line in log.read_text().splitlines() if line]
+
+
+# ---------------------------------------------------------------------------------- tpu_vm.sh
+
+
+def test_tpu_dry_run_prints_create_copy_install_train_delete():
+  result = _run(
+    TPU,
+    "--dry-run",
+    "--name=my-tpu",
+    "--zone=us-central2-b",
+    "--accelerator-type=v4-32",
+    "--version=tpu-ubuntu2204-base",
+    "--project=proj",
+    CONFIG,
+    "--workdir=gs://bucket/run1",
+    *OVERRIDES,
+    "--delete",
+  )
+  assert result.returncode == 0, result.stderr
+  commands = _commands(result.stdout)
+  create, archive, scp, unpack, install, train, delete = commands
+  assert create == [
+    "gcloud",
+    "compute",
+    "tpus",
+    "tpu-vm",
+    "create",
+    "my-tpu",
+    "--zone=us-central2-b",
+    "--project=proj",
+    "--accelerator-type=v4-32",
+    "--version=tpu-ubuntu2204-base",
+  ]
+  assert archive[:4] == ["git", "-C", str(REPO), "archive"] and archive[-1] == "HEAD"
+  assert scp[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "scp", archive[-2].split("=")[1]]
+  assert "--worker=all" in scp
+  for ssh in (unpack, install, train):
+    assert ssh[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "my-tpu"]
+    assert "--worker=all" in ssh and "--zone=us-central2-b" in ssh
+  assert '"jax[tpu]"' in install[-1] and "-e ." in install[-1]
+  remote = install[-1].removeprefix("--command=")
+  assert "uv venv" in remote and "--python=3.11" in remote
+  train_argv = shlex.split(train[-1].removeprefix("--command="))
+  assert train_argv == [
+    "cd",
+    "research",
+    "&&",
+    ".venv/bin/python",
+    "-m",
+    "research.main",
+    CONFIG,
+    "--workdir=gs://bucket/run1",
+    *OVERRIDES,
+  ]
+  assert delete == [
+    "gcloud",
+    "compute",
+    "tpus",
+    "tpu-vm",
+    "delete",
+    "my-tpu",
+    "--zone=us-central2-b",
+    "--project=proj",
+    "--quiet",
+  ]
+
+
+def test_tpu_dry_run_git_url_clones_on_every_worker_and_skip_create():
+  result = _run(
+    TPU,
+    "--dry-run",
+    "--name=t",
+    "--zone=z",
+    "--repo=https://example.com/me/research.git",
+    "--ref=dev",
+    "--skip-create",
+    CONFIG,
+    "--workdir=gs://b/r",
+  )
+  assert result.returncode == 0, result.stderr
+  commands = _commands(result.stdout)
+  assert not any("create" in c for c in commands)
+  clone = commands[0]
+  assert "--worker=all" in clone
+  assert clone[-1].startswith(
+    "--command=git clone --depth=1 --branch=dev https://example.com/me/research.git research"
+  )
+  assert len(commands) == 3  # clone, install, train
+
+
+def test_tpu_overrides_with_spaces_survive_remote_quoting():
+  override = "--config.note=two words 'quoted'"
+  result = _run(TPU, "--dry-run", "--name=t", "--zone=z", CONFIG, "--workdir=w", override)
+  assert result.returncode == 0, result.stderr
+  train = _commands(result.stdout)[-1]
+  assert shlex.split(train[-1].removeprefix("--command="))[-1] == override
+
+
+@pytest.mark.parametrize(
+  "args, missing",
+  [
+    (["--zone=z", CONFIG, "--workdir=w"], "--name=NAME"),
+    (["--name=t", CONFIG, "--workdir=w"], "--zone=ZONE"),
+    (["--name=t", "--zone=z", "--workdir=w"], "--config="),
+    (["--name=t", "--zone=z", CONFIG], "--workdir=DIR"),
+  ],
+)
+def test_tpu_missing_required_argument_is_a_clear_error(args, missing):
+  result = _run(TPU, "--dry-run", *args)
+  assert result.returncode == 2
+  assert "missing required argument" in result.stderr and missing in result.stderr
+  assert result.stdout == ""
+
+
+def test_tpu_real_run_calls_gcloud_and_deletes_even_when_training_fails(tmp_path):
+  bin_dir, log = _logger(tmp_path, "gcloud", exit_code=0)
+  # Fail only the training ssh call: the command that runs research.main.
+  (bin_dir / "gcloud").write_text(
+    (bin_dir / "gcloud")
+    .read_text()
+    .replace("exit 0", 'case "$*" in *research.main*) exit 3 ;; esac\nexit 0')
+  )
+  result = _run(
+    TPU,
+    "--name=t",
+    "--zone=z",
+    "--skip-create",
+    "--repo=https://example.com/r.git",
+    CONFIG,
+    "--workdir=gs://b/r",
+    "--delete",
+    env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+  )
+  assert result.returncode == 3
+  calls = _logged_calls(log)
+  assert [c[3] for c in calls] == ["ssh", "ssh", "ssh", "delete"]
+  assert calls[-1][-1] == "--quiet"
+
+
+def test_tpu_unknown_argument_is_rejected():
+  result = _run(TPU, "--dry-run", "--name=t", "--zone=z", CONFIG, "--workdir=w", "--zone", "x")
+  assert result.returncode == 2 and "unknown argument '--zone'" in result.stderr
+
+
+# ---------------------------------------------------------------------------------- gpu.sh
+
+
+def test_gpu_dry_run_installs_cuda_jax_and_runs_main():
+  result = _run(GPU, "--dry-run", "--gpus=0,1", CONFIG, "--workdir=/tmp/run", *OVERRIDES)
+  assert result.returncode == 0, result.stderr
+  commands = _commands(result.stdout)
+  venv = str(REPO / ".venv")
+  assert commands[0] == ["cd", str(REPO)]
+  assert commands[1] == ["python3", "-m", "venv", venv]
+  assert [venv + "/bin/pip", "install", "-e", ".", "jax[cuda13]"] in commands
+  assert ["export", "CUDA_VISIBLE_DEVICES=0,1"] in commands
+  assert commands[-1] == [
+    venv + "/bin/python",
+    "-m",
+    "research.main",
+    CONFIG,
+    "--workdir=/tmp/run",
+    *OVERRIDES,
+  ]
+
+
+def test_gpu_cuda12_and_no_install():
+  result = _run(GPU, "--dry-run", "--cuda=12", CONFIG, "--workdir=w")
+  assert ["jax[cuda12]"] == [a for c in _commands(result.stdout) for a in c if "cuda" in a]
+  result = _run(GPU, "--dry-run", "--no-install", CONFIG, "--workdir=w")
+  assert not any("pip" in " ".join(c) for c in _commands(result.stdout))
+  result = _run(GPU, "--dry-run", "--cuda=11", CONFIG, "--workdir=w")
+  assert result.returncode == 2 and "--cuda=11" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[CONFIG], ["--workdir=w"], []])
+def test_gpu_missing_required_argument_is_a_clear_error(args):
+  result = _run(GPU, "--dry-run", *args)
+  assert result.returncode == 2 and "missing required argument" in result.stderr
+
+
+def test_gpu_real_run_uses_the_venv_python(tmp_path):
+  venv = tmp_path / "venv"
+  _, log = _logger(tmp_path, "python")
+  (venv / "bin").mkdir(parents=True)
+  shutil.move(tmp_path / "bin" / "python", venv / "bin" / "python")
+  result = _run(GPU, "--no-install", f"--venv={venv}", CONFIG, "--workdir=w", *OVERRIDES)
+  assert result.returncode == 0, result.stderr
+  check, train = _logged_calls(log)
+  assert check[0] == "-c"
+  assert train == ["-m", "research.main", CONFIG, "--workdir=w", *OVERRIDES]
+
+
+# ---------------------------------------------------------------------------------- slurm.sbatch
+
+
+def test_slurm_header_requests_one_task_per_node():
+  header = [line for line in SLURM.read_text().splitlines() if line.startswith("#SBATCH")]
+  assert "#SBATCH --ntasks-per-node=1" in header
+  assert any(line.startswith("#SBATCH --gpus-per-node=") for line in header)
+
+
+def test_slurm_dry_run_outside_slurm_prints_srun_with_distributed_arguments():
+  result = _run(SLURM, "--dry-run", CONFIG, "--workdir=/shared/run", *OVERRIDES)
+  assert result.returncode == 0, result.stderr
+  assert "example values" in result.stdout
+  srun = _commands(result.stdout)[-1]
+  assert srun[:4] == ["srun", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+  assert srun[4:8] == ["bash", "-c", 'exec "$@" --process_id="$SLURM_PROCID"', "bash"]
+  assert srun[8:] == [
+    str(REPO / ".venv/bin/python"),
+    "-m",
+    "research.main",
+    CONFIG,
+    "--workdir=/shared/run",
+    "--coordinator_address=node001:21234",
+    "--num_processes=2",
+    *OVERRIDES,
+  ]
+
+
+def test_slurm_outside_slurm_without_dry_run_refuses():
+  result = _run(SLURM, CONFIG, "--workdir=w")
+  assert result.returncode == 2 and "not inside a Slurm allocation" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[CONFIG], ["--workdir=w"]])
+def test_slurm_missing_required_argument_is_a_clear_error(args):
+  result = _run(SLURM, "--dry-run", *args)
+  assert result.returncode == 2 and "missing required argument" in result.stderr
+
+
+def test_slurm_bad_port_is_rejected():
+  result = _run(SLURM, "--dry-run", "--port=70000", CONFIG, "--workdir=w")
+  assert result.returncode == 2 and "--port=70000" in result.stderr
+
+
+def test_slurm_inside_allocation_gives_each_task_its_process_id(tmp_path):
+  """Fake scontrol and srun (srun starts --ntasks copies with SLURM_PROCID=0..N-1, as Slurm
+  does); the fake python logs what each process receives."""
+  _fake_bin(tmp_path, "scontrol", 'printf "gpu-a17\\ngpu-b03\\ngpu-b04\\n"\n')
+  bin_dir = _fake_bin(
+    tmp_path,
+    "srun",
+    'n=1; while [[ "$1" == --* ]]; do [[ "$1" == --ntasks=* ]] && n="${1#*=}"; shift; done\n'
+    'for ((i = 0; i < n; i++)); do SLURM_PROCID=$i "$@" || exit; done\n',
+  )
+  venv = tmp_path / "venv"
+  (venv / "bin").mkdir(parents=True)
+  log = tmp_path / "python.log"
+  python = venv / "bin" / "python"
+  python.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" >> {log}; echo >> {log}\n')
+  python.chmod(0o755)
+  env = {
+    "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    "SLURM_JOB_NODELIST": "gpu-a17,gpu-b[03-04]",
+    "SLURM_NTASKS": "3",
+    "SLURM_JOB_ID": "55",
+    "SLURM_SUBMIT_DIR": str(REPO),
+  }
+  result = _run(SLURM, f"--venv={venv}", CONFIG, "--workdir=w", "--config.x=a b", env=env)
+  assert result.returncode == 0, result.stderr
+  calls = _logged_calls(log)
+  assert len(calls) == 3
+  for process_id, argv in enumerate(calls):
+    assert argv == [
+      "-m",
+      "research.main",
+      CONFIG,
+      "--workdir=w",
+      "--coordinator_address=gpu-a17:20055",
+      "--num_processes=3",
+      "--config.x=a b",
+      f"--process_id={process_id}",
+    ]
+
+
+def test_scripts_are_shellcheck_clean():
+  shellcheck = shutil.which("shellcheck")
+  if shellcheck is None:
+    pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
+  result = subprocess.run(
+    [shellcheck, str(TPU), str(GPU), str(SLURM)], capture_output=True, text=True, timeout=60
+  )
+  assert result.returncode == 0, result.stdout
