@@ -1,0 +1,95 @@
+"""Flax (linen) models of the lecture, chosen by name: `create(name, num_classes=..., **kwargs)`.
+
+    model = create("resnet20", num_classes=10)
+    variables = model.init(rng, x, train=False)            # x: (N, H, W, C) float32
+    logits, updates = model.apply(variables, x, train=True, rngs={"dropout": key},
+                                  mutable=["batch_stats"])
+
+Classifiers return logits (N, num_classes); the FCNs return (N, H, W, num_classes).
+Losses and metrics are re-exported from `research.models.losses`.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import flax.linen as nn
+
+from research.models import initializers, layers, mlp
+from research.models.losses import (
+    accuracy,
+    confusion_iou,
+    confusion_matrix,
+    iou_from_confusion,
+    l1_penalty,
+    l2_penalty,
+    mean_iou,
+    multiclass_svm_loss,
+    softmax_cross_entropy,
+    top_k_accuracy,
+)
+
+__all__ = [
+    "MODELS", "create", "count_params", "accuracy", "confusion_iou", "confusion_matrix",
+    "iou_from_confusion", "l1_penalty", "l2_penalty", "mean_iou", "multiclass_svm_loss",
+    "softmax_cross_entropy", "top_k_accuracy",
+]
+
+# name -> constructor (a module class or a functools.partial of one).
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "linear": mlp.Linear,
+    "mlp": mlp.MLP,
+}
+
+
+def _module_class(ctor: Callable[..., nn.Module]) -> type[nn.Module]:
+  while isinstance(ctor, functools.partial):
+    ctor = ctor.func
+  return ctor
+
+
+def _check_kwargs(name: str, kwargs: dict) -> None:
+  """Validates keyword names and the activation / norm / initializer names they carry."""
+  cls = _module_class(MODELS[name])
+  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  unknown = sorted(set(kwargs) - fields)
+  if unknown:
+    raise ValueError(f"model {name!r} does not take {unknown}; its options are "
+                     f"{sorted(fields - {'num_classes'})}")
+  if "activation" in kwargs:
+    layers.check_activation(kwargs["activation"], allow_maxout=name == "mlp")
+  if "norm" in kwargs:
+    layers.check_norm(kwargs["norm"])
+  for key in ("kernel_init", "bias_init"):
+    if key in kwargs:
+      initializers.get(kwargs[key])
+
+
+def create(name: str, *, num_classes: int, **kwargs) -> nn.Module:
+  """Returns the model called `name` with `num_classes` outputs.
+
+  Args:
+    name: one of `MODELS` ("linear", "mlp", "alexnet", "alexnet_cifar", "resnet20/32/44/56/110",
+      "plain20/32/44/56/110", "resnet18/34/50", "densenet_bc_100", "densenet121", "vgg16",
+      "fcn32s", "fcn16s", "fcn8s").
+    num_classes: number of classes (logits per example, or per pixel for the FCNs).
+    **kwargs: the model's options (e.g. `activation`, `norm`, `kernel_init`, `axis_name`,
+      `width`); see each module's docstring.
+
+  Raises:
+    ValueError: for an unknown model name, option, activation, norm or initializer name.
+  """
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+  _check_kwargs(name, kwargs)
+  return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def count_params(tree) -> int:
+  """The number of scalars in a parameter tree (arrays or `jax.ShapeDtypeStruct`s)."""
+  import jax
+  import numpy as np
+
+  return int(sum(np.prod(x.shape, dtype=np.int64) for x in jax.tree.leaves(tree)))
