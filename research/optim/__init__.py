@@ -1,0 +1,47 @@
+"""The lecture's optimizers as Optax transformations, written from the lecture's equations.
+
+Two layers, as in optax: `scale_by_*` transformations hold a rule's arithmetic on raw
+gradients; the aliases (`adam`, `heavy_ball`, ...) chain them with the learning rate. Everything
+composes with `optax.chain`, `optax.inject_hyperparams` and `optax.multi_transform`.
+This package imports only jax, optax and numpy. State dtypes: see `research.optim.base`.
+"""
+
+from research.optim.adaptive import (
+    AdadeltaState,
+    AdagradState,
+    AdamState,
+    RMSPropState,
+    adadelta,
+    adagrad,
+    adam,
+    rmsprop,
+    scale_by_adadelta,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_rmsprop,
+)
+from research.optim.base import (
+    ScaleByLearningRateState,
+    scale_by_learning_rate,
+    state_dtype,
+)
+from research.optim.clipping import ClipState, clip, clip_by_global_norm, global_norm
+from research.optim.momentum import (
+    HeavyBallState,
+    NesterovState,
+    heavy_ball,
+    nesterov,
+    nesterov_position,
+    scale_by_heavy_ball,
+    scale_by_nesterov,
+    sgd,
+)
+
+__all__ = [
+    "AdadeltaState", "AdagradState", "AdamState", "ClipState", "HeavyBallState",
+    "NesterovState", "RMSPropState", "ScaleByLearningRateState",
+    "adadelta", "adagrad", "adam", "clip", "clip_by_global_norm", "global_norm", "heavy_ball",
+    "nesterov", "nesterov_position", "rmsprop", "scale_by_adadelta", "scale_by_adagrad",
+    "scale_by_adam", "scale_by_heavy_ball", "scale_by_learning_rate", "scale_by_nesterov",
+    "scale_by_rmsprop", "sgd", "state_dtype",
+]
