@@ -51,6 +51,42 @@ class FitResult(NamedTuple):
   variables: Any                # final variables (params and batch_stats)
 
 
+@functools.lru_cache(maxsize=8)
+def _load(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+  from research.data import load_arrays  # noqa: PLC0415 (TFDS only when data is needed)
+  return load_arrays(name, split)
+
+
+def load_data(prefer: str = "digits", *, max_train: int | None = None,
+              max_val: int | None = None, seed: int = 0
+              ) -> tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+  """Real training and held-out arrays from `research.data.load_arrays`, cached per process.
+
+  `prefer="fashion_mnist_idx"` falls back to "digits" when the Fashion-MNIST files are not
+  installed (Debian package dataset-fashion-mnist). Subsets (`max_train`, `max_val`) are drawn
+  at random with `seed`, without replacement.
+
+  Returns:
+    (dataset name that ran, (x_train, y_train), (x_val, y_val)), images (N, H, W, C) float32.
+  """
+  try:
+    train, val = _load(prefer, "train"), _load(prefer, "test")
+    name = prefer
+  except FileNotFoundError:
+    if prefer == "digits":
+      raise
+    train, val = _load("digits", "train"), _load("digits", "test")
+    name = "digits"
+  rng = np.random.default_rng(seed)
+
+  def subset(arrays, limit):
+    if limit is None or limit >= len(arrays[0]):
+      return arrays
+    idx = np.sort(rng.choice(len(arrays[0]), limit, replace=False))
+    return arrays[0][idx], arrays[1][idx]
+  return name, subset(train, max_train), subset(val, max_val)
+
+
 def _layer_order(name: str) -> tuple:
   """Sorts 'Dense_10' after 'Dense_2': by trailing integer, then by name."""
   match = re.search(r"(\d+)$", name)
