@@ -1,0 +1,45 @@
+"""Datasets, input pipelines, augmentations and device batching (knows no model, no loop).
+
+TensorFlow is never imported at package import; TFDS only when a dataset is opened.
+"""
+
+from research.data import augment, host_augment
+from research.data.datasets import (
+  ChannelStats,
+  DatasetInfo,
+  DatasetNotFoundError,
+  channel_stats,
+  get_info,
+  known_names,
+  load_arrays,
+  open_source,
+  resolve_data_dir,
+)
+from research.data.pipeline import (
+  DataIterator,
+  check_batch_size,
+  create_iterator,
+  make_iterator,
+  prefetch_to_device,
+  shard_batch,
+)
+
+__all__ = [
+  "ChannelStats",
+  "DataIterator",
+  "DatasetInfo",
+  "DatasetNotFoundError",
+  "augment",
+  "channel_stats",
+  "check_batch_size",
+  "create_iterator",
+  "get_info",
+  "host_augment",
+  "known_names",
+  "load_arrays",
+  "make_iterator",
+  "open_source",
+  "prefetch_to_device",
+  "resolve_data_dir",
+  "shard_batch",
+]

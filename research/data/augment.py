@@ -1,0 +1,1 @@
+"""JAX augmentations (filled in next)."""

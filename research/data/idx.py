@@ -1,0 +1,108 @@
+"""MNIST-format IDX files (plain or gzip) as arrays and as a random-access source.
+
+IDX layout (http://yann.lecun.com/exdb/mnist/): two zero bytes, a type byte (0x08 uint8,
+0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), a byte with the number of
+dimensions d, then d big-endian uint32 sizes, then the data in big-endian C order.
+
+A directory holds ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (``.gz`` optional; a ``.`` instead of
+the last ``-``, as some mirrors name them, is accepted). No checksums are checked: Debian's
+``dataset-fashion-mnist`` recompresses the ``.gz`` files, so only the decoded arrays match the
+published ones.
+"""
+
+import functools
+import gzip
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+SPLITS = ("train", "test")
+_PREFIX = {"train": "train", "test": "t10k"}
+_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class IdxArrays(NamedTuple):
+  images: np.ndarray  # uint8 (N, H, W, 1)
+  labels: np.ndarray  # int32 (N,)
+
+
+def parse_idx(data: bytes) -> np.ndarray:
+  """Decodes the bytes of one IDX file into an array of its stored shape (native byte order)."""
+  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
+    raise ValueError(f"Not an IDX file: header bytes {data[:4]!r}; expected 00 00 <type> <ndim>.")
+  ndim = data[3]
+  shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
+  dtype = np.dtype(_DTYPES[data[2]])
+  offset = 4 + 4 * ndim
+  expected = offset + int(np.prod(shape)) * dtype.itemsize
+  if len(data) != expected:
+    raise ValueError(f"IDX file has {len(data)} bytes; its header {shape} implies {expected}.")
+  array = np.frombuffer(data, dtype, offset=offset).reshape(shape)
+  return array.astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads one IDX file, gzip-compressed if it ends in ``.gz``."""
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    return parse_idx(f.read())
+
+
+def _find(directory: str, split: str, kind: str) -> str:
+  stem = f"{_PREFIX[split]}-{kind}"
+  dims = "idx3" if kind == "images" else "idx1"
+  candidates = [
+    f"{stem}-{dims}-ubyte",
+    f"{stem}.{dims}-ubyte",
+    f"{stem}-{dims}-ubyte.gz",
+    f"{stem}.{dims}-ubyte.gz",
+  ]
+  for candidate in candidates:
+    path = os.path.join(directory, candidate)
+    if os.path.exists(path):
+      return path
+  from research.data.datasets import DatasetNotFoundError
+
+  hint = " (on Debian: apt-get install dataset-fashion-mnist)" if "fashion" in directory else ""
+  raise DatasetNotFoundError(
+    f"IDX dataset in {directory!r}: no {candidates[0]}[.gz] for split {split!r}. "
+    f"Put MNIST-format IDX files there{hint}, or pass name='idx:<directory>'."
+  )
+
+
+@functools.lru_cache(maxsize=8)
+def read_split(directory: str, split: str) -> IdxArrays:
+  """Images uint8 (N, H, W, 1) and labels int32 (N,) of one split (cached per process)."""
+  if split not in SPLITS:
+    raise ValueError(f"IDX datasets have splits {list(SPLITS)}, not {split!r}.")
+  images = read_idx(_find(directory, split, "images"))
+  labels = read_idx(_find(directory, split, "labels"))
+  if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    raise ValueError(
+      f"IDX split {split!r} in {directory!r}: images {images.shape} and labels {labels.shape} "
+      "should be (N, H, W) and (N,)."
+    )
+  arrays = IdxArrays(images[..., None].astype(np.uint8), labels.astype(np.int32))
+  for array in arrays:  # shared through the cache: nobody may modify them
+    array.setflags(write=False)
+  return arrays
+
+
+class IdxSource:
+  """Random access to one split: ``source[i] == {'image': uint8 (H, W, 1), 'label': int32}``."""
+
+  def __init__(self, directory: str, split: str):
+    self.directory = directory
+    self.split = split
+    self._arrays = read_split(directory, split)
+
+  def __len__(self) -> int:
+    return len(self._arrays.labels)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    return {"image": self._arrays.images[index], "label": self._arrays.labels[index]}
+
+  def __repr__(self) -> str:
+    return f"IdxSource({self.directory!r}, {self.split!r}, n={len(self)})"

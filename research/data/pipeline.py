@@ -1,0 +1,362 @@
+"""Input pipelines: grain over random-access sources, resumable, sharded per process.
+
+Why grain over ``tfds.data_source`` rather than ``tf.data``: every batch is a pure function of
+(seed, batch index). Shuffling is a seeded index permutation per epoch (``shuffle`` then
+``repeat`` reseeds each epoch), augmentation randomness comes from a generator derived from
+(seed, element index), and batch ``k`` holds elements ``k B ... (k + 1) B - 1``. The iterator's
+whole state is therefore one integer (the next batch index): saving it is exact mid-epoch and
+across epoch boundaries, whatever the prefetching, and costs nothing. Worker threads decode and
+augment ahead of the consumer; no TensorFlow is imported.
+
+Train iterators: shuffle per epoch from the seed, augment, repeat forever, drop no data within
+an epoch but let batches straddle epochs. Eval iterators: one pass in order; the last batches
+are padded to the full size and carry ``'mask'`` (1.0 real, 0.0 padding), and every process
+yields the same number of batches.
+"""
+
+import functools
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+
+from research.data import datasets, host_augment
+
+Example = dict[str, np.ndarray]
+Augment = Callable[[Example, np.random.Generator], Example]
+STATE_KEYS = ("name", "split", "seed", "global_batch_size", "process_index", "process_count")
+
+
+def check_batch_size(global_batch_size: int, num_devices: int, process_count: int = 1) -> int:
+  """Checks that a global batch splits over processes and local devices; returns per device.
+
+  Raises:
+    ValueError: naming the batch size, the device / process counts and valid sizes.
+  """
+  total = num_devices * process_count
+  if global_batch_size <= 0 or global_batch_size % total:
+    lower = max(total, global_batch_size // total * total)
+    raise ValueError(
+      f"global_batch_size={global_batch_size} does not divide across {process_count} "
+      f"process(es) x {num_devices} local device(s) = {total}; use a multiple of {total} "
+      f"(e.g. {lower} or {lower + total})."
+    )
+  return global_batch_size // total
+
+
+def shard_batch(batch: Any, num_devices: int) -> Any:
+  """Reshapes every array (B, ...) of a batch to (num_devices, B / num_devices, ...)."""
+
+  def reshape(x):
+    if x.shape[0] % num_devices:
+      raise ValueError(
+        f"batch size {x.shape[0]} does not divide across {num_devices} devices; use a "
+        f"global batch size that is a multiple of {num_devices} x the process count."
+      )
+    return x.reshape(num_devices, x.shape[0] // num_devices, *x.shape[1:])
+
+  return jax.tree.map(reshape, batch)
+
+
+def _collate(examples: list[Example], mean=None, std=None) -> Example:
+  """Stacks examples: images -> float32 (B, H, W, C) in [0, 1] (uint8 / 255), optionally
+  standardized as (x - mean) / std per channel; labels -> int32."""
+  images = np.stack([e["image"] for e in examples])
+  images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+  images = images.astype(np.float32, copy=False)
+  if mean is not None:
+    images = (images - mean) / std
+  batch = {"image": images, "label": np.stack([e["label"] for e in examples]).astype(np.int32)}
+  for key in examples[0].keys() - batch.keys():
+    batch[key] = np.stack([e[key] for e in examples])
+  return batch
+
+
+def _eval_batch(index: int, view: grain.MapDataset, batch_size: int, collate) -> Example:
+  """Batch ``index`` of an in-order pass, padded with copies of a real example, mask 0."""
+  start = index * batch_size
+  stop = min(start + batch_size, len(view))
+  examples = [view[i] for i in range(start, stop)]
+  filler = examples[0] if examples else view[0]
+  num_real = len(examples)
+  batch = collate(examples + [filler] * (batch_size - num_real))
+  batch["mask"] = (np.arange(batch_size) < num_real).astype(np.float32)
+  return batch
+
+
+class DataIterator(Iterator[Example]):
+  """An iterator of batches with ``get_state()`` / ``set_state(state)`` (JSON-serializable).
+
+  The state is the next batch index plus the settings it belongs to; ``set_state`` refuses a
+  state from a different dataset, split, seed, batch size or process layout.
+  """
+
+  def __init__(self, dataset: grain.MapDataset, settings: dict[str, Any], num_threads: int):
+    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
+    self._iterator = iter(dataset.to_iter_dataset(options))
+    self._settings = settings
+    self._length = None if settings["train"] else len(dataset)
+
+  def __next__(self) -> Example:
+    return next(self._iterator)
+
+  def __len__(self) -> int:
+    if self._length is None:
+      raise TypeError("A training iterator repeats forever and has no length.")
+    return self._length
+
+  def get_state(self) -> dict[str, Any]:
+    return {**self._settings, "next_batch": int(self._iterator.get_state()["next_index"])}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    for key, value in self._settings.items():
+      if state.get(key) != value:
+        raise ValueError(
+          f"Iterator state has {key}={state.get(key)!r} but this iterator has {key}={value!r}; "
+          "restore it into an iterator created with the same settings."
+        )
+    self._iterator.set_state({"next_index": int(state["next_batch"])})
+
+
+def default_augmentation(name: str) -> str:
+  """The training augmentation used when ``augment=None``."""
+  return {
+    "cifar10": "crop_flip",
+    "cifar100": "crop_flip",
+    "imagenet2012": "alexnet",
+    "oxford_iiit_pet": "segmentation",
+  }.get(name, "none")
+
+
+def host_augmentation(preset: str, stats: datasets.ChannelStats | None = None) -> Augment:
+  """A named host augmentation ``(example, rng) -> example``.
+
+  ``none``; ``flip``; ``crop_flip`` (zero-pad 4, random crop back, flip: CIFAR);
+  ``alexnet`` (random 224 crop of 256, flip, PCA colour shift with std 0.1: needs ``stats``);
+  ``segmentation`` (the same pad-8-and-crop and flip on image and mask; mask padding = 1,
+  background).
+  """
+
+  def none(example, rng):
+    del rng
+    return example
+
+  def flip(example, rng):
+    return {**example, "image": host_augment.random_flip(rng, example["image"])}
+
+  def crop_flip(example, rng):
+    image = host_augment.pad_and_crop(rng, example["image"], 4)
+    return {**example, "image": host_augment.random_flip(rng, image)}
+
+  def alexnet(example, rng):
+    image = host_augment.random_crop(rng, example["image"], datasets.IMAGENET_CROP)
+    image = host_augment.random_flip(rng, image).astype(np.float32) / 255.0
+    shift = host_augment.pca_colour_shift(rng, stats.eigenvalues, stats.eigenvectors)
+    return {**example, "image": image + shift}
+
+  def segmentation(example, rng):
+    image, mask = host_augment.pad_and_crop(
+      rng, example["image"], 8, example["label"], other_fill=1
+    )
+    image, mask = host_augment.random_flip(rng, image, mask)
+    return {**example, "image": image, "label": mask}
+
+  presets = {f.__name__: f for f in (none, flip, crop_flip, alexnet, segmentation)}
+  if preset not in presets:
+    raise ValueError(f"Unknown augmentation {preset!r}; known: {sorted(presets)} or a callable.")
+  if preset == "alexnet" and stats is None:
+    raise ValueError("augmentation 'alexnet' needs channel statistics (its PCA colour shift).")
+  return presets[preset]
+
+
+def make_iterator(
+  source: grain.MapDataset,
+  *,
+  global_batch_size: int,
+  seed: int,
+  train: bool,
+  augment: Augment | None = None,
+  eval_view: Callable[[np.ndarray], np.ndarray] | None = None,
+  stats: datasets.ChannelStats | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+  settings: dict[str, Any] | None = None,
+  num_threads: int | None = None,
+) -> DataIterator:
+  """The pipeline over any random-access source of records {'image', 'label'}.
+
+  Process ``process_index`` reads only its contiguous share of the source: for training an
+  equal ``len // process_count`` records each (the remainder is dropped), for evaluation the
+  near-equal parts of ``np.array_split`` (nothing dropped).
+  """
+  if global_batch_size % process_count:
+    raise ValueError(
+      f"global_batch_size={global_batch_size} does not divide across process_count="
+      f"{process_count}; use a multiple of {process_count}."
+    )
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index={process_index} must be in [0, {process_count}).")
+  batch_size = global_batch_size // process_count
+  n = len(source)
+  mean, std = (None, None) if stats is None else (stats.mean, stats.std)
+  collate = functools.partial(_collate, mean=mean, std=std)
+  num_threads = num_threads or min(4, os.cpu_count() or 1)
+  settings = {**(settings or {}), "seed": seed, "global_batch_size": global_batch_size}
+  settings.update(process_index=process_index, process_count=process_count, train=train)
+  if train:
+    share = n // process_count
+    if share < batch_size:
+      raise ValueError(
+        f"Each of {process_count} process(es) holds {share} training examples, fewer than its "
+        f"batch of {batch_size}; use global_batch_size <= {share * process_count}."
+      )
+    dataset = source[process_index * share : (process_index + 1) * share]
+    dataset = dataset.shuffle(seed=seed).repeat(None)
+    if augment is not None:
+      dataset = dataset.random_map(augment, seed=seed)
+    dataset = dataset.batch(batch_size, drop_remainder=True, batch_fn=collate)
+  else:
+    bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), process_count)])
+    view = source[int(bounds[process_index]) : int(bounds[process_index + 1])]
+    if eval_view is not None:
+      view = view.map(lambda r: {**r, "image": eval_view(r["image"])})
+    num_batches = math.ceil(math.ceil(n / process_count) / batch_size)
+    make = functools.partial(_eval_batch, view=view, batch_size=batch_size, collate=collate)
+    dataset = grain.MapDataset.range(num_batches).map(make)
+  return DataIterator(dataset, settings, num_threads)
+
+
+def create_iterator(
+  name: str,
+  split: str,
+  *,
+  global_batch_size: int,
+  seed: int,
+  train: bool,
+  augment: str | Augment | None = None,
+  data_dir: str | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  standardize: bool = False,
+  num_threads: int | None = None,
+) -> DataIterator:
+  """Batches ``{'image': float32 (b, H, W, C), 'label': int32 (b,) or (b, H, W)}``, b the
+  per-process batch ``global_batch_size / process_count``.
+
+  Args:
+    name, split: a dataset of :func:`research.data.get_info` and one of its splits.
+    global_batch_size: examples per step over all processes.
+    seed: shuffling and augmentation seed; the same seed gives the same batches.
+    train: shuffle per epoch, augment, repeat forever; else one ordered, padded, masked pass.
+    augment: a preset name of :func:`host_augmentation`, a callable ``(example, rng) ->
+      example``, or None for the dataset's default (:func:`default_augmentation`). Only used
+      when ``train``.
+    data_dir: the data directory (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+    process_index, process_count: this process's share (default ``jax.process_index()`` /
+      ``jax.process_count()``).
+    standardize: subtract the training split's per-channel mean and divide by its std
+      (:func:`research.data.channel_stats`), AlexNet's mean subtraction.
+    num_threads: worker threads decoding and augmenting ahead (default min(4, CPUs)).
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  source = datasets.open_source(name, split, data_dir)  # raises first if the data is missing
+  preset = default_augmentation(name) if augment is None else augment
+  need_stats = standardize or (train and preset == "alexnet")
+  stats = datasets.channel_stats(name, data_dir) if need_stats else None
+  host_fn = None
+  if train:
+    host_fn = host_augmentation(preset, stats) if isinstance(preset, str) else preset
+    host_fn = None if preset == "none" else host_fn
+  return make_iterator(
+    source,
+    global_batch_size=global_batch_size,
+    seed=seed,
+    train=train,
+    augment=host_fn,
+    eval_view=functools.partial(datasets.eval_view, name),
+    stats=stats if standardize else None,
+    process_index=process_index,
+    process_count=process_count,
+    settings={"name": name, "split": split},
+    num_threads=num_threads,
+  )
+
+
+def prefetch_to_device(iterator: Iterator[Any], size: int = 2, sharding=None) -> Iterator[Any]:
+  """Moves the next ``size`` batches to devices in a background thread.
+
+  ``sharding``: None places each array on the default device; a ``jax.sharding.Sharding``
+  (e.g. ``NamedSharding(mesh, P('data'))`` over the batch axis) is applied to every array.
+  If ``iterator`` has ``get_state`` / ``set_state``, so does the result, and its state is that
+  of the next batch it will yield (not of the batches already fetched ahead).
+  """
+  return _DevicePrefetcher(iterator, size, sharding)
+
+
+class _DevicePrefetcher(Iterator[Any]):
+  """A background thread fetches batches, puts them on devices and queues them with the
+  source iterator's state after each one."""
+
+  def __init__(self, iterator, size: int, sharding):
+    self._iterator = iterator
+    self._size = size
+    self._put = functools.partial(jax.device_put, device=sharding)
+    self._state = self._source_state()
+    self._start()
+
+  def _source_state(self):
+    get_state = getattr(self._iterator, "get_state", None)
+    return None if get_state is None else get_state()
+
+  def _start(self):
+    self._done = False
+    self._queue: queue.Queue = queue.Queue(maxsize=self._size)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._fill, daemon=True)
+    self._thread.start()
+
+  def _fill(self):
+    while not self._stop.is_set():
+      try:
+        item = (jax.tree.map(self._put, next(self._iterator)), self._source_state(), None)
+      except StopIteration as end:
+        item = (None, None, end)
+      except Exception as error:  # handed to the consumer thread, which re-raises it
+        item = (None, None, error)
+      while not self._stop.is_set():
+        try:
+          self._queue.put(item, timeout=0.05)
+          break
+        except queue.Full:
+          continue
+      if item[2] is not None:
+        return
+
+  def __next__(self):
+    if self._done:
+      raise StopIteration
+    batch, state, error = self._queue.get()
+    if error is not None:
+      self._done = True
+      raise error
+    self._state = state
+    return batch
+
+  def get_state(self) -> dict[str, Any]:
+    if self._state is None:
+      raise TypeError(f"{type(self._iterator).__name__} has no get_state(); nothing to save.")
+    return self._state
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self._stop.set()
+    self._thread.join()
+    self._iterator.set_state(state)
+    self._state = self._source_state()
+    self._start()
