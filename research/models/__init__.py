@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import flax.linen as nn
 
-from research.models import initializers, layers, mlp
+from research.models import alexnet, densenet, fcn, initializers, layers, mlp, resnet
 from research.models.losses import (
     accuracy,
     confusion_iou,
@@ -39,6 +39,21 @@ __all__ = [
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "linear": mlp.Linear,
     "mlp": mlp.MLP,
+    "alexnet": alexnet.AlexNet,
+    "alexnet_cifar": alexnet.AlexNetCifar,
+    **{f"resnet{d}": functools.partial(resnet.CifarResNet, depth=d)
+       for d in (20, 32, 44, 56, 110)},
+    **{f"plain{d}": functools.partial(resnet.CifarResNet, depth=d, shortcut=False)
+       for d in (20, 32, 44, 56, 110)},
+    "resnet18": resnet.ResNet18,
+    "resnet34": resnet.ResNet34,
+    "resnet50": resnet.ResNet50,
+    "densenet_bc_100": densenet.DenseNetBC100,
+    "densenet121": densenet.DenseNet121,
+    "vgg16": fcn.VGG16,
+    "fcn32s": functools.partial(fcn.FCN, skips=()),
+    "fcn16s": functools.partial(fcn.FCN, skips=("pool4",)),
+    "fcn8s": functools.partial(fcn.FCN, skips=("pool4", "pool3")),
 }
 
 

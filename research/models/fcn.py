@@ -1,0 +1,235 @@
+"""VGG-16 and the fully convolutional networks FCN-32s/16s/8s (Long, Shelhamer & Darrell 2015).
+
+The backbone is VGG-16's thirteen 3x3 convolutions in five blocks (64, 64 | 128, 128 |
+256 x 3 | 512 x 3 | 512 x 3 filters), each block ending in 2x2 max pooling, so pool3, pool4 and
+pool5 have strides 8, 16 and 32. Both the classifier `VGG16` and the `FCN` keep it under the
+name 'backbone' (parameters 'backbone/conv{block}_{i}'), so its weights move between them by path.
+
+The FCN turns VGG's dense layers into convolutions (fc6: 7x7 conv with 4096 filters, fc7: 1x1
+conv with 4096, score_fr: 1x1 conv with num_classes) and upsamples the stride-32 class scores
+with transposed convolutions initialized to bilinear interpolation:
+- fcn32s: upsample x32.
+- fcn16s: upsample x2, add a 1x1 score of pool4 (zero-initialized), upsample x16.
+- fcn8s: as fcn16s, then upsample x2 again, add a score of pool3, upsample x8.
+Output: (N, H, W, num_classes) for H, W divisible by 32.
+
+`transfer_backbone` copies a trained `VGG16` classifier's backbone (and optionally fc6/fc7,
+reshaping the dense kernels into convolution kernels) into an FCN's variables.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from research.models import initializers, layers
+
+Array = jax.Array
+
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def bilinear_kernel(factor: int) -> np.ndarray:
+  """The (k, k) bilinear interpolation filter for upsampling by `factor`, k = 2f - f mod 2.
+
+  w[i, j] = (1 - |i - c| / f)(1 - |j - c| / f), with centre c = f - 1 (k odd) or f - 1/2.
+  """
+  size = 2 * factor - factor % 2
+  center = factor - 1 if size % 2 == 1 else factor - 0.5
+  og = np.arange(size)
+  w1 = 1 - np.abs(og - center) / factor
+  return np.outer(w1, w1).astype(np.float32)
+
+
+class BilinearUpsample(nn.Module):
+  """A stride-`factor` transposed convolution initialized to bilinear upsampling.
+
+  Output (N, f H, f W, C) for input (N, H, W, C). Written as a correlation of the input dilated by
+  f (zeros between pixels) with a k x k kernel, k = 2f - f mod 2, padded by
+  (k - 1 - p, f - 1 + p) with p = (k - f) / 2: output pixel o sits at input coordinate
+  (o + 1/2) / f - 1/2, the half-pixel convention of `jax.image.resize(..., "bilinear")`, which it
+  reproduces away from the borders at initialization.
+
+  With `per_class` each channel has its own k x k filter (kernel (k, k, 1, C), depthwise);
+  otherwise a full (k, k, C, C) kernel, bilinear on the diagonal and zero elsewhere.
+  """
+
+  factor: int
+  per_class: bool = True
+  trainable: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    c = x.shape[-1]
+    w = bilinear_kernel(self.factor)
+    k = w.shape[0]
+    if self.per_class:
+      init_value = np.tile(w[:, :, None, None], (1, 1, 1, c))
+    else:
+      init_value = w[:, :, None, None] * np.eye(c, dtype=np.float32)[None, None]
+    kernel = self.param("kernel", lambda _key, shape: jnp.asarray(init_value), init_value.shape)
+    if not self.trainable:
+      kernel = jax.lax.stop_gradient(kernel)
+    p = (k - self.factor) // 2
+    pad = (k - 1 - p, self.factor - 1 + p)
+    return jax.lax.conv_general_dilated(
+        x, kernel.astype(x.dtype), window_strides=(1, 1), padding=(pad, pad),
+        lhs_dilation=(self.factor, self.factor),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=c if self.per_class else 1)
+
+
+class VGGBackbone(nn.Module):
+  """VGG-16's convolutions; returns {'pool1', ..., 'pool5'} feature maps (strides 2 .. 32)."""
+
+  width: float = 1.0
+  activation: str = "relu"
+  norm: str = "none"
+  kernel_init: Any = "he_normal"
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = False) -> dict[str, Array]:
+    kinit = initializers.get(self.kernel_init)
+    out = {}
+    for b, block in enumerate(VGG16_BLOCKS):
+      for i, f in enumerate(block):
+        tag = f"{b + 1}_{i + 1}"
+        conv = nn.Conv(max(1, int(round(f * self.width))), (3, 3), padding="SAME",
+                       use_bias=self.norm in ("none", "weight"), kernel_init=kinit,
+                       name=f"conv{tag}")
+        x = layers.linear_layer(conv, self.norm, name=f"weight_norm{tag}")(x)
+        if self.norm not in ("none", "weight"):
+          x = layers.norm(self.norm, train=train, axis_name=self.axis_name, name=f"norm{tag}")(x)
+        x = layers.activation(self.activation, name=f"act{tag}")(x)
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      out[f"pool{b + 1}"] = x
+    return out
+
+
+class VGG16(nn.Module):
+  """The VGG-16 classifier: backbone, fc6 (4096), fc7 (4096), fc8 (num_classes), dropout 0.5.
+
+  fc6 is a dense layer on the flattened pool5 map (7x7x512 for 224x224 inputs, 1x1x512 for 32x32).
+  """
+
+  num_classes: int
+  width: float = 1.0
+  activation: str = "relu"
+  norm: str = "none"
+  kernel_init: Any = "he_normal"
+  dropout_rate: float = 0.5
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = False) -> Array:
+    kinit = initializers.get(self.kernel_init)
+    x = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
+                    name="backbone")(x, train)["pool5"]
+    x = x.reshape(x.shape[0], -1)
+    for name in ("fc6", "fc7"):
+      x = nn.Dense(max(1, int(round(4096 * self.width))), kernel_init=kinit, name=name)(x)
+      x = layers.activation(self.activation, name=f"{name}_act")(x)
+      x = layers.Dropout(self.dropout_rate, name=f"{name}_dropout")(x, train=train)
+    return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x)
+
+
+class FCN(nn.Module):
+  """FCN-32s / 16s / 8s on the VGG-16 backbone.
+
+  Attributes:
+    num_classes: classes per pixel (21 for PASCAL VOC).
+    skips: () for fcn32s, ("pool4",) for fcn16s, ("pool4", "pool3") for fcn8s.
+    width: multiplier on every backbone and fc width (1.0 is VGG-16; small for tests).
+    fc6_kernel: spatial size of the convolutionalized fc6 (7 as in VGG-16 on 224x224; 1 to take
+      fc6 from a classifier trained on 32x32 images).
+    per_class_upsampling: depthwise bilinear transposed convolutions (else full C x C kernels).
+    activation, norm, kernel_init, dropout_rate, axis_name: as in `VGG16`.
+  """
+
+  num_classes: int
+  skips: tuple[str, ...] = ()
+  width: float = 1.0
+  fc6_kernel: int = 7
+  per_class_upsampling: bool = True
+  activation: str = "relu"
+  norm: str = "none"
+  kernel_init: Any = "he_normal"
+  dropout_rate: float = 0.5
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = False) -> Array:
+    h, w = x.shape[1:3]
+    if h % 32 or w % 32:
+      raise ValueError(f"FCN input {h}x{w} is not divisible by 32; crop or pad to a multiple "
+                       "of 32")
+    kinit = initializers.get(self.kernel_init)
+    feats = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
+                        name="backbone")(x, train)
+    y = feats["pool5"]
+    for name, kernel in (("fc6", self.fc6_kernel), ("fc7", 1)):
+      y = nn.Conv(max(1, int(round(4096 * self.width))), (kernel, kernel), padding="SAME",
+                  kernel_init=kinit, name=name)(y)
+      y = layers.activation(self.activation, name=f"{name}_act")(y)
+      y = layers.Dropout(self.dropout_rate, name=f"{name}_dropout")(y, train=train)
+    y = nn.Conv(self.num_classes, (1, 1), kernel_init=kinit, name="score_fr")(y)
+    stride = 32
+    for skip in self.skips:
+      y = BilinearUpsample(2, self.per_class_upsampling, name=f"upscore_to_{skip}")(y)
+      y = y + nn.Conv(self.num_classes, (1, 1), kernel_init=nn.initializers.zeros,
+                      name=f"score_{skip}")(feats[skip])
+      stride //= 2
+    return BilinearUpsample(stride, self.per_class_upsampling, name="upscore")(y)
+
+
+def transfer_backbone(fcn_variables: dict, classifier_variables: dict, *,
+                      include_fc: bool = True) -> dict:
+  """Copies a `VGG16` classifier's backbone (and fc6, fc7) into an FCN's variables.
+
+  Every leaf under 'backbone' (params and batch_stats) is copied; with `include_fc`, fc6 and fc7
+  are "convolutionalized": the dense kernel (h w c, F) is reshaped to the conv kernel (h, w, c, F)
+  (the flattening order of NHWC maps). The FCN's score layers and upsampling stay as they are.
+
+  Args:
+    fcn_variables: `FCN.init(...)` output (or any FCN variables).
+    classifier_variables: `VGG16` variables with the same width and norm.
+    include_fc: also copy fc6 / fc7.
+
+  Returns:
+    New FCN variables (the inputs are not modified).
+
+  Raises:
+    ValueError: naming the first path whose shapes do not fit.
+  """
+  out = jax.tree.map(lambda a: a, fcn_variables)
+  for collection, tree in classifier_variables.items():
+    if "backbone" not in tree:
+      continue
+    if collection not in out or "backbone" not in out[collection]:
+      raise ValueError(f"the FCN variables have no '{collection}/backbone'; build the FCN with "
+                       "the classifier's norm")
+    src, dst = tree["backbone"], out[collection]["backbone"]
+    src_flat = dict(jax.tree_util.tree_flatten_with_path(src)[0])
+    dst_flat = dict(jax.tree_util.tree_flatten_with_path(dst)[0])
+    for path, leaf in dst_flat.items():
+      if path not in src_flat or src_flat[path].shape != leaf.shape:
+        got = src_flat[path].shape if path in src_flat else "nothing"
+        raise ValueError(f"{collection}/backbone{jax.tree_util.keystr(path)}: the FCN needs "
+                         f"{leaf.shape}, the classifier has {got}; use the same width and norm")
+    out[collection] = {**out[collection], "backbone": jax.tree.map(jnp.asarray, src)}
+  if include_fc:
+    params = dict(out["params"])
+    for name in ("fc6", "fc7"):
+      dense = classifier_variables["params"][name]
+      conv_shape = params[name]["kernel"].shape
+      if dense["kernel"].size != np.prod(conv_shape):
+        raise ValueError(f"params/{name}: dense kernel {dense['kernel'].shape} does not reshape "
+                         f"to the FCN's conv kernel {conv_shape}; set fc6_kernel to the "
+                         "classifier's pool5 size or pass include_fc=False")
+      params[name] = {"kernel": jnp.reshape(dense["kernel"], conv_shape),
+                      "bias": jnp.asarray(dense["bias"])}
+    out["params"] = params
+  return out
