@@ -26,6 +26,7 @@ from research.optim.base import (
     state_dtype,
 )
 from research.optim.clipping import ClipState, clip, clip_by_global_norm, global_norm
+from research.optim.line_search import ArmijoState, armijo
 from research.optim.momentum import (
     HeavyBallState,
     NesterovState,
@@ -36,12 +37,32 @@ from research.optim.momentum import (
     scale_by_nesterov,
     sgd,
 )
+from research.optim.regularization import (
+    PenaltyState,
+    SkipNonfiniteState,
+    add_l1_penalty,
+    add_l2_penalty,
+    all_finite,
+    decoupled_weight_decay,
+    skip_nonfinite,
+)
+from research.optim.schedules import (
+    ReduceOnPlateauState,
+    inverse_time_decay,
+    linear_decay_then_constant,
+    reduce_on_plateau,
+    step_decay,
+)
+from research.optim.second_order import NewtonState, newton, preconditioned_gd
 
 __all__ = [
-    "AdadeltaState", "AdagradState", "AdamState", "ClipState", "HeavyBallState",
-    "NesterovState", "RMSPropState", "ScaleByLearningRateState",
-    "adadelta", "adagrad", "adam", "clip", "clip_by_global_norm", "global_norm", "heavy_ball",
-    "nesterov", "nesterov_position", "rmsprop", "scale_by_adadelta", "scale_by_adagrad",
+    "AdadeltaState", "AdagradState", "AdamState", "ArmijoState", "ClipState", "HeavyBallState",
+    "NesterovState", "NewtonState", "PenaltyState", "RMSPropState", "ReduceOnPlateauState",
+    "ScaleByLearningRateState", "SkipNonfiniteState",
+    "adadelta", "adagrad", "adam", "add_l1_penalty", "add_l2_penalty", "all_finite", "armijo",
+    "clip", "clip_by_global_norm", "decoupled_weight_decay", "global_norm", "heavy_ball",
+    "inverse_time_decay", "linear_decay_then_constant", "nesterov", "nesterov_position", "newton",
+    "preconditioned_gd", "reduce_on_plateau", "rmsprop", "scale_by_adadelta", "scale_by_adagrad",
     "scale_by_adam", "scale_by_heavy_ball", "scale_by_learning_rate", "scale_by_nesterov",
-    "scale_by_rmsprop", "sgd", "state_dtype",
+    "scale_by_rmsprop", "sgd", "skip_nonfinite", "state_dtype", "step_decay",
 ]
