@@ -1,0 +1,125 @@
+"""Orbax checkpointing behind a narrow interface: save, restore latest, load variables.
+
+Layout: DIR/checkpoints/<step>/{state, loop}: `state` is the whole TrainState (params,
+batch_stats, opt_state, plateau, step, rng) as sharded arrays; `loop` is JSON (the data
+iterator's `get_state()`, early-stopping counters). Saves are asynchronous: `save` returns once
+the arrays are copied off the devices, the writing happens in a background thread into a
+temporary directory that Orbax renames only when complete, so a process killed mid-write leaves
+the previous checkpoints intact and the partial one is discarded at the next start.
+
+Kept: the last `keep` checkpoints plus the best one by the validation metric.
+"""
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
+
+# What a damaged checkpoint raises when read: tensorstore / JSON errors are ValueErrors, a
+# missing item is a KeyError, missing or unreadable files are OSErrors.
+CORRUPTION_ERRORS = (ValueError, KeyError, OSError)
+
+
+def create_manager(directory: str, *, keep: int = 2, best_metric: str | None = None,
+                   best_mode: str = 'max', async_save: bool = True) -> ocp.CheckpointManager:
+  """A CheckpointManager keeping the latest `keep` steps and the best by `best_metric`."""
+  policies = [ocp.checkpoint_managers.LatestN(n=keep)]
+  if best_metric:
+    policies.append(ocp.checkpoint_managers.BestN(
+        get_metric_fn=lambda metrics: metrics[best_metric], reverse=(best_mode == 'min'), n=1,
+        keep_checkpoints_without_metrics=False))
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+      create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, loop_state: dict,
+         metrics: dict | None = None) -> None:
+  """Starts saving `state` and the JSON `loop_state` at `step` (returns before the write ends).
+
+  `metrics` (validation metrics at this step) rank the checkpoint for "keep the best".
+  """
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop_state)), metrics=metrics,
+      force=True)
+
+
+def abstract_like(state):
+  """ShapeDtypeStructs with the shardings of `state`: the restore target."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+
+
+def _move_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Moves a damaged step directory to DIR/checkpoints_corrupt/<step> (kept for inspection)."""
+  src = os.path.join(str(manager.directory), str(step))
+  dst_root = str(manager.directory).rstrip('/') + '_corrupt'
+  dst = os.path.join(dst_root, str(step))
+  if jax.process_index() == 0:
+    os.makedirs(dst_root, exist_ok=True)
+    if os.path.exists(dst):
+      shutil.rmtree(dst)
+    shutil.move(src, dst)
+  multihost_utils.sync_global_devices(f'checkpoint_move_aside_{step}')
+  manager.reload()
+  return dst
+
+
+def restore_latest(manager: ocp.CheckpointManager, target,
+                   warn: Callable[[str], None] = logging.warning):
+  """Restores the newest readable checkpoint: (state, loop_state, step), or None if none.
+
+  A checkpoint that fails to read (damaged files) is moved aside, reported through `warn`, and
+  the previous one is tried.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_like(target)), loop=ocp.args.JsonRestore()))
+    except CORRUPTION_ERRORS as e:
+      where = _move_aside(manager, step)
+      warn(f'checkpoint at step {step} is unreadable ({type(e).__name__}: {str(e)[:200]}); '
+           f'moved it to {where} and falling back to the previous checkpoint')
+      continue
+    return restored.state, restored.loop, step
+  return None
+
+
+def find_state_dir(path: str) -> str:
+  """The `state` item directory for `path`: a workdir, its checkpoints dir, a step dir or it."""
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(os.path.join(path, 'checkpoints')):
+    path = os.path.join(path, 'checkpoints')
+  steps = [int(n) for n in os.listdir(path) if n.isdigit()] if os.path.isdir(path) else []
+  if steps:
+    path = os.path.join(path, str(max(steps)))
+  if os.path.isdir(os.path.join(path, 'state')):
+    path = os.path.join(path, 'state')
+  if not os.path.isfile(os.path.join(path, '_METADATA')):
+    raise FileNotFoundError(
+        f'no checkpoint found at {path!r}; init_from takes a run directory (with checkpoints/), '
+        'its checkpoints/ directory, or one checkpoints/<step> directory')
+  return path
+
+
+def load_variables(path: str, collections=('params', 'batch_stats')) -> dict:
+  """The `collections` of a saved TrainState as NumPy trees, read without knowing the model.
+
+  The tree structure comes from the checkpoint's metadata; only these subtrees are read
+  (a partial restore: the optimizer state is never loaded).
+  """
+  state_dir = find_state_dir(path)
+  checkpointer = ocp.PyTreeCheckpointer()
+  metadata = checkpointer.metadata(state_dir).item_metadata.tree
+  target = {c: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[c])
+            for c in collections if c in metadata and metadata[c]}
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+  restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
+      item=target, restore_args=restore_args, partial_restore=True))
+  return {c: restored.get(c, {}) for c in collections}

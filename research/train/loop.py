@@ -1,0 +1,242 @@
+"""`train_and_evaluate(config, workdir)`: the loop tying research.models, .optim and .data.
+
+Reads top to bottom: create_model, initial_state, the data-parallel steps, evaluate, then the
+loop (train, log, evaluate, early stop / reduce on plateau, checkpoint, resume).
+"""
+
+import dataclasses
+import logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from research import data as data_lib
+from research import models
+from research.train import checkpoint as ckpt
+from research.train import finetune, parallel, steps, validate
+from research.train import metrics as metrics_lib
+from research.train import optimizer as optimizer_lib
+from research.train import state as state_lib
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or Inf (and optimizer.skip_nonfinite is off)."""
+
+
+def _log(message: str) -> None:
+  logging.info(message)
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
+def create_model(config: ml_collections.ConfigDict, num_classes: int):
+  """The model of `config.model` ({'name', **kwargs}), its BatchNorm synced over 'batch'."""
+  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+  model = models.create(config.model.name, num_classes=num_classes, **kwargs)
+  fields = {f.name for f in dataclasses.fields(model)}
+  if 'axis_name' in fields and model.axis_name is None:
+    model = model.clone(axis_name=parallel.AXIS)
+  return model
+
+
+def initial_state(config, model, info, tx_base, plateau):
+  """Initial TrainState (host arrays) with init_from and freeze applied; returns (state, tx)."""
+  init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  variables = jax.jit(lambda r: state_lib.init_variables(model, r, info.image_shape))(init_rng)
+  variables = jax.tree.map(np.asarray, dict(variables))
+  if config.init_from:
+    loaded = ckpt.load_variables(config.init_from)
+    variables, report = finetune.merge_variables(variables, loaded, config.get('head_pattern'))
+    _log(report.summary())
+  tx, frozen = finetune.apply_freeze(tx_base, variables['params'], config.freeze)
+  if frozen:
+    _log(f'freeze={config.freeze!r}: {len(frozen)} arrays kept fixed: {frozen}')
+  return state_lib.create_train_state(variables, tx, plateau, state_rng), tx
+
+
+def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+  if best is None:
+    return True
+  return value > best + min_delta if mode == 'max' else value < best - min_delta
+
+
+def evaluate(eval_step, state, config, mesh) -> dict[str, float]:
+  """One ordered pass over the evaluation split; metrics over the real (unpadded) examples."""
+  iterator = data_lib.create_iterator(
+      config.dataset.name, config.dataset.eval_split,
+      global_batch_size=config.get('eval_batch_size') or config.batch_size, seed=config.seed,
+      train=False, data_dir=config.dataset.data_dir,
+      standardize=config.dataset.get('standardize', False))
+  total = None
+  for batch in iterator:
+    sums = parallel.fetch(eval_step(state, parallel.put_batch(batch, mesh)))
+    total = sums if total is None else jax.tree.map(np.add, total, sums)
+  return steps.summarize(total)
+
+
+def _monitor_value(metrics: dict, metric: str) -> float:
+  """Reduce-on-plateau minimizes: loss as is, accuracy-like metrics negated."""
+  return metrics[metric] if metric == 'loss' else -metrics[metric]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config` in `workdir` (resuming from its checkpoints) and returns final metrics.
+
+  Returns a dict with 'step', 'train_loss', 'train_accuracy', 'eval_<metric>' for each
+  evaluation metric, 'best_step', 'best_<metric>', 'stopped_early', 'steps_per_second'.
+  """
+  t_start = time.perf_counter()
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  # 1. Checks that need no compilation.
+  validate.check_config(config)
+  info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
+  validate.check_metric(config, info.task)
+  mesh = parallel.create_mesh(config.get('num_devices', 0) or None)
+  data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
+  if config.get('eval_batch_size'):
+    data_lib.check_batch_size(config.eval_batch_size, mesh.size, jax.process_count())
+  model = create_model(config, info.num_classes)
+  validate.check_workdir(config, workdir)
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    validate.save_config(config, workdir)
+
+  # 2. State, steps, checkpoints.
+  plateau = optimizer_lib.build_plateau(config.optimizer)
+  schedule = optimizer_lib.build_schedule(config.optimizer.learning_rate,
+                                          config.optimizer.get('schedule'))
+  host_state, tx = initial_state(config, model, info,
+                                 optimizer_lib.build_optimizer(config.optimizer), plateau)
+  _log(f'{config.model.name}: {state_lib.param_count(host_state.params):,} parameters; '
+       f'{config.dataset.name} ({info.task}); {mesh.size} devices, {jax.process_count()} '
+       f'process(es); global batch {config.batch_size}')
+  state = parallel.replicate(host_state, mesh)
+  loss = config.get('loss', 'softmax_cross_entropy')
+  train_step = parallel.data_parallel_train_step(
+      steps.make_train_step(model, tx, loss=loss), mesh)
+  eval_step = parallel.data_parallel_eval_step(
+      steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss), mesh)
+  plateau_update = None if plateau is None else jax.jit(
+      lambda s, v: plateau.update(jnp.zeros((), jnp.float32), s, value=v)[1])
+
+  es = config.early_stopping
+  manager = ckpt.create_manager(os.path.join(workdir, 'checkpoints'),
+                                keep=config.get('keep_checkpoints', 2), best_metric=es.metric,
+                                best_mode=es.mode)
+  train_iter = data_lib.create_iterator(
+      config.dataset.name, config.dataset.train_split, global_batch_size=config.batch_size,
+      seed=config.seed, train=True, augment=config.dataset.augment,
+      data_dir=config.dataset.data_dir, standardize=config.dataset.get('standardize', False))
+  loop = {'best': None, 'best_step': None, 'bad_evals': 0, 'stopped_early': False,
+          'eval': None}
+  restored = ckpt.restore_latest(manager, state, warn=_log)
+  start = 0
+  if restored is not None:
+    state, saved_loop, start = restored
+    # All processes advance in lockstep, so process 0's position holds for every process.
+    train_iter.set_state({**saved_loop.pop('data'), 'process_index': jax.process_index()})
+    loop.update(saved_loop)
+    _log(f'resumed from {workdir}/checkpoints/{start}')
+  last_saved = start if restored is not None else -1
+
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.get('tensorboard', True),
+                                    start_step=start)
+  progress = metrics_lib.Progress(config.num_train_steps, start,
+                                  enabled=config.get('progress_bar', True))
+  skip_nonfinite = config.optimizer.get('skip_nonfinite', False)
+  train_sums, train_n, nonfinite_steps, last_train = {}, 0, 0, {}
+  pending = None  # (step, metrics on device): read one step late, so dispatch runs ahead
+
+  def consume(step_metrics):
+    nonlocal train_n, nonfinite_steps
+    step, values = step_metrics
+    values = {k: float(v) for k, v in parallel.fetch(values).items()}
+    if not math.isfinite(values['loss']):
+      if not skip_nonfinite:
+        raise NonFiniteLossError(
+            f'training loss is {values["loss"]} at step {step}; stopping (checkpoints up to '
+            f'step {max(last_saved, 0)} are intact). Lower optimizer.learning_rate, set '
+            'optimizer.clip_norm, or set optimizer.skip_nonfinite=True to skip such steps')
+      nonfinite_steps += 1
+      return
+    for k, v in values.items():
+      train_sums[k] = train_sums.get(k, 0.0) + v
+    train_n += 1
+
+  def save(step, eval_metrics=None):
+    nonlocal last_saved
+    loop_state = {**loop, 'data': train_iter.get_state()}
+    monitored = None if eval_metrics is None else {es.metric: eval_metrics[es.metric]}
+    ckpt.save(manager, step, state, loop_state, monitored)
+    last_saved = step
+
+  step = start
+  try:
+    while step < config.num_train_steps and not loop['stopped_early']:
+      batch = parallel.put_batch(next(train_iter), mesh)
+      state, step_metrics = train_step(state, batch)
+      step += 1
+      if pending is not None:
+        consume(pending)
+      pending = (step, step_metrics)
+      is_eval = step % config.eval_every_steps == 0 or step == config.num_train_steps
+      is_log = step % config.log_every_steps == 0 or is_eval
+      if is_log:
+        consume(pending)
+        pending = None
+        last_train = {k: v / max(train_n, 1) for k, v in train_sums.items()}
+        lr = float(schedule(step) if callable(schedule) else schedule)
+        lr *= float(parallel.fetch(state_lib.plateau_scale(state.plateau)))
+        writer.write(step, 'train', {**last_train, 'learning_rate': lr,
+                                     'steps_per_second': progress.steps_per_second(step),
+                                     **({'nonfinite_steps': nonfinite_steps}
+                                        if skip_nonfinite else {})})
+        train_sums, train_n = {}, 0
+      eval_metrics = None
+      if is_eval:
+        eval_metrics = evaluate(eval_step, state, config, mesh)
+        writer.write(step, 'eval', eval_metrics)
+        loop['eval'] = eval_metrics
+        value = eval_metrics[es.metric]
+        if _improved(value, loop['best'], es.mode, es.get('min_delta', 0.0)):
+          loop.update(best=value, best_step=step, bad_evals=0)
+        else:
+          loop['bad_evals'] += 1
+          if es.patience and loop['bad_evals'] >= es.patience:
+            loop['stopped_early'] = True
+            _log(f'early stopping at step {step}: eval {es.metric} has not improved for '
+                 f'{es.patience} evaluations (best {loop["best"]:.4f} at step '
+                 f'{loop["best_step"]})')
+        if plateau_update is not None:
+          monitored = _monitor_value(eval_metrics, config.optimizer.reduce_on_plateau.metric)
+          state = state.replace(plateau=plateau_update(state.plateau, jnp.float32(monitored)))
+      if (step % config.checkpoint_every_steps == 0 or step == config.num_train_steps
+          or loop['stopped_early']):
+        save(step, eval_metrics)
+      progress.update(1, **({'loss': last_train['loss']} if 'loss' in last_train else {}))
+    if loop['eval'] is None or last_saved != step:
+      loop['eval'] = evaluate(eval_step, state, config, mesh)
+      writer.write(step, 'eval', loop['eval'])
+      save(step, loop['eval'])
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    progress.close()
+
+  sps = progress.steps_per_second(step)
+  result = {'step': step, **{f'train_{k}': v for k, v in last_train.items()},
+            **{f'eval_{k}': v for k, v in loop['eval'].items()},
+            'best_step': loop['best_step'], f'best_{es.metric}': loop['best'],
+            'stopped_early': loop['stopped_early'], 'steps_per_second': sps,
+            'nonfinite_steps': nonfinite_steps}
+  eval_text = ', '.join(f'{k} {v:.4f}' for k, v in loop['eval'].items())
+  _log(f'done: step {step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} '
+       f'{loop["best"]:.4f} at step {loop["best_step"]}; {sps:.1f} steps/s; '
+       f'{time.perf_counter() - t_start:.1f} s')
+  return result
