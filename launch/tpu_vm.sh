@@ -13,9 +13,10 @@
 #      with `tpu-vm scp --worker=all` and unpacked.
 #   3. Install on all workers: uv (from PyPI) makes a Python 3.11 venv, then
 #      `uv pip install -e . "jax[tpu]"`.
-#   4. Train on all workers with `python -m research.main`. On a TPU slice every worker runs the
-#      same command; jax.distributed.initialize() finds the coordinator and the process ids
-#      from the TPU metadata itself, so no distributed flags are passed. On a multi-host slice
+#   4. Train on all workers with `python -m research.main --distributed`. On a TPU slice every
+#      worker runs the same command; with --distributed, research.main calls
+#      jax.distributed.initialize() with no arguments, and JAX reads the coordinator, process
+#      count and process id from the TPU VM metadata (one-host VMs work too). On a multi-host slice
 #      the workdir must be storage all workers share (a gs:// bucket), as Orbax writes one
 #      checkpoint from all hosts.
 #   5. With --delete: gcloud compute tpus tpu-vm delete --quiet.
@@ -152,7 +153,10 @@ on_all_workers "python3 -m pip install --user -U uv && cd $REMOTE_DIR \
 && ~/.local/bin/uv venv --allow-existing --python=$(quote "$PYTHON_VERSION") .venv \
 && ~/.local/bin/uv pip install --python=.venv/bin/python -e . \"jax[tpu]\""
 
-TRAIN=(.venv/bin/python -m research.main "--config=$CONFIG" "--workdir=$WORKDIR" "${OVERRIDES[@]}")
+TRAIN=(
+  .venv/bin/python -m research.main --distributed "--config=$CONFIG" "--workdir=$WORKDIR"
+  "${OVERRIDES[@]}"
+)
 on_all_workers "cd $REMOTE_DIR && $(join_quoted "${TRAIN[@]}")"
 
 if [[ "$DELETE" == 1 && "$DRY_RUN" == 1 ]]; then

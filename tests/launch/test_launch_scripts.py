@@ -102,6 +102,7 @@ def test_tpu_dry_run_prints_create_copy_install_train_delete():
     ".venv/bin/python",
     "-m",
     "research.main",
+    "--distributed",
     CONFIG,
     "--workdir=gs://bucket/run1",
     *OVERRIDES,
