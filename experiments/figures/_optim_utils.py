@@ -30,12 +30,14 @@ class Trace(NamedTuple):
 
   xs: Array      # (K + 1, d) iterates, x_0 first
   values: Array  # (K + 1,)   f at each iterate
+  states: object = None  # with record_states: the optimizer state after each step, stacked (K,)
 
 
 def optimize(tx: optax.GradientTransformation, fun: Fun, x0: Array, num_steps: int, *,
              grad_fn: Callable[[Array, Array], Array] | None = None,
              key: Array | None = None,
-             extra: Callable[[Array, Array, Array], dict] | None = None) -> Trace:
+             extra: Callable[[Array, Array, Array], dict] | None = None,
+             record_states: bool = False) -> Trace:
   """Runs `num_steps` steps of `tx` on `fun` from `x0` inside one `lax.scan`.
 
   x_{k+1} = x_k + u_k,   (u_k, s_{k+1}) = tx.update(g_k, s_k, x_k, **extra(x_k, f(x_k), g_k))
@@ -48,6 +50,7 @@ def optimize(tx: optax.GradientTransformation, fun: Fun, x0: Array, num_steps: i
     grad_fn: g(x, key) -> (d,), a stochastic gradient; default the exact gradient of `fun`.
     key: PRNG key split once per step for `grad_fn` (required with `grad_fn`).
     extra: (x, f(x), g) -> keyword arguments for `tx.update` (e.g. `value=`, `value_fn=`).
+    record_states: also return the state after every step (e.g. accepted line-search steps).
 
   Returns:
     A `Trace` of K + 1 iterates and values. Jit the caller to compile once.
@@ -65,10 +68,10 @@ def optimize(tx: optax.GradientTransformation, fun: Fun, x0: Array, num_steps: i
       value, g = fun(x), grad_fn(x, k)
     kwargs = extra(x, value, g) if extra is not None else {}
     updates, state = tx.update(g, state, x, **kwargs)
-    return (optax.apply_updates(x, updates), state), (x, value)
+    return (optax.apply_updates(x, updates), state), (x, value, state if record_states else None)
 
-  (x_last, _), (xs, values) = jax.lax.scan(step, (x0, tx.init(x0)), keys)
-  return Trace(jnp.concatenate([xs, x_last[None]]), jnp.append(values, fun(x_last)))
+  (x_last, _), (xs, values, states) = jax.lax.scan(step, (x0, tx.init(x0)), keys)
+  return Trace(jnp.concatenate([xs, x_last[None]]), jnp.append(values, fun(x_last)), states)
 
 
 def line_search_extra(fun: Fun) -> Callable[[Array, Array, Array], dict]:
