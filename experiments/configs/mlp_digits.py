@@ -18,10 +18,10 @@ def get_config(arg: str | None = None):
   config.optimizer.name = 'adam'
   config.optimizer.learning_rate = 1e-3
   config.batch_size = 64
-  config.num_train_steps = 1000
+  config.num_train_steps = 600
   config.log_every_steps = 50
-  config.eval_every_steps = 250
-  config.checkpoint_every_steps = 250
+  config.eval_every_steps = 200
+  config.checkpoint_every_steps = 200
   if test:
     config.model.width = 32
     config.batch_size = 16

@@ -39,11 +39,10 @@ class MergeReport(NamedTuple):
             f'unused from checkpoint {self.unused or "none"}')
 
 
-def default_head_pattern(params) -> str:
-  """The output layer: the top-level module named 'head', else the last one created."""
-  names = list(params)
-  name = 'head' if 'head' in names else names[-1]
-  return '^' + re.escape(name) + '/'
+# The output layers of research.models ('head' of the MLP, ResNets and DenseNets, 'fc8' of
+# VGG / AlexNet, 'linear' of the linear classifier, the FCNs' 'score_*'): the layers whose shape
+# changes with num_classes.
+DEFAULT_HEAD_PATTERN = r'(^|/)(head|fc8|linear|logits|classifier|score_\w+)(/|$)'
 
 
 def merge(fresh: dict, loaded: dict, head_pattern: str, *, collection: str = 'params'
@@ -81,7 +80,7 @@ def merge(fresh: dict, loaded: dict, head_pattern: str, *, collection: str = 'pa
 def merge_variables(fresh: dict, loaded: dict, head_pattern: str | None
                     ) -> tuple[dict, MergeReport]:
   """`merge` for 'params' and 'batch_stats'; raises if nothing at all matched."""
-  head_pattern = head_pattern or default_head_pattern(fresh['params'])
+  head_pattern = head_pattern or DEFAULT_HEAD_PATTERN
   out, total = dict(fresh), MergeReport([], [], [], [])
   for collection in ('params', 'batch_stats'):
     if collection not in fresh:

@@ -5,6 +5,7 @@ loop (train, log, evaluate, early stop / reduce on plateau, checkpoint, resume).
 """
 
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -79,6 +80,14 @@ def evaluate(eval_step, state, config, mesh) -> dict[str, float]:
   return steps.summarize(total)
 
 
+def params_digest(params) -> str:
+  """sha256 of the parameters' bytes (leaves in path order): equal digests, equal bits."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(parallel.fetch(params)):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
 def _monitor_value(metrics: dict, metric: str) -> float:
   """Reduce-on-plateau minimizes: loss as is, accuracy-like metrics negated."""
   return metrics[metric] if metric == 'loss' else -metrics[metric]
@@ -88,7 +97,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its checkpoints) and returns final metrics.
 
   Returns a dict with 'step', 'train_loss', 'train_accuracy', 'eval_<metric>' for each
-  evaluation metric, 'best_step', 'best_<metric>', 'stopped_early', 'steps_per_second'.
+  evaluation metric, 'best_step', 'best_<metric>', 'stopped_early', 'steps_per_second',
+  'nonfinite_steps' and 'params_sha256' (a digest of the final parameters).
   """
   t_start = time.perf_counter()
   workdir = os.path.abspath(os.path.expanduser(workdir))
@@ -234,7 +244,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             **{f'eval_{k}': v for k, v in loop['eval'].items()},
             'best_step': loop['best_step'], f'best_{es.metric}': loop['best'],
             'stopped_early': loop['stopped_early'], 'steps_per_second': sps,
-            'nonfinite_steps': nonfinite_steps}
+            'nonfinite_steps': nonfinite_steps, 'params_sha256': params_digest(state.params)}
   eval_text = ', '.join(f'{k} {v:.4f}' for k, v in loop['eval'].items())
   _log(f'done: step {step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} '
        f'{loop["best"]:.4f} at step {loop["best_step"]}; {sps:.1f} steps/s; '

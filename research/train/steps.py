@@ -75,7 +75,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *,
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss_value,
                'accuracy': losses.accuracy(logits, batch['label']),
-               'grad_norm': optax.global_norm(grads)}
+               'grad_norm': optax.tree.norm(grads)}
     if axis_name is not None:
       metrics = jax.lax.pmean(metrics, axis_name)
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,

@@ -1,0 +1,50 @@
+"""Krizhevsky et al. 2012: AlexNet on ImageNet (ILSVRC-2012), the paper's recipe.
+
+Recipe: batch 128, SGD with momentum 0.9, weight decay 5e-4, learning rate 0.01 divided by 10
+when the validation error stops improving (here reduce-on-plateau on validation accuracy, checked
+every ~1 epoch of 10,009 steps), about 90 epochs; random 224 crops of 256x256 images, flips, PCA
+colour augmentation; mean subtraction; dropout 0.5 in the first two dense layers. ImageNet must be
+downloaded by hand into the TFDS manual directory (see research.data).
+
+    python -m research.main --config=experiments/configs/alexnet_imagenet.py --workdir=checkpoints/imagenet_alexnet
+
+Test-sized (CI): --config=experiments/configs/alexnet_imagenet.py:test
+"""  # noqa: E501  (launch commands stay on one line, ready to copy)
+
+from experiments.configs import base
+
+STEPS_PER_EPOCH = 1_281_167 // 128
+
+
+def get_config(arg: str | None = None):
+  _, test = base.parse_arg(arg)
+  config = base.get_base_config()
+  config.model.name = 'alexnet'
+  config.dataset.name = 'imagenet2012'
+  config.dataset.eval_split = 'validation'
+  config.dataset.augment = 'alexnet'
+  config.dataset.standardize = True
+  config.optimizer.name = 'heavy_ball'
+  config.optimizer.learning_rate = 0.01
+  config.optimizer.beta = 0.9
+  config.optimizer.weight_decay = 5e-4
+  config.optimizer.reduce_on_plateau.enabled = True
+  config.optimizer.reduce_on_plateau.metric = 'accuracy'
+  config.optimizer.reduce_on_plateau.factor = 0.1
+  config.optimizer.reduce_on_plateau.patience = 2
+  config.optimizer.reduce_on_plateau.threshold = 1e-3
+  config.batch_size = 128
+  config.num_train_steps = 90 * STEPS_PER_EPOCH
+  config.log_every_steps = 100
+  config.eval_every_steps = STEPS_PER_EPOCH
+  config.checkpoint_every_steps = STEPS_PER_EPOCH
+  if test:
+    config.model.width = 0.125
+    config.batch_size = 8
+    config.num_train_steps = 2
+    config.log_every_steps = 1
+    config.eval_every_steps = 2
+    config.checkpoint_every_steps = 2
+    config.tensorboard = False
+    config.progress_bar = False
+  return config
