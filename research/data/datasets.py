@@ -192,13 +192,13 @@ def _pet_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
   return {"image": image, "label": label}
 
 
-def _classification_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
+def classification_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
   return {"image": np.asarray(record["image"], np.uint8), "label": np.int32(record["label"])}
 
 
 def _record_fn(name: str) -> Callable[[dict[str, Any]], dict[str, np.ndarray]]:
   return {"imagenet2012": _imagenet_record, "oxford_iiit_pet": _pet_record}.get(
-    name, _classification_record
+    name, classification_record
   )
 
 
@@ -218,7 +218,7 @@ def open_source(name: str, split: str, data_dir: str | None = None) -> grain.Map
 
     _check_split(name, split, ("train", "test"))
     source = digits.ensure_built(data_dir).as_data_source(split=split)
-    return grain.MapDataset.source(source).map(_classification_record)
+    return grain.MapDataset.source(source).map(classification_record)
   directory = _idx_dir(name)
   if directory is not None:
     _check_split(name, split, idx_lib.SPLITS)
@@ -298,16 +298,17 @@ def _stats_path(name: str, data_dir: str) -> str:
   return os.path.join(data_dir, "research_stats", f"{key}.json")
 
 
-def _compute_stats(name: str, data_dir: str) -> ChannelStats:
-  directory = _idx_dir(name)
-  if directory is not None:
-    pixels = idx_lib.read_split(directory, "train").images
-  else:
-    source = open_source(name, "train", data_dir)
-    n = len(source)
-    indices = np.linspace(0, n - 1, min(n, STATS_MAX_EXAMPLES)).round().astype(int)
-    pixels = np.stack([eval_view(name, source[int(i)]["image"]) for i in np.unique(indices)])
-  flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64) / 255.0  # (N H W, C)
+def sample_images(source: grain.MapDataset, view=None, limit: int = STATS_MAX_EXAMPLES):
+  """Every image of ``source`` up to ``limit``, else ``limit`` evenly spaced: (N, H, W, C)."""
+  n = len(source)
+  indices = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int))
+  view = view or (lambda image: image)
+  return np.stack([view(source[int(i)]["image"]) for i in indices])
+
+
+def stats_of_images(images: np.ndarray) -> ChannelStats:
+  """Channel statistics of uint8 images (N, H, W, C), in the [0, 1] scale of the pipeline."""
+  flat = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0  # (N H W, C)
   mean = flat.mean(axis=0)
   covariance = np.atleast_2d(np.cov(flat, rowvar=False))
   eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -317,6 +318,14 @@ def _compute_stats(name: str, data_dir: str) -> ChannelStats:
     eigenvalues=np.maximum(eigenvalues, 0.0).astype(np.float32),
     eigenvectors=eigenvectors.astype(np.float32),
   )
+
+
+def _compute_stats(name: str, data_dir: str) -> ChannelStats:
+  directory = _idx_dir(name)
+  if directory is not None:
+    return stats_of_images(idx_lib.read_split(directory, "train").images)
+  source = open_source(name, "train", data_dir)
+  return stats_of_images(sample_images(source, lambda image: eval_view(name, image)))
 
 
 def channel_stats(name: str, data_dir: str | None = None) -> ChannelStats:

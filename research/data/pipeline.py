@@ -14,11 +14,10 @@ are padded to the full size and carry ``'mask'`` (1.0 real, 0.0 padding), and ev
 yields the same number of batches.
 """
 
+import collections
 import functools
 import math
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -290,63 +289,46 @@ def create_iterator(
 
 
 def prefetch_to_device(iterator: Iterator[Any], size: int = 2, sharding=None) -> Iterator[Any]:
-  """Moves the next ``size`` batches to devices in a background thread.
+  """Keeps the next ``size`` batches in flight to the devices.
 
-  ``sharding``: None places each array on the default device; a ``jax.sharding.Sharding``
-  (e.g. ``NamedSharding(mesh, P('data'))`` over the batch axis) is applied to every array.
-  If ``iterator`` has ``get_state`` / ``set_state``, so does the result, and its state is that
-  of the next batch it will yield (not of the batches already fetched ahead).
+  ``jax.device_put`` is asynchronous, so queueing ``size`` transfers overlaps them with the
+  running step (as flax's ``prefetch_to_device``); the host work is already done ahead by the
+  pipeline's threads. ``sharding``: None places each array on the default device; a
+  ``jax.sharding.Sharding`` (e.g. ``NamedSharding(mesh, P('data'))`` over the batch axis) is
+  applied to every array. If ``iterator`` has ``get_state`` / ``set_state``, so does the
+  result, and its state is that of the next batch it will yield (not of those queued ahead).
   """
   return _DevicePrefetcher(iterator, size, sharding)
 
 
 class _DevicePrefetcher(Iterator[Any]):
-  """A background thread fetches batches, puts them on devices and queues them with the
-  source iterator's state after each one."""
-
   def __init__(self, iterator, size: int, sharding):
     self._iterator = iterator
     self._size = size
     self._put = functools.partial(jax.device_put, device=sharding)
+    self._queue: collections.deque = collections.deque()  # (device batch, state after it)
+    self._exhausted = False
     self._state = self._source_state()
-    self._start()
 
   def _source_state(self):
     get_state = getattr(self._iterator, "get_state", None)
     return None if get_state is None else get_state()
 
-  def _start(self):
-    self._done = False
-    self._queue: queue.Queue = queue.Queue(maxsize=self._size)
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._fill, daemon=True)
-    self._thread.start()
-
   def _fill(self):
-    while not self._stop.is_set():
+    while len(self._queue) < self._size and not self._exhausted:
       try:
-        item = (jax.tree.map(self._put, next(self._iterator)), self._source_state(), None)
-      except StopIteration as end:
-        item = (None, None, end)
-      except Exception as error:  # handed to the consumer thread, which re-raises it
-        item = (None, None, error)
-      while not self._stop.is_set():
-        try:
-          self._queue.put(item, timeout=0.05)
-          break
-        except queue.Full:
-          continue
-      if item[2] is not None:
+        batch = next(self._iterator)
+      except StopIteration:
+        self._exhausted = True
         return
+      self._queue.append((jax.tree.map(self._put, batch), self._source_state()))
 
   def __next__(self):
-    if self._done:
+    self._fill()
+    if not self._queue:
       raise StopIteration
-    batch, state, error = self._queue.get()
-    if error is not None:
-      self._done = True
-      raise error
-    self._state = state
+    batch, self._state = self._queue.popleft()
+    self._fill()  # start the next transfers now, so they overlap with the caller's step
     return batch
 
   def get_state(self) -> dict[str, Any]:
@@ -355,8 +337,7 @@ class _DevicePrefetcher(Iterator[Any]):
     return self._state
 
   def set_state(self, state: dict[str, Any]) -> None:
-    self._stop.set()
-    self._thread.join()
+    self._queue.clear()
+    self._exhausted = False
     self._iterator.set_state(state)
     self._state = self._source_state()
-    self._start()

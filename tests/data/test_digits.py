@@ -1,6 +1,7 @@
 """The digits dataset end to end: local TFDS build, info, arrays, statistics, iterators."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -109,3 +110,28 @@ def test_set_state_rejects_another_configuration():
   other = rd.create_iterator("digits", "train", global_batch_size=32, seed=1, train=True)
   with pytest.raises(ValueError, match="seed=0"):
     other.set_state(state)
+
+
+def test_concurrent_first_builds_are_safe(tmp_path):
+  code = (
+    "import sys, research.data as rd; "
+    "print(rd.get_info('digits', data_dir=sys.argv[1]).num_examples['train'])"
+  )
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  processes = [
+    subprocess.Popen(
+      [sys.executable, "-c", code, str(tmp_path)],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      env=env,
+    )
+    for _ in range(2)
+  ]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for process, (out, err) in zip(processes, outputs, strict=True):
+    assert process.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == "1437"
+  # The lock let exactly one of them build; the other waited and reused the result.
+  assert sum("Downloading and preparing" in out for out, _ in outputs) == 1
+  assert [p.name for p in (tmp_path / "sklearn_digits").iterdir()] == ["1.0.0"]

@@ -3,6 +3,7 @@
 import gzip
 import os
 import struct
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -110,3 +111,13 @@ def test_real_fashion_mnist_trains_a_linear_classifier():
     total += float(batch["mask"].sum())
   assert total == 10_000
   assert correct / total > 0.78  # 200 steps of batch 256 reach about 0.81 (0.84 when converged)
+
+
+def test_fashion_check_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
+  monkeypatch.setattr(sys.modules[__name__], "FASHION", str(tmp_path))
+  monkeypatch.delenv("CI", raising=False)
+  with pytest.raises(pytest.skip.Exception, match="dataset-fashion-mnist"):
+    _fashion_present()
+  monkeypatch.setenv("CI", "true")
+  with pytest.raises(pytest.fail.Exception, match="apt-get install dataset-fashion-mnist"):
+    _fashion_present()
