@@ -83,7 +83,7 @@ def evaluate(eval_step, state, config, mesh) -> dict[str, float]:
 def params_digest(params) -> str:
   """sha256 of the parameters' bytes (leaves in path order): equal digests, equal bits."""
   digest = hashlib.sha256()
-  for leaf in jax.tree.leaves(parallel.fetch(params)):
+  for leaf in jax.tree.leaves(params):
     digest.update(np.ascontiguousarray(leaf).tobytes())
   return digest.hexdigest()
 
@@ -111,6 +111,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.get('eval_batch_size'):
     data_lib.check_batch_size(config.eval_batch_size, mesh.size, jax.process_count())
   model = create_model(config, info.num_classes)
+  if config.init_from:
+    ckpt.find_state_dir(config.init_from)  # raises now if there is nothing to load
   validate.check_workdir(config, workdir)
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
@@ -244,7 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             **{f'eval_{k}': v for k, v in loop['eval'].items()},
             'best_step': loop['best_step'], f'best_{es.metric}': loop['best'],
             'stopped_early': loop['stopped_early'], 'steps_per_second': sps,
-            'nonfinite_steps': nonfinite_steps, 'params_sha256': params_digest(state.params)}
+            'nonfinite_steps': nonfinite_steps,
+            'params_sha256': params_digest(parallel.fetch(state.params))}
   eval_text = ', '.join(f'{k} {v:.4f}' for k, v in loop['eval'].items())
   _log(f'done: step {step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} '
        f'{loop["best"]:.4f} at step {loop["best_step"]}; {sps:.1f} steps/s; '

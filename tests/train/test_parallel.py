@@ -7,7 +7,8 @@ import optax
 import pytest
 
 from research import models
-from research.train import parallel, state as state_lib, steps, train_and_evaluate
+from research.train import parallel, steps, train_and_evaluate
+from research.train import state as state_lib
 from tests.train import helpers
 
 

@@ -35,7 +35,7 @@ def _wait_for_step(path: str, step: int, proc: subprocess.Popen, timeout: float 
   """Blocks until metrics.jsonl has a train record at >= step; returns that step."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
-    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    assert proc.poll() is None, f'the run ended early with code {proc.returncode}'
     if os.path.exists(path):
       with open(path) as f:
         steps = [int(line.split('"step": ')[1].split(',')[0]) for line in f if '"step": ' in line]
@@ -46,17 +46,19 @@ def _wait_for_step(path: str, step: int, proc: subprocess.Popen, timeout: float 
 
 
 def test_sigkill_mid_run_then_restart_is_bit_identical(tmp_path):
-  flags = ('--config.num_train_steps=120', '--config.checkpoint_every_steps=10',
+  flags = ('--config.model.dropout_rate=0.1', '--config.num_train_steps=120',
+           '--config.checkpoint_every_steps=10',
            '--config.log_every_steps=5', '--config.eval_every_steps=40')
   killed = str(tmp_path / 'killed')
-  proc = subprocess.Popen(helpers.main_command(killed, 'test', '--config.model.dropout_rate=0.1', *flags), cwd=helpers.REPO,
-                          env=helpers.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  log = open(tmp_path / 'killed.log', 'w')  # a file, not a pipe nobody drains
+  proc = subprocess.Popen(helpers.main_command(killed, 'test', *flags), cwd=helpers.REPO,
+                          env=helpers.env(), stdout=log, stderr=subprocess.STDOUT)
   try:
     seen = _wait_for_step(os.path.join(killed, 'metrics.jsonl'), 55, proc)
     os.kill(proc.pid, signal.SIGKILL)
   finally:
     proc.wait()
+    log.close()
   assert proc.returncode == -signal.SIGKILL and seen < 120
   restarted = helpers.run_main(killed, *flags)
   assert restarted.returncode == 0, restarted.stderr[-3000:]
