@@ -1,0 +1,153 @@
+"""Ioffe & Szegedy 2015, Fig. 1: a 3 x 100 sigmoid MLP trained with and without batch norm.
+
+The paper's setup: 28x28 inputs, 3 fully connected hidden layers of 100 sigmoid units, batch 60,
+50,000 steps on MNIST; (a) test accuracy against steps with and without BN, (b, c) the 15th, 50th
+and 85th percentiles of one last-hidden-layer sigmoid's input over training. With BN the
+accuracy rises faster and higher and the input distribution is stable; without BN it drifts.
+
+Default: the same network and batch on Fashion-MNIST (Debian's dataset-fashion-mnist; digits when
+absent) for a few thousand steps; `--full`: the paper's MNIST (TFDS 'mnist') and 50k steps.
+The BN network is `research.models.create('mlp', norm='batch')` (normalization before the
+sigmoid, as in the paper); the optimizer is `research.optim.sgd`.
+
+Stability measure (ours): for each percentile track p_k(t), k in {15, 50, 85}, evaluated on a
+fixed batch of held-out images (normalized with that batch's own statistics, as in training),
+after the first `settle` fraction of training,
+
+    drift = mean_k std_t(p_k(t)) / mean_t(p_85(t) - p_15(t)),
+
+the fluctuation of the percentiles relative to the distribution's own width (scale-free).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from experiments.figures import _fit
+from experiments.figures.common import FigureResult, check_greater, check_less
+
+NAME = "batch_norm"
+TITLE = "Batch norm (Ioffe & Szegedy Fig. 1): 3 x 100 sigmoid MLP, batch 60, with vs without BN"
+CAPTION = (
+    "(a) Test accuracy of a 3-hidden-layer, 100-unit sigmoid MLP trained with SGD at batch 60, "
+    "with and without batch normalization. (b, c) The 15th, 50th and 85th percentiles of the "
+    "input to one sigmoid of the last hidden layer, over a fixed batch of held-out images, during "
+    "training: with BN they stay put, without BN they drift."
+)
+
+PERCENTILES = (15.0, 50.0, 85.0)
+
+
+def get_config(full: bool = False) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.dataset = "mnist" if full else "fashion_mnist_idx"
+  config.width = 100
+  config.depth = 3
+  config.batch_size = 60
+  config.steps = 50_000 if full else 3000
+  config.eval_every = 500 if full else 100
+  config.learning_rate = 0.1
+  config.max_train = None if full else 20_000
+  config.max_val = None if full else 5000
+  config.probe_size = 1000
+  config.unit = 0
+  config.settle = 0.1
+  config.seed = 0
+  return config
+
+
+def _load(config):
+  if config.dataset in ("mnist",):   # TFDS data: no fallback, a missing dataset is an error
+    from research.data import load_arrays
+    train, val = load_arrays(config.dataset, "train"), load_arrays(config.dataset, "test")
+    return config.dataset, train, val
+  return _fit.load_data(config.dataset, max_train=config.max_train, max_val=config.max_val,
+                        seed=config.seed)
+
+
+def drift(tracks: np.ndarray, settle: float) -> float:
+  """tracks (E, 3): percentiles 15/50/85 over time; see the module docstring."""
+  t = tracks[int(round(settle * (len(tracks) - 1))):]
+  return float(t.std(0).mean() / (t[:, 2] - t[:, 0]).mean())
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  from research import optim
+  from research.models import create
+
+  name, train, val = _load(config)
+  probe_x = jax.numpy.asarray(val[0][: config.probe_size])
+  results = {}
+  for norm in ("none", "batch"):
+    model = create("mlp", num_classes=10, depth=config.depth, width=config.width,
+                   activation="sigmoid", norm=norm, kernel_init="xavier_normal")
+    # the sigmoid's input: the BN output with BN, the dense output without
+    layer = f"norm_{config.depth - 1}" if norm == "batch" else f"dense_{config.depth - 1}"
+
+    def probe(variables, model=model, layer=layer):
+      # train=True: the sigmoid's input as training sees it (BN with the batch's statistics);
+      # the updated running statistics are discarded
+      _, state = model.apply(variables, probe_x, train=True,
+                             mutable=["intermediates", "batch_stats"],
+                             capture_intermediates=lambda m, _: m.name == layer)
+      z = state["intermediates"][layer]["__call__"][0][:, config.unit]
+      return jax.numpy.percentile(z, jax.numpy.asarray(PERCENTILES))
+
+    results[norm] = _fit.fit(model, optim.sgd(config.learning_rate), train, val,
+                             batch_size=config.batch_size, steps=config.steps, seed=config.seed,
+                             eval_every=config.eval_every, probe=probe)
+  plain, bn = results["none"], results["batch"]
+  early = max(1, int(round(config.settle * (len(bn.eval_steps) - 1))))
+  gap = bn.val_accuracy[early:] - plain.val_accuracy[early:]
+  drifts = {k: drift(np.asarray(r.probes), config.settle) for k, r in results.items()}
+  checks = [
+      check_greater(f"min over evaluations after step {int(bn.eval_steps[early])}: "
+                    "test accuracy BN - no BN", float(gap.min()), 0.0),
+      check_greater("final test accuracy BN - no BN", float(gap[-1]), 0.0),
+      check_less("percentile drift with BN / without BN (lower = more stable)",
+                 drifts["batch"] / drifts["none"], 0.5),
+  ]
+  data = {
+      "dataset": name, "steps": bn.eval_steps.tolist(),
+      "test_accuracy": {"bn": bn.val_accuracy.tolist(), "no_bn": plain.val_accuracy.tolist()},
+      "percentiles": {"bn": np.asarray(bn.probes).tolist(),
+                      "no_bn": np.asarray(plain.probes).tolist()},
+      "drift": {"bn": drifts["batch"], "no_bn": drifts["none"]},
+  }
+  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+
+
+def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  d = result.data
+  steps = np.asarray(d["steps"])
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+  axes[0].plot(steps, d["test_accuracy"]["no_bn"], "--", label="without BN")
+  axes[0].plot(steps, d["test_accuracy"]["bn"], label="with BN")
+  axes[0].set(xlabel="training step", ylabel=f"test accuracy ({d['dataset']})",
+              title="(a) test accuracy")
+  axes[0].legend()
+  for ax, key, label in ((axes[1], "no_bn", "(b) without BN"), (axes[2], "bn", "(c) with BN")):
+    p = np.asarray(d["percentiles"][key])
+    for k, q in enumerate(PERCENTILES):
+      ax.plot(steps, p[:, k], label=f"{q:g}th percentile")
+    ax.set(xlabel="training step", ylabel="input to a last-hidden-layer sigmoid",
+           title=f"{label}: drift {d['drift'][key]:.3f}")
+    ax.legend(fontsize=8)
+  lo = min(np.min(d["percentiles"]["bn"]), np.min(d["percentiles"]["no_bn"]))
+  hi = max(np.max(d["percentiles"]["bn"]), np.max(d["percentiles"]["no_bn"]))
+  for ax in axes[1:]:
+    ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
+  fig.suptitle(TITLE, fontsize=10)
+  fig.tight_layout()
+  out = pathlib.Path(out_dir) / f"{NAME}.png"
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+  return [out]
