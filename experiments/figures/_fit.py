@@ -10,7 +10,8 @@ Training runs `eval_every` steps at a time inside one `lax.scan`; mini-batches a
 uniformly with replacement from the training arrays, which stay on the device.
 
 Per step it records the loss, the global gradient norm, the global update norm and, when
-asked, the gradient norm of every layer (a layer is a top-level entry of `params`). At every
+asked, the gradient norm of every layer (a module of `params`, as
+`research.models.diagnostics.grouped_norms` groups them). At every
 evaluation point it computes loss and accuracy on the training arrays (first `eval_size`
 examples) and on the validation arrays, and optionally a user `probe(variables)`.
 
@@ -45,7 +46,7 @@ class FitResult(NamedTuple):
   step_loss: np.ndarray         # (steps,) mini-batch loss at each step
   grad_norm: np.ndarray         # (steps,) global gradient norm ||g||_2 at each step
   update_norm: np.ndarray       # (steps,) global norm of the optimizer's update
-  layer_names: list[str]        # top-level parameter entries, in network order
+  layer_names: list[str]        # module paths of the parameters, in network order
   layer_grad_norms: np.ndarray | None  # (steps, L) per-layer gradient norms, or None
   probes: Any                   # pytree of (E, ...) arrays from `probe`, or None
   variables: Any                # final variables (params and batch_stats)
@@ -88,19 +89,24 @@ def load_data(prefer: str = "digits", *, max_train: int | None = None,
 
 
 def _layer_order(name: str) -> tuple:
-  """Sorts 'Dense_10' after 'Dense_2': by trailing integer, then by name."""
-  match = re.search(r"(\d+)$", name)
+  """Sorts 'dense_10' after 'dense_2' and 'head' last: by the first module's trailing integer."""
+  first = name.split("/")[0]
+  match = re.search(r"(\d+)$", first)
   return (int(match.group(1)) if match else 1 << 30, name)
 
 
 def layer_names(params: dict) -> list[str]:
-  """Top-level parameter entries of a Flax `params` dict, in network order."""
-  return sorted(params.keys(), key=_layer_order)
+  """Module paths of `params` (as `research.models.diagnostics.grouped_norms` names them),
+  in network order for numbered layers ('dense_0', ..., 'dense_9', then 'head')."""
+  from research.models import diagnostics  # noqa: PLC0415
+  return sorted(diagnostics.grouped_norms(params).keys(), key=_layer_order)
 
 
 def layer_grad_norms(grads: dict, names: list[str]) -> Array:
-  """Per-layer Euclidean norms ||dL/dW_l||_2 over all leaves of each entry. Returns (L,)."""
-  return jnp.stack([optax.global_norm(grads[n]) for n in names])
+  """Per-layer norms ||dL/dtheta_l||_2 (kernel and bias together) in the order of `names`. (L,)."""
+  from research.models import diagnostics  # noqa: PLC0415
+  norms = diagnostics.grouped_norms(grads)
+  return jnp.stack([norms[n] for n in names])
 
 
 def _default_loss(logits: Array, labels: Array) -> Array:
