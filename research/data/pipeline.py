@@ -29,7 +29,6 @@ from research.data import datasets, host_augment
 
 Example = dict[str, np.ndarray]
 Augment = Callable[[Example, np.random.Generator], Example]
-STATE_KEYS = ("name", "split", "seed", "global_batch_size", "process_index", "process_count")
 
 
 def check_batch_size(global_batch_size: int, num_devices: int, process_count: int = 1) -> int:

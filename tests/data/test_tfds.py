@@ -101,3 +101,11 @@ def test_unknown_name_and_split_are_refused():
     rd.get_info("cifar11")
   with pytest.raises(ValueError, match="splits are"):
     rd.open_source("digits", "validation")
+
+
+def test_tfds_data_dir_environment_variable_is_the_default(monkeypatch, tmp_path):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+  assert rd.resolve_data_dir() == str(tmp_path)
+  assert rd.resolve_data_dir("/elsewhere") == "/elsewhere"
+  with pytest.raises(rd.DatasetNotFoundError, match=str(tmp_path)):
+    rd.get_info("mnist")
