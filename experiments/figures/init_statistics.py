@@ -14,7 +14,8 @@ decays by about 1/sqrt(2) per layer; He, W ~ N(0, 2/N), restores it.
 
 The network is `research.models.create('mlp', depth=10, width=500, ...)` with the named
 initializers; the activations are read with Flax's `capture_intermediates`. For 500 x 500 layers
-`xavier_normal` (Var = 2 / (fan_in + fan_out)) equals the slides' N(0, 1/N).
+`xavier_normal` (Var = 2 / (fan_in + fan_out)) equals the slides' N(0, 1/N). Per-layer mean and
+std come from `research.models.diagnostics.activation_stats`.
 """
 
 from __future__ import annotations
@@ -61,31 +62,40 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
 
 
 def layer_activations(activation: str, kernel_init: str, x: jax.Array, depth: int, width: int,
-                      seed: int) -> np.ndarray:
-  """Outputs of every hidden activation of the MLP at initialization. Returns (depth, N, width)."""
-  from research.models import create
+                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Every hidden activation of the MLP at initialization, and its per-layer mean and std.
+
+  Returns:
+    (activations (depth, N, width), means (depth,), stds (depth,)); the statistics come from
+    `research.models.diagnostics.activation_stats`.
+  """
+  from research.models import create, diagnostics
 
   model = create("mlp", num_classes=10, depth=depth, width=width, activation=activation,
                  kernel_init=kernel_init, bias_init="zeros")
   variables = model.init(jax.random.PRNGKey(seed), x, train=False)
+  stats = diagnostics.activation_stats(model, variables, x)
+  if [s.name for s in stats] != [f"act_{i}" for i in range(depth)]:
+    raise ValueError(f"expected the activations act_0..act_{depth - 1}, got "
+                     f"{[s.name for s in stats]}")
   _, state = model.apply(variables, x, train=False,
                          capture_intermediates=lambda mdl, _: (mdl.name or "").startswith("act_"),
                          mutable=["intermediates"])
   acts = state["intermediates"]
-  return np.stack([np.asarray(acts[f"act_{i}"]["__call__"][0]) for i in range(depth)])
+  return (np.stack([np.asarray(acts[f"act_{i}"]["__call__"][0]) for i in range(depth)]),
+          np.asarray([s.mean for s in stats]), np.asarray([s.std for s in stats]))
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   x = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                         (config.num_samples, 1, 1, config.width), jnp.float32)
   data = {"means": {}, "histograms": {}, "saturated_fraction": {}}
-  acts = {}
   for key, (activation, init) in CASES.items():
-    a = layer_activations(activation, init, x, config.depth, config.width, config.seed)
-    acts[key] = a
+    a, means, stds = layer_activations(activation, init, x, config.depth, config.width,
+                                       config.seed)
     flat = a.reshape(config.depth, -1)
-    data[key] = flat.std(1).tolist()
-    data["means"][key] = flat.mean(1).tolist()
+    data[key] = stds.tolist()
+    data["means"][key] = means.tolist()
     data["saturated_fraction"][key] = (np.abs(flat) > SATURATION).mean(1).tolist()
     lo, hi = (-1.0, 1.0) if activation == "tanh" else (0.0, max(float(flat.max()), 1e-6))
     if key == "tanh_normal_0.01":
