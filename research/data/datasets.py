@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import grain
@@ -299,18 +299,28 @@ def _stats_path(name: str, data_dir: str) -> str:
 
 
 def sample_images(source: grain.MapDataset, view=None, limit: int = STATS_MAX_EXAMPLES):
-  """Every image of ``source`` up to ``limit``, else ``limit`` evenly spaced: (N, H, W, C)."""
+  """Yields every image of ``source`` up to ``limit``, else ``limit`` evenly spaced ones."""
   n = len(source)
-  indices = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int))
   view = view or (lambda image: image)
-  return np.stack([view(source[int(i)]["image"]) for i in indices])
+  for i in np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int)):
+    yield view(source[int(i)]["image"])
 
 
-def stats_of_images(images: np.ndarray) -> ChannelStats:
-  """Channel statistics of uint8 images (N, H, W, C), in the [0, 1] scale of the pipeline."""
-  flat = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0  # (N H W, C)
-  mean = flat.mean(axis=0)
-  covariance = np.atleast_2d(np.cov(flat, rowvar=False))
+def stats_of_images(images: Iterable[np.ndarray]) -> ChannelStats:
+  """Channel statistics of uint8 images, in the [0, 1] scale of the pipeline.
+
+  ``images`` yields arrays (..., C) (single images or chunks); the sums are accumulated in
+  float64, so the images never need to fit in memory together:
+  mean = sum x / n, covariance = (sum x x^T - n mean mean^T) / (n - 1), std = sqrt(diag).
+  """
+  count, total, outer = 0, 0.0, 0.0
+  for image in images:
+    flat = image.reshape(-1, image.shape[-1]).astype(np.float64) / 255.0  # (pixels, C)
+    count += flat.shape[0]
+    total = total + flat.sum(axis=0)
+    outer = outer + flat.T @ flat
+  mean = total / count
+  covariance = (outer - count * np.outer(mean, mean)) / (count - 1)
   eigenvalues, eigenvectors = np.linalg.eigh(covariance)
   return ChannelStats(
     mean=mean.astype(np.float32),
@@ -323,7 +333,8 @@ def stats_of_images(images: np.ndarray) -> ChannelStats:
 def _compute_stats(name: str, data_dir: str) -> ChannelStats:
   directory = _idx_dir(name)
   if directory is not None:
-    return stats_of_images(idx_lib.read_split(directory, "train").images)
+    images = idx_lib.read_split(directory, "train").images
+    return stats_of_images(images[i : i + 1024] for i in range(0, len(images), 1024))
   source = open_source(name, "train", data_dir)
   return stats_of_images(sample_images(source, lambda image: eval_view(name, image)))
 
