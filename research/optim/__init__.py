@@ -3,7 +3,9 @@
 Two layers, as in optax: `scale_by_*` transformations hold a rule's arithmetic on raw
 gradients; the aliases (`adam`, `heavy_ball`, ...) chain them with the learning rate. Everything
 composes with `optax.chain`, `optax.inject_hyperparams` and `optax.multi_transform`.
-This package imports only jax, optax and numpy. State dtypes: see `research.optim.base`.
+By default the stateful aliases keep the state of all small leaves in one vector
+(`pack_small_leaves`); the updates are the same. This package imports only jax, optax and numpy.
+State dtypes: see `research.optim.base`.
 """
 
 from research.optim.adaptive import (
@@ -21,9 +23,13 @@ from research.optim.adaptive import (
     scale_by_rmsprop,
 )
 from research.optim.base import (
+    PACK_MAX_LEAF_SIZE,
     ScaleByLearningRateState,
+    pack_small_leaves,
+    pack_tree,
     scale_by_learning_rate,
     state_dtype,
+    unpack_tree,
 )
 from research.optim.clipping import ClipState, clip, clip_by_global_norm, global_norm
 from research.optim.line_search import ArmijoState, armijo
@@ -56,6 +62,7 @@ from research.optim.schedules import (
 from research.optim.second_order import NewtonState, newton, preconditioned_gd
 
 __all__ = [
+    "PACK_MAX_LEAF_SIZE", "pack_small_leaves", "pack_tree", "unpack_tree",
     "AdadeltaState", "AdagradState", "AdamState", "ArmijoState", "ClipState", "HeavyBallState",
     "NesterovState", "NewtonState", "PenaltyState", "RMSPropState", "ReduceOnPlateauState",
     "ScaleByLearningRateState", "SkipNonfiniteState",

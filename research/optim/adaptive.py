@@ -49,8 +49,8 @@ def scale_by_adagrad(eps: float = 1e-8, initial_accumulator_value: float = 0.0
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adagrad(learning_rate: base.ScalarOrSchedule = 0.01, eps: float = 1e-8
-            ) -> optax.GradientTransformation:
+def adagrad(learning_rate: base.ScalarOrSchedule = 0.01, eps: float = 1e-8, *,
+            pack_small_leaves: bool = True) -> optax.GradientTransformation:
   """AdaGrad (lecture 2.3.1): G^k = G^{k-1} + (g^k)^2, X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
 
   Defaults eta = 0.01, eps = 1e-8 are the lecture's. `optax.adagrad(lr,
@@ -59,13 +59,17 @@ def adagrad(learning_rate: base.ScalarOrSchedule = 0.01, eps: float = 1e-8
   Args:
     learning_rate: eta, a float or a schedule.
     eps: added inside the square root.
+    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
+      same updates, far fewer loops for trees of many small arrays).
 
   Returns:
     An `optax.GradientTransformation`.
 
   Reference: Duchi, Hazan, Singer, "Adaptive subgradient methods", JMLR 2011.
   """
-  return optax.chain(scale_by_adagrad(eps), base.scale_by_learning_rate(learning_rate))
+  return base.maybe_pack(
+      optax.chain(scale_by_adagrad(eps), base.scale_by_learning_rate(learning_rate)),
+      pack_small_leaves)
 
 
 class RMSPropState(NamedTuple):
@@ -125,8 +129,8 @@ def scale_by_rmsprop(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool
 
 def rmsprop(learning_rate: base.ScalarOrSchedule = 0.01, decay: float = 0.9,
             eps: float = 1e-8, *, eps_in_sqrt: bool = True, centered: bool = False,
-            momentum: float | None = None, nesterov: bool = False
-            ) -> optax.GradientTransformation:
+            momentum: float | None = None, nesterov: bool = False,
+            pack_small_leaves: bool = True) -> optax.GradientTransformation:
   """RMSProp (lecture 2.3.2): G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
 
@@ -145,6 +149,8 @@ def rmsprop(learning_rate: base.ScalarOrSchedule = 0.01, decay: float = 0.9,
     centered: divide by the estimated standard deviation instead of the root mean square.
     momentum: alpha, or None for no velocity.
     nesterov: Nesterov momentum (needs `momentum`).
+    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
+      same updates, far fewer loops for trees of many small arrays).
 
   Returns:
     An `optax.GradientTransformation`.
@@ -158,7 +164,7 @@ def rmsprop(learning_rate: base.ScalarOrSchedule = 0.01, decay: float = 0.9,
            base.scale_by_learning_rate(learning_rate)]
   if momentum is not None:
     parts.append(scale_by_nesterov(momentum) if nesterov else scale_by_heavy_ball(momentum))
-  return optax.chain(*parts)
+  return base.maybe_pack(optax.chain(*parts), pack_small_leaves)
 
 
 class AdadeltaState(NamedTuple):
@@ -198,8 +204,8 @@ def scale_by_adadelta(rho: float = 0.95, eps: float = 1e-6) -> optax.GradientTra
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adadelta(learning_rate: base.ScalarOrSchedule = 1.0, rho: float = 0.95, eps: float = 1e-6
-             ) -> optax.GradientTransformation:
+def adadelta(learning_rate: base.ScalarOrSchedule = 1.0, rho: float = 0.95, eps: float = 1e-6,
+             *, pack_small_leaves: bool = True) -> optax.GradientTransformation:
   """AdaDelta (lecture 2.3.3), no learning rate needed:
   X^{k+1} = X^k - sqrt(E[dX^2]^{k-1} + eps) / sqrt(G^k + eps) g^k.
 
@@ -210,13 +216,17 @@ def adadelta(learning_rate: base.ScalarOrSchedule = 1.0, rho: float = 0.95, eps:
     learning_rate: a float or a schedule multiplying the step.
     rho: the averaging coefficient.
     eps: added inside both roots.
+    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
+      same updates, far fewer loops for trees of many small arrays).
 
   Returns:
     An `optax.GradientTransformation`.
 
   Reference: Zeiler, "ADADELTA: an adaptive learning rate method", 2012.
   """
-  return optax.chain(scale_by_adadelta(rho, eps), base.scale_by_learning_rate(learning_rate))
+  return base.maybe_pack(
+      optax.chain(scale_by_adadelta(rho, eps), base.scale_by_learning_rate(learning_rate)),
+      pack_small_leaves)
 
 
 class AdamState(NamedTuple):
@@ -265,7 +275,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, eps_roo
 
 
 def adam(learning_rate: base.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
-         eps: float = 1e-8, eps_root: float = 0.0) -> optax.GradientTransformation:
+         eps: float = 1e-8, eps_root: float = 0.0, *, pack_small_leaves: bool = True
+         ) -> optax.GradientTransformation:
   """Adam (lecture 2.3.4), bias-corrected moments:
   M^k = delta M^{k-1} + (1 - delta) g^k,  G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta M_hat^k / (sqrt(G_hat^k + eps_root) + eps).
@@ -279,11 +290,14 @@ def adam(learning_rate: base.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float
     b2: gamma, the second-moment coefficient.
     eps: added outside the root.
     eps_root: added inside the root.
+    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
+      same updates, far fewer loops for trees of many small arrays).
 
   Returns:
     An `optax.GradientTransformation`.
 
   Reference: Kingma and Ba, "Adam: a method for stochastic optimization", ICLR 2015.
   """
-  return optax.chain(scale_by_adam(b1, b2, eps, eps_root),
-                     base.scale_by_learning_rate(learning_rate))
+  return base.maybe_pack(
+      optax.chain(scale_by_adam(b1, b2, eps, eps_root), base.scale_by_learning_rate(learning_rate)),
+      pack_small_leaves)

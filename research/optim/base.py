@@ -101,3 +101,83 @@ def scale_by_learning_rate(
     return updates, ScaleByLearningRateState(count=safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+# Leaves with at most this many entries are packed into one vector by the aliases' default
+# `pack_small_leaves=True`: a separate fused loop per leaf costs more than copying a leaf this
+# small (measured by experiments/benchmarks/optim_update.py).
+PACK_MAX_LEAF_SIZE = 16384
+
+
+def _packable(leaf, max_leaf_size: int) -> bool:
+  return (int(jnp.size(leaf)) <= max_leaf_size
+          and jnp.issubdtype(jnp.result_type(leaf), jnp.floating))
+
+
+def pack_tree(tree, max_leaf_size: int = PACK_MAX_LEAF_SIZE) -> dict:
+  """`{"packed": v, "large": [...]}`: the small floating leaves of `tree` raveled and
+  concatenated in tree order into v (dtype `state_dtype` of their common dtype), the other
+  leaves as they are, in tree order."""
+  leaves = jax.tree.leaves(tree)
+  small = [x for x in leaves if _packable(x, max_leaf_size)]
+  large = [x for x in leaves if not _packable(x, max_leaf_size)]
+  if not small:
+    return {"packed": jnp.zeros([0], jnp.float32), "large": large}
+  dtype = state_dtype(jnp.result_type(*small))
+  return {"packed": jnp.concatenate([jnp.ravel(x).astype(dtype) for x in small]),
+          "large": large}
+
+
+def unpack_tree(packed: dict, like, max_leaf_size: int = PACK_MAX_LEAF_SIZE):
+  """The inverse of `pack_tree`: a tree shaped and typed like `like`."""
+  leaves, treedef = jax.tree.flatten(like)
+  out, offset, large = [], 0, iter(packed["large"])
+  for x in leaves:
+    if _packable(x, max_leaf_size):
+      size = int(jnp.size(x))
+      piece = jax.lax.slice_in_dim(packed["packed"], offset, offset + size)
+      out.append(piece.reshape(jnp.shape(x)).astype(jnp.result_type(x)))
+      offset += size
+    else:
+      out.append(next(large))
+  return treedef.unflatten(out)
+
+
+def pack_small_leaves(inner: optax.GradientTransformation,
+                      max_leaf_size: int = PACK_MAX_LEAF_SIZE
+                      ) -> optax.GradientTransformationExtraArgs:
+  """Runs `inner` on one concatenated vector of all small leaves (and on the large ones as
+  they are), so that a tree of thousands of small arrays costs a few fused loops per step
+  instead of a few per leaf.
+
+  The inner transformation sees `pack_tree(tree)` = `{"packed": v, "large": [large leaves]}`
+  and its state keeps that layout (one vector per accumulator for all small leaves, in
+  `state_dtype` of their common dtype). Rules acting entry by entry give the same updates as
+  without packing; so do global-norm clipping and other rules over all entries. Not meant for
+  parameters sharded across devices (packing would gather them).
+
+  Args:
+    inner: the transformation to run (any of this package's rules, or a chain of them).
+    max_leaf_size: floating leaves with at most this many entries are packed.
+
+  Returns:
+    An `optax.GradientTransformationExtraArgs`; extra arguments are passed on to `inner`.
+  """
+  inner = optax.with_extra_args_support(inner)
+
+  def init_fn(params):
+    return inner.init(pack_tree(params, max_leaf_size))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    packed_params = None if params is None else pack_tree(params, max_leaf_size)
+    new_updates, state = inner.update(pack_tree(updates, max_leaf_size), state, packed_params,
+                                      **extra_args)
+    return unpack_tree(new_updates, updates, max_leaf_size), state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def maybe_pack(inner: optax.GradientTransformation, pack: bool
+               ) -> optax.GradientTransformation:
+  """`pack_small_leaves(inner)` when `pack`, else `inner` (the aliases' switch)."""
+  return pack_small_leaves(inner) if pack else inner

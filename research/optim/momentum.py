@@ -66,7 +66,8 @@ def scale_by_heavy_ball(beta: float = 0.9, *, dampening: bool = False
 
 
 def heavy_ball(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
-               dampening: bool = False) -> optax.GradientTransformation:
+               dampening: bool = False, pack_small_leaves: bool = True
+               ) -> optax.GradientTransformation:
   """Polyak's heavy-ball method (lecture 1.5.1).
 
   dX^k = beta dX^{k-1} - eta_k g^k,  X^{k+1} = X^k + dX^k,
@@ -81,6 +82,8 @@ def heavy_ball(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
     learning_rate: eta, a float or a schedule.
     beta: the momentum coefficient.
     dampening: use the slides' exponential-average velocity.
+    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
+      same updates, far fewer loops for trees of many small arrays).
 
   Returns:
     An `optax.GradientTransformation`.
@@ -88,9 +91,11 @@ def heavy_ball(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
   Reference: Polyak, "Some methods of speeding up the convergence of iteration methods", 1964.
   """
   if dampening:
-    return optax.chain(scale_by_heavy_ball(beta, dampening=True),
-                       base.scale_by_learning_rate(learning_rate))
-  return optax.chain(base.scale_by_learning_rate(learning_rate), scale_by_heavy_ball(beta))
+    tx = optax.chain(scale_by_heavy_ball(beta, dampening=True),
+                     base.scale_by_learning_rate(learning_rate))
+  else:
+    tx = optax.chain(base.scale_by_learning_rate(learning_rate), scale_by_heavy_ball(beta))
+  return base.maybe_pack(tx, pack_small_leaves)
 
 
 class NesterovState(NamedTuple):
@@ -132,8 +137,8 @@ def scale_by_nesterov(beta: float = 0.9) -> optax.GradientTransformation:
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def nesterov(learning_rate: base.ScalarOrSchedule, beta: float = 0.9
-             ) -> optax.GradientTransformation:
+def nesterov(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
+             pack_small_leaves: bool = True) -> optax.GradientTransformation:
   """Sutskever's Nesterov accelerated gradient (lecture 1.5.2).
 
   X^{k+1} = X^k - eta g(X^k + beta (X^k - X^{k-1})) + beta (X^k - X^{k-1}).
@@ -144,6 +149,7 @@ def nesterov(learning_rate: base.ScalarOrSchedule, beta: float = 0.9
   Args:
     learning_rate: eta, a float or a schedule.
     beta: the momentum coefficient.
+    pack_small_leaves: keep the state of small leaves in one vector (see `heavy_ball`).
 
   Returns:
     An `optax.GradientTransformation`.
@@ -151,10 +157,28 @@ def nesterov(learning_rate: base.ScalarOrSchedule, beta: float = 0.9
   Reference: Sutskever et al., "On the importance of initialization and momentum in deep
   learning", ICML 2013.
   """
-  return optax.chain(base.scale_by_learning_rate(learning_rate), scale_by_nesterov(beta))
+  return base.maybe_pack(
+      optax.chain(base.scale_by_learning_rate(learning_rate), scale_by_nesterov(beta)),
+      pack_small_leaves)
 
 
-def nesterov_position(params, state: NesterovState, beta: float = 0.9):
-  """X^k = Y^k - beta v^k: the lecture's iterate from the held look-ahead point Y^k."""
-  return jax.tree.map(lambda y, v: (y - beta * v).astype(jnp.result_type(y)), params,
-                      state.trace)
+def nesterov_position(params, opt_state, beta: float = 0.9):
+  """X^k = Y^k - beta v^k: the lecture's iterate from the held look-ahead point Y^k.
+
+  Args:
+    params: the held parameters Y^k.
+    opt_state: the state of `nesterov` (packed or not) or of `scale_by_nesterov`.
+    beta: the momentum coefficient used.
+
+  Returns:
+    X^k, a tree like `params`.
+  """
+  found = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, NesterovState))
+           if isinstance(s, NesterovState)]
+  if len(found) != 1:
+    raise ValueError(f"nesterov_position needs a state holding one NesterovState, found "
+                     f"{len(found)}; pass the state of research.optim.nesterov.")
+  trace = found[0].trace
+  if isinstance(trace, dict) and set(trace) == {"packed", "large"}:
+    trace = base.unpack_tree(trace, params)
+  return jax.tree.map(lambda y, v: (y - beta * v).astype(jnp.result_type(y)), params, trace)
