@@ -1,0 +1,91 @@
+"""FCN pieces: bilinear transposed convolutions, skip fusion shapes, backbone transfer."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research import models
+from research.models import fcn
+
+
+@pytest.mark.parametrize("factor", [2, 3, 8, 32])
+@pytest.mark.parametrize("per_class", [True, False])
+def test_bilinear_transposed_conv_is_bilinear_upsampling_inside(factor, per_class):
+  x = jax.random.normal(jax.random.key(0), (1, 5, 4, 2))
+  layer = fcn.BilinearUpsample(factor, per_class=per_class)
+  y = layer.apply(layer.init(jax.random.key(1), x), x)
+  assert y.shape == (1, 5 * factor, 4 * factor, 2)
+  ref = jax.image.resize(x, y.shape, "bilinear")
+  # Away from the borders (where resize clamps and the convolution sees zero padding).
+  m = factor
+  np.testing.assert_allclose(y[:, m:-m, m:-m], ref[:, m:-m, m:-m], rtol=1e-5, atol=1e-5)
+  assert not np.allclose(y[:, :1], ref[:, :1], atol=1e-3)  # the border does differ
+
+
+def test_bilinear_kernel_values():
+  np.testing.assert_allclose(fcn.bilinear_kernel(2)[0], [0.0625, 0.1875, 0.1875, 0.0625])
+  assert fcn.bilinear_kernel(3).shape == (5, 5)
+  assert fcn.bilinear_kernel(3)[2, 2] == 1.0
+
+
+@pytest.mark.parametrize("name", ["fcn32s", "fcn16s", "fcn8s"])
+def test_fcn_variants_have_their_skips(name):
+  model = models.create(name, num_classes=4, width=1 / 32)
+  x = jax.ShapeDtypeStruct((1, 64, 96, 3), jnp.float32)
+  v = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  skips = {"fcn32s": set(), "fcn16s": {"score_pool4"}, "fcn8s": {"score_pool4", "score_pool3"}}
+  assert {k for k in v["params"] if k.startswith("score_pool")} == skips[name]
+  assert jax.eval_shape(lambda v, x: model.apply(v, x), v, x).shape == (1, 64, 96, 4)
+
+
+def test_fcn_rejects_sizes_not_divisible_by_32():
+  model = models.create("fcn8s", num_classes=2, width=1 / 32)
+  with pytest.raises(ValueError, match="divisible by 32"):
+    model.init(jax.random.key(0), jnp.zeros((1, 48, 64, 3)))
+
+
+def test_transfer_backbone_from_classifier():
+  x = jnp.ones((1, 32, 32, 3))
+  clf = models.create("vgg16", num_classes=10, width=1 / 32, norm="batch")
+  clf_vars = clf.init(jax.random.key(0), x)
+  seg = models.create("fcn8s", num_classes=3, width=1 / 32, norm="batch", fc6_kernel=1)
+  seg_vars = seg.init(jax.random.key(1), x)
+  out = fcn.transfer_backbone(seg_vars, clf_vars)
+  same = jax.tree.map(lambda a, b: bool(jnp.all(a == b)), out["params"]["backbone"],
+                      clf_vars["params"]["backbone"])
+  assert all(jax.tree.leaves(same))
+  assert jax.tree.structure(out) == jax.tree.structure(seg_vars)
+  np.testing.assert_array_equal(out["params"]["fc6"]["kernel"][0, 0],
+                                clf_vars["params"]["fc6"]["kernel"])
+  np.testing.assert_array_equal(out["params"]["score_fr"]["kernel"],
+                                seg_vars["params"]["score_fr"]["kernel"])
+  # The convolutionalized fc6/fc7 compute what the classifier's dense layers compute.
+  def fc7(model, variables):
+    _, state = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+    return state["intermediates"]["fc7_act"]["__call__"][0]
+
+  np.testing.assert_allclose(fc7(seg, out)[:, 0, 0], fc7(clf, clf_vars), rtol=1e-5, atol=1e-6)
+
+
+def _abstract(name, x, **kwargs):
+  model = models.create(name, width=1 / 32, **kwargs)
+  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+
+
+def test_transfer_backbone_explains_mismatches():
+  x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+  clf_vars = _abstract("vgg16", x, num_classes=10)
+  transfer = lambda seg, clf, **kw: jax.eval_shape(
+      lambda a, b: fcn.transfer_backbone(a, b, **kw), seg, clf)
+  wide = jax.eval_shape(lambda x: models.create(
+      "fcn32s", num_classes=3, width=1 / 16, fc6_kernel=1).init(jax.random.key(1), x), x)
+  with pytest.raises(ValueError, match="same width"):
+    transfer(wide, clf_vars)
+  seven = _abstract("fcn32s", x, num_classes=3)
+  with pytest.raises(ValueError, match="fc6_kernel"):
+    transfer(seven, clf_vars)
+  only_convs = transfer(seven, clf_vars, include_fc=False)
+  assert only_convs["params"]["fc6"]["kernel"].shape[:2] == (7, 7)
+  with pytest.raises(ValueError, match="norm"):
+    transfer(seven, _abstract("vgg16", x, num_classes=10, norm="batch"), include_fc=False)
