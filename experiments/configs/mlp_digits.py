@@ -14,6 +14,7 @@ def get_config(arg: str | None = None):
   config.model.name = 'mlp'
   config.model.depth = 2
   config.model.width = 256
+  config.model.dropout_rate = 0.0
   config.dataset.name = 'digits'
   config.optimizer.name = 'adam'
   config.optimizer.learning_rate = 1e-3

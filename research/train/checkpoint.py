@@ -10,6 +10,7 @@ the previous checkpoints intact and the partial one is discarded at the next sta
 Kept: the last `keep` checkpoints plus the best one by the validation metric.
 """
 
+import concurrent.futures
 import logging
 import os
 import shutil
@@ -48,6 +49,51 @@ def save(manager: ocp.CheckpointManager, step: int, state, loop_state: dict,
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop_state)), metrics=metrics,
       force=True)
+
+
+class Saver:
+  """Saves without blocking the loop: Orbax's `save` itself runs in a worker thread.
+
+  Orbax's async save already writes in the background, but its blocking part does Python
+  bookkeeping per array (about 0.5 ms each: 200 ms for ResNet-56's 450 arrays), longer than
+  copying the whole state off the device. The train state's arrays are immutable (the steps
+  never donate them), so the worker may read them while the loop goes on; the loop only pays
+  for submitting the job. One save at a time: the next `save` (or `wait`) first waits for the
+  previous one and re-raises its error, if any. With several processes Orbax synchronizes hosts
+  inside `save`, so there it runs in the calling thread.
+  """
+
+  def __init__(self, manager: ocp.CheckpointManager, *, background: bool | None = None):
+    self.manager = manager
+    if background is None:
+      background = jax.process_count() == 1
+    self._pool = concurrent.futures.ThreadPoolExecutor(1) if background else None
+    self._pending: concurrent.futures.Future | None = None
+
+  def save(self, step: int, state, loop_state: dict, metrics: dict | None = None) -> None:
+    self._join()
+    if self._pool is None:
+      save(self.manager, step, state, loop_state, metrics)
+    else:
+      self._pending = self._pool.submit(save, self.manager, step, state, loop_state, metrics)
+
+  def _join(self) -> None:
+    if self._pending is not None:
+      pending, self._pending = self._pending, None
+      pending.result()
+
+  def wait(self) -> None:
+    """Blocks until every started save is complete on disk."""
+    self._join()
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    try:
+      self.wait()
+    finally:
+      if self._pool is not None:
+        self._pool.shutdown()
+      self.manager.close()
 
 
 def abstract_like(state):

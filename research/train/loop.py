@@ -140,6 +140,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   manager = ckpt.create_manager(os.path.join(workdir, 'checkpoints'),
                                 keep=config.get('keep_checkpoints', 2), best_metric=es.metric,
                                 best_mode=es.mode)
+  saver = ckpt.Saver(manager)
   train_iter = data_lib.create_iterator(
       config.dataset.name, config.dataset.train_split, global_batch_size=config.batch_size,
       seed=config.seed, train=True, augment=config.dataset.augment,
@@ -184,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     nonlocal last_saved
     loop_state = {**loop, 'data': train_iter.get_state()}
     monitored = None if eval_metrics is None else {es.metric: eval_metrics[es.metric]}
-    ckpt.save(manager, step, state, loop_state, monitored)
+    saver.save(step, state, loop_state, monitored)
     last_saved = step
 
   step = start
@@ -236,8 +237,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write(step, 'eval', loop['eval'])
       save(step, loop['eval'])
   finally:
-    manager.wait_until_finished()
-    manager.close()
+    saver.close()
     writer.close()
     progress.close()
 

@@ -72,3 +72,14 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tiny_run_copy, c
   assert f'{workdir}/checkpoints/10' in out
   assert os.path.isdir(os.path.join(workdir, 'checkpoints_corrupt', '20'))
   assert result['step'] == 30
+
+
+def test_partial_checkpoint_left_by_a_killed_save_is_ignored(tiny_run_copy):
+  workdir, result = tiny_run_copy
+  partial = os.path.join(workdir, 'checkpoints', '30.orbax-checkpoint-tmp', 'state')
+  os.makedirs(partial)
+  with open(os.path.join(partial, 'manifest.ocdbt'), 'wb') as f:
+    f.write(b'half written')
+  again = train_and_evaluate(helpers.tiny_config(), workdir)
+  assert again['step'] == 20 and again['params_sha256'] == result['params_sha256']
+  assert not os.path.exists(os.path.dirname(partial))
