@@ -114,9 +114,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.init_from:
     ckpt.find_state_dir(config.init_from)  # raises now if there is nothing to load
   validate.check_workdir(config, workdir)
-  if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    validate.save_config(config, workdir)
 
   # 2. State, steps, checkpoints.
   plateau = optimizer_lib.build_plateau(config.optimizer)
@@ -128,6 +125,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
        f'{config.dataset.name} ({info.task}); {mesh.size} devices, {jax.process_count()} '
        f'process(es); global batch {config.batch_size}')
   state = parallel.replicate(host_state, mesh)
+  if jax.process_index() == 0:  # only now: a config that failed above does not bind the workdir
+    os.makedirs(workdir, exist_ok=True)
+    validate.save_config(config, workdir)
   loss = config.get('loss', 'softmax_cross_entropy')
   train_step = parallel.data_parallel_train_step(
       steps.make_train_step(model, tx, loss=loss), mesh)
