@@ -19,6 +19,7 @@ class ArmijoState(NamedTuple):
   """State of `armijo`."""
   count: jax.Array  # () int32: steps taken (the argument of a learning-rate schedule).
   learning_rate: jax.Array  # () float32: the eta of the latest step (0 if none was accepted).
+  # The search itself runs in the dtype of `value` (at least float32).
   num_backtracking: jax.Array  # () int32: how many times eta was shrunk in the latest step.
   accepted: jax.Array  # () bool: whether the latest step satisfied the Armijo condition.
   value: jax.Array  # () float32: f at the accepted point (f(X) itself when none was accepted).
@@ -69,13 +70,15 @@ def armijo(learning_rate: base.ScalarOrSchedule, c: float = 1e-4, decrease_facto
     del extra_args
     if params is None:
       raise ValueError("armijo needs the parameters to evaluate value_fn; got params=None.")
-    slope = _vdot(grad, updates)
-    value = jnp.asarray(value, jnp.float32)
+    value = jnp.asarray(value)
+    dtype = jnp.promote_types(value.dtype, jnp.float32)  # float64 problems stay in float64
+    value = value.astype(dtype)
+    slope = _vdot(grad, updates).astype(dtype)
 
     def trial(eta):
       candidate = jax.tree.map(lambda p, d: (p - eta * d).astype(jnp.result_type(p)), params,
                                updates)
-      new_value = jnp.asarray(value_fn(candidate), jnp.float32)
+      new_value = jnp.asarray(value_fn(candidate)).astype(dtype)
       return new_value, new_value <= value - c * eta * slope
 
     def cond(carry):
@@ -88,14 +91,14 @@ def armijo(learning_rate: base.ScalarOrSchedule, c: float = 1e-4, decrease_facto
       new_value, ok = trial(eta)
       return j + 1, eta, new_value, ok
 
-    eta0 = base.value_at(learning_rate, state.count).astype(jnp.float32)
+    eta0 = base.value_at(learning_rate, state.count).astype(dtype)
     value0, ok0 = trial(eta0)
     j, eta, new_value, ok = jax.lax.while_loop(cond, body, (jnp.zeros([], jnp.int32), eta0,
                                                             value0, ok0))
     eta = jnp.where(ok, eta, 0.0)
     step = jax.tree.map(lambda d: (-eta * d).astype(jnp.result_type(d)), updates)
-    return step, ArmijoState(count=base.safe_increment(state.count), learning_rate=eta,
-                             num_backtracking=j, accepted=ok,
-                             value=jnp.where(ok, new_value, value))
+    return step, ArmijoState(count=base.safe_increment(state.count),
+                             learning_rate=eta.astype(jnp.float32), num_backtracking=j,
+                             accepted=ok, value=jnp.where(ok, new_value, value).astype(jnp.float32))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
