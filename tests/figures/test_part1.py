@@ -1,0 +1,102 @@
+"""Part-1 figures (optimization): each `run` at a reduced size passes its checks and fills
+`data`; one figure goes end to end through `python -m experiments.figures`."""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+from experiments.figures import PART1
+from experiments.figures import __main__ as figures_main
+
+# Smaller than the defaults, still large enough for every check to mean what it says.
+REDUCED = {
+    "lr_regimes": {"bisect_steps": 500, "sweep": 10},
+    "convergence_rates": {"smooth_steps": 1000, "strong_steps": 800},
+    "newton_vs_gd": {"num_points": 200},
+    "line_search": {"steps": 120},
+    "ill_conditioned_valley": {},
+    "optimizer_trajectories": {},
+    "sgd_minibatch_logistic": {"num_points": 2000, "epochs": 3, "batch_sizes": (1, 10, 100, 2000),
+                               "variance_draws": 2000},
+    "lr_schedules": {"steps": 2000, "num_points": 1000},
+    "weight_decay_strong_convexity": {"steps": 2000},
+    "saddle_escape": {"seeds": 8},
+    "hyperparameter_search": {"seeds": 20, "curve_points": 12, "curve_eps": 3, "steps": 60},
+    "rate_table": {"kappas": (10.0, 100.0, 1000.0), "smooth_steps": 1000},
+}
+
+# Key numbers each figure must report in `data`, with the expected length of array entries.
+DATA_KEYS = {
+    "lr_regimes": {"critical_eta": None, "etas": 4, "iterations_to_tol": 4},
+    "convergence_rates": {"smooth_slope_gd": None, "smooth_slope_nag": None, "rate_gd": None,
+                          "rate_nag": None},
+    "newton_vs_gd": {"order_newton": None, "order_gd": None, "newton_digits": 9},
+    "line_search": {"armijo_steps": 120, "final_gap": None},
+    "ill_conditioned_valley": {"iterations_to_tol": 7, "first_step_ratio": 7},
+    "optimizer_trajectories": {"beale_distance": 7, "saddle_distance": 7},
+    "sgd_minibatch_logistic": {"variance_exponent": None, "variance_with_replacement": 6,
+                               "epochs_to_loose_gap": 4},
+    "lr_schedules": {"final_gap": None, "etas": None},
+    "weight_decay_strong_convexity": {"slope_alpha0": None, "rates": 3},
+    "saddle_escape": {"escape_gd_near": None, "escape_sgd": 8},
+    "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9},
+    "rate_table": {"table": None, "kappas": 3, "kappa_slope_gd": None},
+}
+
+
+def test_reduced_configs_cover_part1():
+  assert set(REDUCED) == set(PART1) == set(DATA_KEYS)
+
+
+@pytest.mark.parametrize("name", PART1)
+def test_run_passes_at_reduced_size(name):
+  module = importlib.import_module(f"experiments.figures.{name}")
+  config = module.get_config()
+  for key, value in REDUCED[name].items():
+    assert key in config, f"{name}: reduced key {key!r} is not in get_config()"
+    config[key] = value
+  result = module.run(config)
+  failed = [(c.what, c.measured, c.expected) for c in result.checks if not c.passed]
+  assert result.passed, f"{name} failed checks: {failed}"
+  assert result.name == name == module.NAME
+  for key, length in DATA_KEYS[name].items():
+    assert key in result.data, f"{name}: data lacks {key!r}"
+    if length is not None:
+      assert len(np.asarray(result.data[key])) == length, (name, key)
+  json.dumps(result.as_dict())  # the report entry is JSON-serializable
+  if name == "rate_table":  # the regenerated table is Markdown and shown in the caption
+    table = result.data["table"]
+    assert table.startswith("| class of function |") and table.count("\n") == 7
+    assert table in result.caption
+
+
+def test_cli_builds_lr_regimes_end_to_end(tmp_path):
+  code = figures_main.main(["--out", str(tmp_path), "--only", "lr_regimes"])
+  assert code == 0
+  assert (tmp_path / "lr_regimes.png").stat().st_size > 10_000
+  entries = json.loads((tmp_path / "report.json").read_text())
+  assert [e["name"] for e in entries] == ["lr_regimes"]
+  entry = entries[0]
+  assert {"name", "title", "passed", "checks", "data"} <= set(entry)
+  assert entry["passed"] is True
+  for c in entry["checks"]:
+    assert set(c) == {"what", "measured", "expected", "passed"}
+    assert c["passed"] is True
+  assert abs(entry["data"]["critical_eta"] * 10.0 - 2.0) < 0.01
+  assert "lr_regimes" in (tmp_path / "REPORT.md").read_text()
+
+
+@pytest.mark.slow
+def test_optimizer_trajectories_writes_png_and_gif(tmp_path):
+  from PIL import Image
+
+  module = importlib.import_module("experiments.figures.optimizer_trajectories")
+  config = module.get_config()
+  config.frames = 5
+  paths = module.plot(module.run(config), tmp_path)
+  assert sorted(p.name for p in paths) == ["optimizer_trajectories.gif",
+                                           "optimizer_trajectories.png"]
+  with Image.open(tmp_path / "optimizer_trajectories.gif") as gif:
+    assert gif.n_frames == 5
