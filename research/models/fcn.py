@@ -13,8 +13,9 @@ with transposed convolutions initialized to bilinear interpolation:
 - fcn8s: as fcn16s, then upsample x2 again, add a score of pool3, upsample x8.
 Output: (N, H, W, num_classes) for H, W divisible by 32.
 
-`transfer_backbone` copies a trained `VGG16` classifier's backbone (and optionally fc6/fc7,
-reshaping the dense kernels into convolution kernels) into an FCN's variables.
+`VGG16` keeps fc6 / fc7 as the equivalent convolutions, so a trained classifier's backbone,
+fc6 and fc7 load into an FCN by parameter path (with `fc6_kernel` equal to the classifier's
+pool5 size); `transfer_backbone` does that copy with shape checks.
 """
 
 from typing import Any
@@ -112,7 +113,11 @@ class VGGBackbone(nn.Module):
 class VGG16(nn.Module):
   """The VGG-16 classifier: backbone, fc6 (4096), fc7 (4096), fc8 (num_classes), dropout 0.5.
 
-  fc6 is a dense layer on the flattened pool5 map (7x7x512 for 224x224 inputs, 1x1x512 for 32x32).
+  fc6 and fc7 are written as the convolutions they are equivalent to: fc6 is a VALID conv whose
+  kernel covers the whole pool5 map (7x7x512 for 224x224 inputs, 4x4 for 128x128, 1x1 for
+  32x32), fc7 a 1x1 conv. The parameters are those of the dense layers (the kernel is the dense
+  kernel reshaped to (h, w, c, 4096)), and they have the same shapes and paths as the FCN's
+  fc6 / fc7 when the FCN's `fc6_kernel` equals the pool5 size, so fine-tuning by path works.
   """
 
   num_classes: int
@@ -128,12 +133,12 @@ class VGG16(nn.Module):
     kinit = initializers.get(self.kernel_init)
     x = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
                     name="backbone")(x, train)["pool5"]
-    x = x.reshape(x.shape[0], -1)
-    for name in ("fc6", "fc7"):
-      x = nn.Dense(max(1, int(round(4096 * self.width))), kernel_init=kinit, name=name)(x)
+    features = max(1, int(round(4096 * self.width)))
+    for name, kernel in (("fc6", x.shape[1:3]), ("fc7", (1, 1))):
+      x = nn.Conv(features, kernel, padding="VALID", kernel_init=kinit, name=name)(x)
       x = layers.activation(self.activation, name=f"{name}_act")(x)
       x = layers.Dropout(self.dropout_rate, name=f"{name}_dropout")(x, train=train)
-    return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x)
+    return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x.reshape(x.shape[0], -1))
 
 
 class FCN(nn.Module):
@@ -189,9 +194,10 @@ def transfer_backbone(fcn_variables: dict, classifier_variables: dict, *,
                       include_fc: bool = True) -> dict:
   """Copies a `VGG16` classifier's backbone (and fc6, fc7) into an FCN's variables.
 
-  Every leaf under 'backbone' (params and batch_stats) is copied; with `include_fc`, fc6 and fc7
-  are "convolutionalized": the dense kernel (h w c, F) is reshaped to the conv kernel (h, w, c, F)
-  (the flattening order of NHWC maps). The FCN's score layers and upsampling stay as they are.
+  Every leaf under 'backbone' (params and batch_stats) is copied, and with `include_fc` also
+  fc6 and fc7 (the classifier keeps them as convolutions, so only the FCN's `fc6_kernel` has to
+  equal the classifier's pool5 size). The FCN's score layers and upsampling stay as they are.
+  A plain path-by-path merge of the two trees does the same; this function checks every shape.
 
   Args:
     fcn_variables: `FCN.init(...)` output (or any FCN variables).
@@ -204,32 +210,22 @@ def transfer_backbone(fcn_variables: dict, classifier_variables: dict, *,
   Raises:
     ValueError: naming the first path whose shapes do not fit.
   """
-  out = jax.tree.map(lambda a: a, fcn_variables)
+  out = {k: dict(v) for k, v in fcn_variables.items()}
   for collection, tree in classifier_variables.items():
-    if "backbone" not in tree:
-      continue
-    if collection not in out or "backbone" not in out[collection]:
+    names = [n for n in ("backbone", "fc6", "fc7") if n in tree
+             and (include_fc or n == "backbone")]
+    if names and (collection not in out or "backbone" not in out[collection]):
       raise ValueError(f"the FCN variables have no '{collection}/backbone'; build the FCN with "
                        "the classifier's norm")
-    src, dst = tree["backbone"], out[collection]["backbone"]
-    src_flat = dict(jax.tree_util.tree_flatten_with_path(src)[0])
-    dst_flat = dict(jax.tree_util.tree_flatten_with_path(dst)[0])
-    for path, leaf in dst_flat.items():
-      if path not in src_flat or src_flat[path].shape != leaf.shape:
-        got = src_flat[path].shape if path in src_flat else "nothing"
-        raise ValueError(f"{collection}/backbone{jax.tree_util.keystr(path)}: the FCN needs "
-                         f"{leaf.shape}, the classifier has {got}; use the same width and norm")
-    out[collection] = {**out[collection], "backbone": jax.tree.map(jnp.asarray, src)}
-  if include_fc:
-    params = dict(out["params"])
-    for name in ("fc6", "fc7"):
-      dense = classifier_variables["params"][name]
-      conv_shape = params[name]["kernel"].shape
-      if dense["kernel"].size != np.prod(conv_shape):
-        raise ValueError(f"params/{name}: dense kernel {dense['kernel'].shape} does not reshape "
-                         f"to the FCN's conv kernel {conv_shape}; set fc6_kernel to the "
-                         "classifier's pool5 size or pass include_fc=False")
-      params[name] = {"kernel": jnp.reshape(dense["kernel"], conv_shape),
-                      "bias": jnp.asarray(dense["bias"])}
-    out["params"] = params
+    for name in names:
+      src = dict(jax.tree_util.tree_flatten_with_path(tree[name])[0])
+      dst = dict(jax.tree_util.tree_flatten_with_path(out[collection][name])[0])
+      for path, leaf in dst.items():
+        if path not in src or src[path].shape != leaf.shape:
+          got = src[path].shape if path in src else "nothing"
+          hint = ("set the FCN's fc6_kernel to the classifier's pool5 size or pass "
+                  "include_fc=False" if name == "fc6" else "use the same width and norm")
+          raise ValueError(f"{collection}/{name}{jax.tree_util.keystr(path)}: the FCN needs "
+                           f"{leaf.shape}, the classifier has {got}; {hint}")
+      out[collection][name] = jax.tree.map(jnp.asarray, tree[name])
   return out
