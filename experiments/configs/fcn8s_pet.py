@@ -34,6 +34,7 @@ def get_config(arg: str | None = None):
   config.early_stopping.metric = 'mean_iou'
   config.early_stopping.patience = 5
   if test:
+    config.model.width = 0.0625
     config.batch_size = 8
     config.num_train_steps = 2
     config.log_every_steps = 1
