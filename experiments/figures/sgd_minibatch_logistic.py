@@ -109,19 +109,20 @@ def gradient_variances(x, y, w, l2, batch_sizes, draws: int, key):
   n = x.shape[0]
   trace_cov = jnp.sum(jnp.mean((per_example - full) ** 2, axis=0))
 
-  def variance(b, k, replacement):
-    if replacement:
-      idx = jax.random.randint(k, (draws, b), 0, n)
-    else:  # each permutation gives N // b disjoint batches
-      perms = -(-draws * b // n)
-      idx = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k, perms))
-      idx = idx[:, :(n // b) * b].reshape(-1, b)
+  def variance(idx):  # idx: (draws, b) example indices of `draws` mini-batches
     deviation = lambda i: jnp.sum((per_example[i].mean(0) - full) ** 2)
     return jnp.mean(jax.lax.map(deviation, idx, batch_size=64))  # 64 batches in memory at once
 
-  keys = jax.random.split(key, len(batch_sizes))
-  with_rep = jnp.stack([variance(b, k, True) for b, k in zip(batch_sizes, keys, strict=True)])
-  without = jnp.stack([variance(b, k, False) for b, k in zip(batch_sizes, keys, strict=True)])
+  # One draw of random numbers shared by all b: with replacement, the first b of max(b)
+  # uniform indices; without, each permutation of the N examples cut into N // b batches.
+  k_with, k_without = jax.random.split(key)
+  uniform = jax.random.randint(k_with, (draws, max(batch_sizes)), 0, n)
+  num_perms = -(-draws * max(batch_sizes) // n)
+  perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_without,
+                                                                            num_perms))
+  with_rep = jnp.stack([variance(uniform[:, :b]) for b in batch_sizes])
+  without = jnp.stack([variance(perms[:, :(n // b) * b].reshape(-1, b)[:draws])
+                       for b in batch_sizes])
   return with_rep, without, trace_cov
 
 
