@@ -134,9 +134,13 @@ def run(config) -> FigureResult:
       check("recorded eta_k vs the written formulas (1/k, linear to tau, step): max relative "
             "error", formula_err, "< 1e-5", formula_err < 1e-5),
   ]
+  window, every = 50, 10  # curves for the plot: 50-step moving averages, every 10th step
+  smooth = {n: np.convolve(g, np.ones(window) / window, mode="valid")[::every]
+            for n, g in gaps.items()}
   data = {"f_star": f_star, "final_gap": final, "plateau_reductions_at": reductions,
-          "constant_plateau_ratio": const_plateau, "gaps": gaps, "etas": etas,
-          "tau": tau}
+          "constant_plateau_ratio": const_plateau, "tau": tau, "every": every,
+          "window": window, "smoothed_gaps": smooth,
+          "etas": {n: v[::every] for n, v in etas.items()}}
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 
@@ -144,12 +148,12 @@ def plot(result: FigureResult, out_dir) -> list:
   d = result.data
   fig, axes = U.figure(2, width=5.5)
   colors = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
+  every, window = d["every"], d["window"]
   for name, col in zip(NAMES, colors, strict=True):
-    gap = np.asarray(d["gaps"][name])
-    window = 50
-    smooth = np.convolve(gap, np.ones(window) / window, mode="valid")
-    axes[0, 0].semilogy(np.arange(len(smooth)) + window, smooth, color=col, label=name)
-    axes[0, 1].semilogy(d["etas"][name], color=col, label=name)
+    smooth = np.asarray(d["smoothed_gaps"][name])
+    axes[0, 0].semilogy(np.arange(len(smooth)) * every + window, smooth, color=col, label=name)
+    eta = np.asarray(d["etas"][name])
+    axes[0, 1].semilogy(np.arange(len(eta)) * every, eta, color=col, label=name)
   axes[0, 0].set_xlabel("step k")
   axes[0, 0].set_ylabel("$f(w_k) - f^*$ (training, 50-step moving average)")
   axes[0, 0].set_title("noisy SGD (b = 10) under five schedules")
