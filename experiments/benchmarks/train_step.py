@@ -1,7 +1,7 @@
 """ResNet-20 training step on the CPU: our JAX step against the same network in PyTorch.
 
     python -m experiments.benchmarks.train_step [--batch-size=128] [--rounds=7] [--steps=3]
-        [--jax-step=train|minimal] [--donate] [--json=PATH]
+        [--jax-step=train|minimal] [--donate] [--torch-channels-last] [--json=PATH]
 
 The workload is He et al.'s CIFAR ResNet-20 (option-A shortcuts, 0.27M parameters) on CIFAR
 shapes (N, 32, 32, 3), BatchNorm in training mode, softmax cross-entropy, SGD with heavy-ball
@@ -17,7 +17,8 @@ rate 0.1. One step = forward, backward, optimizer update.
 - PyTorch: the same architecture written with `torch.nn` (NCHW), loaded with the JAX
   initialization; before timing, the two forward passes (training-mode BatchNorm) are compared on
   one batch, so "the same network" is checked, not assumed. `torch.optim.SGD(lr=0.1,
-  momentum=0.9, weight_decay=1e-4)` is the same update rule.
+  momentum=0.9, weight_decay=1e-4)` is the same update rule. `--torch-channels-last` runs PyTorch
+  with NHWC memory layout (its faster CPU convolution path) instead of its default NCHW.
 
 Timing: after warm-up (compilation), `--rounds` rounds each time `--steps` JAX steps, then
 `--steps` PyTorch steps, back to back in this one process, so both see the same machine load; the
@@ -53,19 +54,19 @@ except ImportError:
 IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
 OPTIMIZER = {
-    "name": "heavy_ball",
-    "learning_rate": 0.1,
-    "beta": 0.9,
-    "weight_decay": 1e-4,
-    "weight_decay_mode": "l2",
+  "name": "heavy_ball",
+  "learning_rate": 0.1,
+  "beta": 0.9,
+  "weight_decay": 1e-4,
+  "weight_decay_mode": "l2",
 }
 
 
 def require_torch():
   if torch is None:
     raise SystemExit(
-        "experiments.benchmarks.train_step needs PyTorch for the reference timing, and it is not "
-        "installed; install the benchmark extra: pip install -e '.[bench]'"
+      "experiments.benchmarks.train_step needs PyTorch for the reference timing, and it is not "
+      "installed; install the benchmark extra: pip install -e '.[bench]'"
     )
 
 
@@ -75,8 +76,8 @@ def require_torch():
 def make_batch(batch_size: int, seed: int = 0) -> dict:
   rng = np.random.default_rng(seed)
   return {
-      "image": rng.random((batch_size, *IMAGE_SHAPE), dtype=np.float32),
-      "label": rng.integers(0, NUM_CLASSES, batch_size).astype(np.int32),
+    "image": rng.random((batch_size, *IMAGE_SHAPE), dtype=np.float32),
+    "label": rng.integers(0, NUM_CLASSES, batch_size).astype(np.int32),
   }
 
 
@@ -91,11 +92,11 @@ def jax_setup(batch: dict, *, step_kind: str = "train", donate: bool = False):
   if step_kind == "train":
     train_step = steps.make_train_step(model, tx, axis_name=parallel.AXIS)
     mapped = jax.shard_map(
-        train_step,
-        mesh=mesh,
-        in_specs=(jax.P(), jax.P(parallel.AXIS)),
-        out_specs=(jax.P(), jax.P()),
-        check_vma=False,
+      train_step,
+      mesh=mesh,
+      in_specs=(jax.P(), jax.P(parallel.AXIS)),
+      out_specs=(jax.P(), jax.P()),
+      check_vma=False,
     )
     # Without donation this is parallel.data_parallel_train_step(train_step, mesh).
     step = jax.jit(mapped, donate_argnums=(0,) if donate else ())
@@ -114,20 +115,20 @@ def minimal_step(model, tx):
   def step(train_state, batch):
     def objective(params):
       logits, new_vars = model.apply(
-          {"params": params, "batch_stats": train_state.batch_stats},
-          batch["image"],
-          train=True,
-          mutable=["batch_stats"],
+        {"params": params, "batch_stats": train_state.batch_stats},
+        batch["image"],
+        train=True,
+        mutable=["batch_stats"],
       )
       return models.softmax_cross_entropy(logits, batch["label"]), new_vars["batch_stats"]
 
     (loss, batch_stats), grads = jax.value_and_grad(objective, has_aux=True)(train_state.params)
     updates, opt_state = tx.update(grads, train_state.opt_state, train_state.params)
     new_state = train_state.replace(
-        step=train_state.step + 1,
-        params=optax.apply_updates(train_state.params, updates),
-        batch_stats=batch_stats,
-        opt_state=opt_state,
+      step=train_state.step + 1,
+      params=optax.apply_updates(train_state.params, updates),
+      batch_stats=batch_stats,
+      opt_state=opt_state,
     )
     return new_state, {"loss": loss}
 
@@ -205,16 +206,23 @@ def _get(tree: dict, path: str):
   return tree
 
 
-def torch_setup(variables: dict, batch: dict):
-  """Returns (step, model, images NCHW, labels); step() runs one SGD step and returns the loss."""
+def torch_setup(variables: dict, batch: dict, *, channels_last: bool = False):
+  """Returns (step, model, images NCHW, labels); step() runs one SGD step and returns the loss.
+
+  `channels_last` stores activations and weights as NHWC in memory (PyTorch's recommended CPU
+  layout for convolutions); the default is PyTorch's default contiguous NCHW.
+  """
   model = torch_resnet20(variables).train()
   images = torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy())
+  if channels_last:
+    model = model.to(memory_format=torch.channels_last)
+    images = images.contiguous(memory_format=torch.channels_last)
   labels = torch.from_numpy(batch["label"].astype(np.int64))
   opt = torch.optim.SGD(
-      model.parameters(),
-      lr=OPTIMIZER["learning_rate"],
-      momentum=OPTIMIZER["beta"],
-      weight_decay=OPTIMIZER["weight_decay"],
+    model.parameters(),
+    lr=OPTIMIZER["learning_rate"],
+    momentum=OPTIMIZER["beta"],
+    weight_decay=OPTIMIZER["weight_decay"],
   )
 
   def step():
@@ -242,12 +250,13 @@ def forward_difference(variables: dict, batch: dict, model) -> float:
 
 
 def benchmark(
-    batch_size: int = 128,
-    rounds: int = 7,
-    steps_per_round: int = 3,
-    warmup: int = 2,
-    step_kind: str = "train",
-    donate: bool = False,
+  batch_size: int = 128,
+  rounds: int = 7,
+  steps_per_round: int = 3,
+  warmup: int = 2,
+  step_kind: str = "train",
+  donate: bool = False,
+  channels_last: bool = False,
 ) -> dict:
   """Times both steps in alternating rounds; returns the per-round and median throughputs."""
   require_torch()
@@ -259,9 +268,9 @@ def benchmark(
   batch = make_batch(batch_size)
 
   jax_step, jax_state, device_batch, variables = jax_setup(
-      batch, step_kind=step_kind, donate=donate
+    batch, step_kind=step_kind, donate=donate
   )
-  torch_step, torch_model, _, _ = torch_setup(variables, batch)
+  torch_step, torch_model, _, _ = torch_setup(variables, batch, channels_last=channels_last)
   difference = forward_difference(variables, batch, torch_model)
 
   start = time.perf_counter()
@@ -292,52 +301,54 @@ def benchmark(
 
   ratios = np.array(jax_rates) / np.array(torch_rates)
   return {
-      "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-      "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-      "load_average_1min": os.getloadavg()[0],
-      "batch_size": batch_size,
-      "rounds": rounds,
-      "steps_per_round": steps_per_round,
-      "jax_step": step_kind,
-      "donate": donate,
-      "xla_flags": os.environ.get("XLA_FLAGS", ""),
-      "jax_version": jax.__version__,
-      "torch_version": torch.__version__,
-      "threads": threads,
-      "torch_num_threads": torch.get_num_threads(),
-      "jax_params": models.count_params(variables["params"]),
-      "torch_params": sum(p.numel() for p in torch_model.parameters()),
-      "forward_relative_difference": difference,
-      "jax_compile_s": compile_s,
-      "jax_images_per_s": jax_rates,
-      "torch_images_per_s": torch_rates,
-      "jax_median": float(np.median(jax_rates)),
-      "torch_median": float(np.median(torch_rates)),
-      "ratio_median": float(np.median(ratios)),
-      "jax_images_per_cpu_s": float(np.median(jax_cpu_rates)),
-      "torch_images_per_cpu_s": float(np.median(torch_cpu_rates)),
-      "final_loss": {"jax": jax_loss, "torch": torch_loss},
+    "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+    "load_average_1min": os.getloadavg()[0],
+    "batch_size": batch_size,
+    "rounds": rounds,
+    "steps_per_round": steps_per_round,
+    "jax_step": step_kind,
+    "donate": donate,
+    "torch_channels_last": channels_last,
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    "jax_version": jax.__version__,
+    "torch_version": torch.__version__,
+    "threads": threads,
+    "torch_num_threads": torch.get_num_threads(),
+    "jax_params": models.count_params(variables["params"]),
+    "torch_params": sum(p.numel() for p in torch_model.parameters()),
+    "forward_relative_difference": difference,
+    "jax_compile_s": compile_s,
+    "jax_images_per_s": jax_rates,
+    "torch_images_per_s": torch_rates,
+    "jax_median": float(np.median(jax_rates)),
+    "torch_median": float(np.median(torch_rates)),
+    "ratio_median": float(np.median(ratios)),
+    "jax_images_per_cpu_s": float(np.median(jax_cpu_rates)),
+    "torch_images_per_cpu_s": float(np.median(torch_cpu_rates)),
+    "final_loss": {"jax": jax_loss, "torch": torch_loss},
   }
 
 
 def report(result: dict) -> str:
   r = result
   lines = [
-      f"ResNet-20 train step, batch {r['batch_size']} x 32x32x3, {r['date']}, {r['machine']}, "
-      f"load average {r['load_average_1min']:.1f}",
-      f"parameters: JAX {r['jax_params']:,}  PyTorch {r['torch_params']:,}; forward relative "
-      f"difference {r['forward_relative_difference']:.1e}",
-      f"threads: {r['threads']} (torch.get_num_threads() = {r['torch_num_threads']}); "
-      f"jax {r['jax_version']} step={r['jax_step']} donate={r['donate']} "
-      f"XLA_FLAGS={r['xla_flags']!r}; torch {r['torch_version']}",
-      f"JAX compile + first step: {r['jax_compile_s']:.1f} s",
-      f"{r['rounds']} alternating rounds of {r['steps_per_round']} steps (images/s per round):",
-      "  JAX     " + " ".join(f"{x:7.1f}" for x in r["jax_images_per_s"]),
-      "  PyTorch " + " ".join(f"{x:7.1f}" for x in r["torch_images_per_s"]),
-      f"median images/s: JAX {r['jax_median']:.1f}, PyTorch {r['torch_median']:.1f}; "
-      f"JAX / PyTorch = {r['ratio_median']:.2f} (median of per-round ratios)",
-      f"median images per CPU-second (all threads, less sensitive to other load): "
-      f"JAX {r['jax_images_per_cpu_s']:.1f}, PyTorch {r['torch_images_per_cpu_s']:.1f}",
+    f"ResNet-20 train step, batch {r['batch_size']} x 32x32x3, {r['date']}, {r['machine']}, "
+    f"load average {r['load_average_1min']:.1f}",
+    f"parameters: JAX {r['jax_params']:,}  PyTorch {r['torch_params']:,}; forward relative "
+    f"difference {r['forward_relative_difference']:.1e}",
+    f"threads: {r['threads']} (torch.get_num_threads() = {r['torch_num_threads']}); "
+    f"jax {r['jax_version']} step={r['jax_step']} donate={r['donate']} "
+    f"XLA_FLAGS={r['xla_flags']!r}; torch {r['torch_version']} "
+    f"{'channels_last' if r['torch_channels_last'] else 'NCHW'}",
+    f"JAX compile + first step: {r['jax_compile_s']:.1f} s",
+    f"{r['rounds']} alternating rounds of {r['steps_per_round']} steps (images/s per round):",
+    "  JAX     " + " ".join(f"{x:7.1f}" for x in r["jax_images_per_s"]),
+    "  PyTorch " + " ".join(f"{x:7.1f}" for x in r["torch_images_per_s"]),
+    f"median images/s: JAX {r['jax_median']:.1f}, PyTorch {r['torch_median']:.1f}; "
+    f"JAX / PyTorch = {r['ratio_median']:.2f} (median of per-round ratios)",
+    f"median images per CPU-second (all threads, less sensitive to other load): "
+    f"JAX {r['jax_images_per_cpu_s']:.1f}, PyTorch {r['torch_images_per_cpu_s']:.1f}",
   ]
   return "\n".join(lines)
 
@@ -350,16 +361,20 @@ def main(argv=None) -> dict:
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--jax-step", choices=("train", "minimal"), default="train")
   parser.add_argument("--donate", action="store_true", help="donate the JAX state's buffers")
+  parser.add_argument(
+    "--torch-channels-last", action="store_true", help="PyTorch in channels_last (NHWC) memory"
+  )
   parser.add_argument("--json", default=None, help="also write the result as JSON here")
   args = parser.parse_args(argv)
   require_torch()
   result = benchmark(
-      batch_size=args.batch_size,
-      rounds=args.rounds,
-      steps_per_round=args.steps,
-      warmup=args.warmup,
-      step_kind=args.jax_step,
-      donate=args.donate,
+    batch_size=args.batch_size,
+    rounds=args.rounds,
+    steps_per_round=args.steps,
+    warmup=args.warmup,
+    step_kind=args.jax_step,
+    donate=args.donate,
+    channels_last=args.torch_channels_last,
   )
   print(report(result))
   if args.json:
