@@ -1,0 +1,148 @@
+"""BN, LN, GN and IN across per-device batch sizes (the idea of Wu & He 2018, Fig. 1).
+
+Notes 000, normalization section: batch norm estimates each channel's mean and variance from
+the examples of one device's batch, so with few examples per device the estimates are noisy and
+differ from the running averages used at test time; layer, instance and group norm compute
+their statistics inside each example and do not depend on the batch at all.
+
+We train the same small CNN (two 3x3 convolutions with 16 and 32 channels, each followed by the
+normalization from `research.models.layers` (GroupNorm with 4 groups) and ReLU, global average
+pooling, a dense head) on real digits with a fixed total batch of 32, split into groups of
+`per-device batch` examples that are normalized separately, exactly as unsynchronized
+per-device BN does on that many devices (`_fit.fit(stat_batch_size=...)`). Only the
+statistics' batch changes; the data, steps and optimizer (`research.optim.heavy_ball`) are the same.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from experiments.figures import _fit
+from experiments.figures.common import FigureResult, check_greater, check_less
+
+NAME = "norms_vs_batch_size"
+TITLE = "Validation error vs per-device batch size for BN, LN, GN and IN (small CNN, digits)"
+CAPTION = (
+    "A small CNN trained with a total batch of 32 whose normalization statistics are computed "
+    "per device on 32 or 2 examples (32, 8, 4, 2 with --full). Batch norm's validation loss and "
+    "error grow as the per-device batch shrinks (noisy batch statistics that disagree with the "
+    "running averages used at test time); "
+    "group, layer and instance norm normalize within each example and stay flat."
+)
+
+NORMS = {"batch": "BN", "layer": "LN", "group": "GN", "instance": "IN"}
+
+
+class SmallCNN(nn.Module):
+  """conv3x3(c1) - norm - ReLU - conv3x3(c2, stride 2) - norm - ReLU - mean pool - dense.
+
+  The normalizations are the package's (`research.models.layers`); GroupNorm uses `groups`
+  groups of channels.
+  """
+
+  norm: str
+  num_classes: int = 10
+  channels: tuple[int, int] = (16, 32)
+  groups: int = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    from research.models import initializers, layers
+
+    for i, (c, stride) in enumerate(zip(self.channels, (1, 2), strict=True)):
+      x = nn.Conv(c, (3, 3), strides=stride, padding="SAME", use_bias=False,
+                  kernel_init=initializers.get("he_normal"), name=f"conv_{i}")(x)
+      if self.norm == "group":   # 4 groups: with 16 / 32 channels, 32 groups would be IN
+        x = layers.GroupNorm(num_groups=self.groups, name=f"norm_{i}")(x)
+      else:
+        x = layers.norm(self.norm, train=train, name=f"norm_{i}")(x)
+      x = nn.relu(x)
+    x = x.mean(axis=(1, 2))
+    return nn.Dense(self.num_classes, name="head")(x)
+
+
+def get_config(full: bool = False) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.dataset = "digits"
+  config.batch_size = 32
+  config.per_device = (32, 8, 4, 2) if full else (32, 2)
+  config.norms = tuple(NORMS)   # a subset runs faster (tests)
+  config.steps = 2000 if full else 300
+  config.learning_rate = 0.05
+  config.momentum = 0.9
+  config.seed = 0
+  return config
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  from research import optim
+
+  name, train, val = _fit.load_data(config.dataset, seed=config.seed)
+  unknown = sorted(set(config.norms) - set(NORMS))
+  if unknown or "batch" not in config.norms:
+    raise ValueError(f"config.norms={tuple(config.norms)} must include 'batch' and only names "
+                     f"from {tuple(NORMS)}")
+  error = {k: [] for k in config.norms}
+  loss = {k: [] for k in config.norms}
+  for norm in config.norms:
+    for b in config.per_device:
+      result = _fit.fit(SmallCNN(norm), optim.heavy_ball(config.learning_rate, config.momentum),
+                        train, val, batch_size=config.batch_size, steps=config.steps,
+                        seed=config.seed, eval_every=config.steps // 3, stat_batch_size=b)
+      # mean of the last two evaluations, to smooth the mini-batch noise of one point
+      error[norm].append(float(1.0 - result.val_accuracy[-2:].mean()))
+      loss[norm].append(float(result.val_loss[-2:].mean()))
+  err = {k: np.asarray(v) for k, v in error.items()}
+  # validation loss relative to the largest per-device batch: continuous, so it is not swamped
+  # by the few-image noise of the error on 360 validation digits
+  rel = {k: np.asarray(v) / v[0] for k, v in loss.items()}
+  sizes = list(config.per_device)
+  big, small = sizes.index(max(sizes)), sizes.index(min(sizes))
+  checks = [
+      check_greater(f"BN: validation loss at per-device batch {sizes[small]} / at {sizes[big]}",
+                    float(rel["batch"][small] / rel["batch"][big]), 1.25),
+      check_greater(f"BN: validation error at per-device batch {sizes[small]} minus at "
+                    f"{sizes[big]}", float(err["batch"][small] - err["batch"][big]), 0.02),
+  ]
+  for k in (k for k in ("group", "layer", "instance") if k in config.norms):
+    checks.append(check_less(f"{NORMS[k]}: largest deviation of validation loss / loss at "
+                             f"per-device batch {sizes[big]} (flat)",
+                             float(np.abs(rel[k] - 1.0).max()), 0.1))
+  data = {"dataset": name, "per_device_batch": sizes, "total_batch": config.batch_size,
+          "val_error": {k: v.tolist() for k, v in err.items()},
+          "val_loss": {k: list(v) for k, v in loss.items()}}
+  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+
+
+def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  d = result.data
+  sizes = d["per_device_batch"]
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  for k, label in NORMS.items():
+    if k not in d["val_error"]:
+      continue
+    axes[0].plot(sizes, 100 * np.asarray(d["val_error"][k]), "o-", label=label)
+    axes[1].plot(sizes, d["val_loss"][k], "o-", label=label)
+  for ax in axes:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.invert_xaxis()
+    ax.set_xlabel(f"examples per device (statistics' batch), total batch {d['total_batch']}")
+    ax.legend()
+  axes[0].set_ylabel(f"validation error (%), {d['dataset']}")
+  axes[1].set_ylabel("validation loss")
+  fig.suptitle(TITLE, fontsize=10)
+  fig.tight_layout()
+  out = pathlib.Path(out_dir) / f"{NAME}.png"
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+  return [out]
