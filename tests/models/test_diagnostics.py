@@ -33,14 +33,17 @@ def test_activation_std_collapses_with_small_init_and_holds_with_xavier():
 
 
 def test_every_module_and_batchnorm_training():
-  model = models.create("resnet20", num_classes=3, widths=(2, 4, 8))
-  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
+  model = models.create("mlp", num_classes=3, depth=2, width=8, norm="batch")
+  x = jax.random.normal(jax.random.key(0), (4, 5))
   variables = model.init(jax.random.key(1), x)
   acts = diagnostics.activation_stats(model, variables, x, train=True)
-  assert acts[0].name == "stem_act" and "stage3_block3/act2" in [s.name for s in acts]
-  everything = diagnostics.activation_stats(model, variables, x, every_module=True)
-  assert len(everything) > len(acts)
-  assert any(s.name == "stem/norm" for s in everything)
+  assert [s.name for s in acts] == ["act_0", "act_1"]
+  # Training-mode BatchNorm: the pre-activations have batch mean 0 and std 1 per unit.
+  everything = diagnostics.activation_stats(model, variables, x, train=True, every_module=True)
+  names = [s.name for s in everything]
+  assert names[:3] == ["dense_0", "norm_0", "act_0"] and names[-1] == "<model>"
+  norm0 = everything[1]
+  assert abs(float(norm0.mean)) < 1e-5 and float(norm0.std) == pytest.approx(1.0, rel=1e-3)
 
 
 def test_gradient_norms_per_module():
