@@ -1,0 +1,153 @@
+"""Overfitting: training vs validation curves, early stopping, dropout, L2 and augmentation.
+
+Slides 142-160 of 004 and notes 001: a model with many parameters trained on few examples fits
+the training set ever better while the validation error stops falling and then rises (the
+model starts to learn patterns of the training data only); early stopping keeps the parameters
+of the best validation point. Remedies: L2 weight decay R(W) = sum W^2 (here through
+`research.optim.add_l2_penalty`, which adds lambda W to the gradient), dropout with a ratio in
+0.2-0.5 (`research.models.create('mlp', dropout_rate=...)`), and data augmentation (random
+one-pixel shifts with `research.data.augment.pad_and_crop`).
+
+Every run: the same 2 x 256 ReLU MLP on a small real training set (200 digits), SGD with
+momentum (`research.optim.heavy_ball`), same seed and steps; validation on the 360 held-out
+digits. The gap measured is validation loss minus training loss at the end of training.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from experiments.figures import _fit
+from experiments.figures.common import FigureResult, check, check_greater, check_less
+
+NAME = "overfitting"
+TITLE = "Overfitting on 200 digits: train vs validation, early stopping, dropout, L2, augmentation"
+CAPTION = (
+    "A 2 x 256 ReLU MLP trained on 200 real digits. Without regularization the training loss "
+    "goes to zero while the validation loss reaches a minimum (the early-stopping point) and "
+    "rises again. Dropout, L2 weight decay and shift augmentation each shrink the final gap "
+    "between validation and training loss."
+)
+
+VARIANTS = ("baseline", "dropout", "l2", "augmentation")
+
+
+def get_config(full: bool = False) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.dataset = "digits"
+  config.max_train = 200
+  config.depth = 2
+  config.width = 256
+  config.batch_size = 32
+  config.steps = 5000 if full else 1500
+  config.eval_every = 50
+  config.learning_rate = 0.05
+  config.momentum = 0.9
+  config.dropout_rate = 0.5
+  config.weight_decay = 1e-2
+  config.shift = 1
+  config.seed = 0
+  return config
+
+
+def shift_batch(shift: int):
+  """augment(key, images (N, H, W, C)) -> each image shifted by up to `shift` pixels."""
+  from research.data import augment
+
+  def apply(key, images):
+    keys = jax.random.split(key, images.shape[0])
+    return jax.vmap(lambda k, im: augment.pad_and_crop(k, im, shift))(keys, images)
+  return apply
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  from research import optim
+  from research.models import create
+
+  name, train, val = _fit.load_data(config.dataset, max_train=config.max_train, seed=config.seed)
+  sgd = optim.heavy_ball(config.learning_rate, config.momentum)
+  runs = {}
+  for variant in VARIANTS:
+    model = create("mlp", num_classes=10, depth=config.depth, width=config.width,
+                   activation="relu",
+                   dropout_rate=config.dropout_rate if variant == "dropout" else 0.0)
+    tx = optax.chain(optim.add_l2_penalty(config.weight_decay), sgd) if variant == "l2" else sgd
+    runs[variant] = _fit.fit(
+        model, tx, train, val, batch_size=config.batch_size, steps=config.steps,
+        seed=config.seed, eval_every=config.eval_every,
+        augment=shift_batch(config.shift) if variant == "augmentation" else None)
+  base = runs["baseline"]
+  best = int(np.argmin(base.val_loss))
+  gap = {v: float(r.val_loss[-1] - r.train_loss[-1]) for v, r in runs.items()}
+  acc_gap = {v: float(r.train_accuracy[-1] - r.val_accuracy[-1]) for v, r in runs.items()}
+  checks = [
+      check_less("baseline: final training loss (fits the 200 examples)",
+                 float(base.train_loss[-1]), 0.01),
+      check_greater("baseline: final validation loss / its minimum (rises after the minimum)",
+                    float(base.val_loss[-1] / base.val_loss[best]), 1.1),
+      check("baseline: early-stopping step (argmin validation loss) before the last step",
+            int(base.eval_steps[best]), f"< {int(base.eval_steps[-1])}",
+            best < len(base.eval_steps) - 1),
+  ]
+  for v in VARIANTS[1:]:
+    checks.append(check_less(f"{v}: final gap (val loss - train loss) / baseline's",
+                             gap[v] / gap["baseline"], 0.9))
+  data = {
+      "dataset": name, "train_examples": int(len(train[0])), "steps": base.eval_steps.tolist(),
+      "early_stopping_step": int(base.eval_steps[best]),
+      "early_stopping_val_accuracy": float(base.val_accuracy[best]),
+      "loss_gap": gap, "accuracy_gap": acc_gap,
+      "final_val_accuracy": {v: float(r.val_accuracy[-1]) for v, r in runs.items()},
+      "curves": {v: {"train_loss": r.train_loss.tolist(), "val_loss": r.val_loss.tolist(),
+                     "train_accuracy": r.train_accuracy.tolist(),
+                     "val_accuracy": r.val_accuracy.tolist()} for v, r in runs.items()},
+  }
+  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+
+
+def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  d = result.data
+  steps = np.asarray(d["steps"])
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+  base = d["curves"]["baseline"]
+  ax = axes[0]
+  ax.plot(steps, base["train_loss"], label="training loss")
+  ax.plot(steps, base["val_loss"], label="validation loss")
+  ax.axvline(d["early_stopping_step"], color="gray", ls=":",
+             label=f"early stopping (step {d['early_stopping_step']})")
+  ax.set(xlabel="SGD step", ylabel="loss", title=f"No regularization ({d['train_examples']} "
+         f"{d['dataset']} examples)", yscale="log")
+  ax.legend(fontsize=8)
+  ax = axes[1]
+  for i, v in enumerate(VARIANTS):
+    c = d["curves"][v]
+    ax.plot(steps, c["train_loss"], "--", color=f"C{i}")
+    ax.plot(steps, c["val_loss"], "-", color=f"C{i}", label=v)
+  ax.set(xlabel="SGD step", ylabel="loss (dashed: training, solid: validation)",
+         title="Training vs validation loss", yscale="log")
+  ax.legend(fontsize=8)
+  ax = axes[2]
+  x = np.arange(len(VARIANTS))
+  ax.bar(x - 0.2, [d["loss_gap"][v] for v in VARIANTS], 0.4, label="val loss - train loss")
+  ax.bar(x + 0.2, [d["accuracy_gap"][v] for v in VARIANTS], 0.4, label="train acc - val acc")
+  for i, v in enumerate(VARIANTS):
+    ax.text(i, max(d["loss_gap"][v], d["accuracy_gap"][v]) + 0.01,
+            f"val acc {d['final_val_accuracy'][v]:.3f}", ha="center", fontsize=8)
+  ax.set_xticks(x, VARIANTS)
+  ax.set(ylabel="final generalization gap", title="Each remedy's train/validation gap")
+  ax.legend(fontsize=8)
+  fig.suptitle(TITLE, fontsize=10)
+  fig.tight_layout()
+  out = pathlib.Path(out_dir) / f"{NAME}.png"
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+  return [out]
