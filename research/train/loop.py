@@ -66,6 +66,18 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
   return value > best + min_delta if mode == 'max' else value < best - min_delta
 
 
+def update_early_stopping(loop: dict, value: float, step: int, es) -> None:
+  """Records an evaluation in `loop` (best, best_step, bad_evals, stopped_early)."""
+  if _improved(value, loop['best'], es.mode, es.get('min_delta', 0.0)):
+    loop.update(best=value, best_step=step, bad_evals=0)
+    return
+  loop['bad_evals'] += 1
+  if es.patience and loop['bad_evals'] >= es.patience:
+    loop['stopped_early'] = True
+    _log(f'early stopping at step {step}: eval {es.metric} has not improved for '
+         f'{es.patience} evaluations (best {loop["best"]:.4f} at step {loop["best_step"]})')
+
+
 def evaluate(eval_step, state, config, mesh) -> dict[str, float]:
   """One ordered pass over the evaluation split; metrics over the real (unpadded) examples."""
   iterator = data_lib.create_iterator(
@@ -199,9 +211,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       pending = (step, step_metrics)
       is_eval = step % config.eval_every_steps == 0 or step == config.num_train_steps
       is_log = step % config.log_every_steps == 0 or is_eval
-      if is_log:
+      is_save = step % config.checkpoint_every_steps == 0 or step == config.num_train_steps
+      if is_log or is_save:  # never save a state whose loss has not been checked
         consume(pending)
         pending = None
+      if is_log:
         last_train = {k: v / max(train_n, 1) for k, v in train_sums.items()}
         lr = float(schedule(step) if callable(schedule) else schedule)
         lr *= float(parallel.fetch(state_lib.plateau_scale(state.plateau)))
@@ -215,21 +229,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         eval_metrics = evaluate(eval_step, state, config, mesh)
         writer.write(step, 'eval', eval_metrics)
         loop['eval'] = eval_metrics
-        value = eval_metrics[es.metric]
-        if _improved(value, loop['best'], es.mode, es.get('min_delta', 0.0)):
-          loop.update(best=value, best_step=step, bad_evals=0)
-        else:
-          loop['bad_evals'] += 1
-          if es.patience and loop['bad_evals'] >= es.patience:
-            loop['stopped_early'] = True
-            _log(f'early stopping at step {step}: eval {es.metric} has not improved for '
-                 f'{es.patience} evaluations (best {loop["best"]:.4f} at step '
-                 f'{loop["best_step"]})')
+        update_early_stopping(loop, eval_metrics[es.metric], step, es)
         if plateau_update is not None:
           monitored = _monitor_value(eval_metrics, config.optimizer.reduce_on_plateau.metric)
           state = state.replace(plateau=plateau_update(state.plateau, jnp.float32(monitored)))
-      if (step % config.checkpoint_every_steps == 0 or step == config.num_train_steps
-          or loop['stopped_early']):
+      if is_save or loop['stopped_early']:
         save(step, eval_metrics)
       progress.update(1, **({'loss': last_train['loss']} if 'loss' in last_train else {}))
     if loop['eval'] is None or last_saved != step:

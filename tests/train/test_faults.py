@@ -3,6 +3,7 @@
 import glob
 import os
 
+import numpy as np
 import pytest
 
 from research.train import NonFiniteLossError, train_and_evaluate
@@ -43,11 +44,17 @@ def test_workdir_with_a_different_config_is_refused(tiny_run_copy):
   assert 'optimizer.learning_rate' in str(info.value)
 
 
-def test_nan_loss_stops_with_the_step(tmp_path):
-  config = helpers.tiny_config(**{'optimizer.name': 'sgd', 'optimizer.learning_rate': 1e30})
+def test_nan_loss_stops_with_the_step_and_saves_no_bad_state(tmp_path):
+  # A checkpoint every step: the state of the step whose loss is NaN must never be saved.
+  config = helpers.tiny_config(**{'optimizer.name': 'sgd', 'optimizer.learning_rate': 1e30,
+                                  'checkpoint_every_steps': 1})
   with pytest.raises(NonFiniteLossError, match=r'at step \d+') as info:
     train_and_evaluate(config, str(tmp_path))
   assert 'skip_nonfinite' in str(info.value)
+  bad_step = int(str(info.value).split('at step ')[1].split(';')[0])
+  saved = sorted(int(n) for n in os.listdir(tmp_path / 'checkpoints'))
+  assert saved and max(saved) < bad_step
+  assert all(np.isfinite(v).all() for v in helpers.final_params(str(tmp_path)).values())
 
 
 def test_nan_loss_skipped_when_configured(tmp_path):
