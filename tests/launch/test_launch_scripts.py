@@ -6,6 +6,7 @@ import pathlib
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -338,3 +339,16 @@ def test_scripts_are_shellcheck_clean():
     [shellcheck, str(TPU), str(GPU), str(SLURM)], capture_output=True, text=True, timeout=60
   )
   assert result.returncode == 0, result.stdout
+
+
+def test_distributed_flags_exist_in_research_main():
+  """The flags the scripts pass are research.main's own (absl would reject unknown ones)."""
+  result = subprocess.run(
+    [sys.executable, "-m", "research.main", "--helpfull"],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    timeout=120,
+  )
+  for flag in ("--distributed", "--coordinator_address", "--num_processes", "--process_id"):
+    assert flag in result.stdout, f"research.main has no {flag}"
