@@ -61,7 +61,7 @@ SURFACES = {  # name: (function, start, minimum or None, xlim, ylim)
 
 def get_config(full: bool = False) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.steps = {"beale": 1000 if full else 500, "valley": 500, "saddle": 300}
+  c.steps = {"beale": 500, "valley": 500, "saddle": 300}
   # learning rate of each method (in METHODS order) on each surface
   c.learning_rates = {
       "beale": (0.02, 0.003, 0.003, 1.0, 0.01, 10.0, 0.05),

@@ -86,8 +86,8 @@ def run(config) -> FigureResult:
             "decreasing", bool(np.all(np.diff(rates) < 0))),
       check("relative gap at the last step: alpha = 0 vs alpha = max",
             [float(gaps[0, -1] / gaps[0, 0]), float(gaps[-1, -1] / gaps[-1, 0])],
-            "> 1e-4 vs < 1e-10",
-            gaps[0, -1] / gaps[0, 0] > 1e-4 and gaps[-1, -1] / gaps[-1, 0] < 1e-10),
+            "> 1e-6 vs < 1e-10",
+            gaps[0, -1] / gaps[0, 0] > 1e-6 and gaps[-1, -1] / gaps[-1, 0] < 1e-10),
   ]
   data = {"alphas": list(config.alphas), "slope_alpha0": slope0, "rates": rates,
           "bounds": bounds, "gaps": gaps}
