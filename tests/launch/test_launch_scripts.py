@@ -5,6 +5,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 TPU = REPO / "launch" / "tpu_vm.sh"
 GPU = REPO / "launch" / "gpu.sh"
 SLURM = REPO / "launch" / "slurm.sbatch"
-CONFIG = "--config=experiments/configs/resnet20_cifar10.py"
+CONFIG = "--config=experiments/configs/cifar10_resnet.py:resnet20"
 OVERRIDES = ["--config.batch_size=256", "--config.optimizer.learning_rate=0.2"]
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the scripts need bash")
@@ -352,3 +353,47 @@ def test_distributed_flags_exist_in_research_main():
   )
   for flag in ("--distributed", "--coordinator_address", "--num_processes", "--process_id"):
     assert flag in result.stdout, f"research.main has no {flag}"
+
+
+@pytest.mark.slow
+def test_slurm_script_trains_two_real_processes(tmp_path):
+  """slurm.sbatch with a fake srun that starts both tasks at once on this machine: two real
+  research.main processes meet at the coordinator and train the digits MLP together."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  _fake_bin(tmp_path, "scontrol", "echo 127.0.0.1\necho 127.0.0.2\n")
+  bin_dir = _fake_bin(
+    tmp_path,
+    "srun",
+    'n=1; while [[ "$1" == --* ]]; do [[ "$1" == --ntasks=* ]] && n="${1#*=}"; shift; done\n'
+    'pids=(); for ((i = 0; i < n; i++)); do SLURM_PROCID=$i "$@" & pids+=($!); done\n'
+    'for p in "${pids[@]}"; do wait "$p" || exit 1; done\n',
+  )
+  workdir = tmp_path / "run"
+  env = {
+    "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    "SLURM_JOB_NODELIST": "node[1-2]",
+    "SLURM_NTASKS": "2",
+    "SLURM_JOB_ID": "7",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    "JAX_PLATFORMS": "cpu",
+  }
+  result = subprocess.run(
+    [
+      "bash",
+      str(SLURM),
+      f"--repo={REPO}",
+      f"--port={port}",
+      "--config=experiments/configs/mlp_digits.py:test",
+      f"--workdir={workdir}",
+      "--config.num_train_steps=4",
+    ],
+    capture_output=True,
+    text=True,
+    env={**{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}, **env},
+    timeout=300,
+  )
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+  assert "2 process(es)" in result.stdout + result.stderr
+  assert (workdir / "metrics.jsonl").exists()
