@@ -1,0 +1,82 @@
+"""Part-2 figures, first half (initialization, activations, normalization, regularization, losses,
+transposed convolution, templates): each `run` at a reduced size passes its checks and reports
+its key numbers in `data`."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+NAMES = ("init_statistics", "zero_init_symmetry", "deep_relu_init", "vanishing_gradients",
+         "activations", "batch_norm", "norms_vs_batch_size", "overfitting", "losses",
+         "transposed_conv", "templates")
+
+# Smaller than the defaults, still large enough for every check to mean what it says.
+REDUCED = {
+    "init_statistics": {},
+    "zero_init_symmetry": {"steps": 300},
+    "deep_relu_init": {"steps": 600},
+    "vanishing_gradients": {"steps": 200, "exploding_steps": 20},
+    "activations": {"steps": 300},
+    "batch_norm": {"steps": 1000, "max_train": 10000, "max_val": 2000},
+    "norms_vs_batch_size": {"norms": ("batch", "group")},
+    "overfitting": {},
+    "losses": {},
+    "transposed_conv": {"num_images": 4},
+    "templates": {"max_train": 10000, "max_val": 2000},
+}
+
+# Key numbers each figure must report in `data` (None: present; an int: a list of that length).
+DATA_KEYS = {
+    "init_statistics": {"tanh_normal_0.01": 10, "tanh_normal_1": 10, "tanh_xavier": 10,
+                        "relu_xavier": 10, "relu_he": 10},
+    "zero_init_symmetry": {"unit_spread": None, "final_val_accuracy": None, "dataset": None},
+    "deep_relu_init": {"first_step_layer_grad_norms": None, "train_loss": None},
+    "vanishing_gradients": {"layer_grad_norms": None, "first_over_last": None},
+    "activations": {"train_loss": None, "final_val_accuracy": None},
+    "batch_norm": {"test_accuracy": None, "percentiles": None, "drift": None},
+    "norms_vs_batch_size": {"per_device_batch": None, "val_error": None, "val_loss": None},
+    "overfitting": {"early_stopping_step": None, "loss_gap": None, "accuracy_gap": None},
+    "losses": {"cross_entropy_base10": 3, "svm": 3, "identity_max_gap": None},
+    "transposed_conv": {"picture_output": 4, "factors": None},
+    "templates": {"linear_templates": 10, "template_class_correlation": 10},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_figure_passes_at_reduced_size(name):
+  module = importlib.import_module(f"experiments.figures.{name}")
+  config = module.get_config()
+  config.update(REDUCED[name])
+  result = module.run(config)
+  failed = [c.as_dict() for c in result.checks if not c.passed]
+  assert result.passed, f"{name}: failed checks {failed}"
+  for key, length in DATA_KEYS[name].items():
+    assert key in result.data, f"{name}: data lacks {key!r}"
+    if length is not None:
+      assert len(result.data[key]) == length, (name, key, len(result.data[key]))
+
+
+def test_init_statistics_numbers_are_finite_and_ordered():
+  module = importlib.import_module("experiments.figures.init_statistics")
+  config = module.get_config()
+  config.num_samples = 200
+  config.width = 200
+  result = module.run(config)
+  stds = {k: np.asarray(result.data[k]) for k in module.CASES}
+  assert all(np.isfinite(v).all() and len(v) == 10 for v in stds.values())
+  # the slides' ordering at the last layer: saturated > Xavier-tanh > vanishing
+  assert stds["tanh_normal_1"][-1] > stds["tanh_xavier"][-1] > stds["tanh_normal_0.01"][-1]
+  assert stds["relu_he"][-1] > stds["relu_xavier"][-1]
+
+
+def test_fit_rejects_bad_stat_batch_size():
+  from experiments.figures import _fit
+  from research import optim
+  from research.models import create
+
+  x = np.zeros((8, 8, 8, 1), np.float32)
+  y = np.zeros((8,), np.int32)
+  with pytest.raises(ValueError, match="stat_batch_size=3"):
+    _fit.fit(create("linear", num_classes=10), optim.sgd(0.1), (x, y), (x, y), batch_size=8,
+             steps=2, stat_batch_size=3)
