@@ -137,6 +137,12 @@ def restore_latest(manager: ocp.CheckpointManager, target,
   return None
 
 
+def has_checkpoints(workdir: str) -> bool:
+  """Whether DIR/checkpoints holds at least one finished step."""
+  directory = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
 def find_state_dir(path: str) -> str:
   """The `state` item directory for `path`: a workdir, its checkpoints dir, a step dir or it."""
   path = os.path.abspath(os.path.expanduser(path))

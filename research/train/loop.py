@@ -45,13 +45,13 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
   return model
 
 
-def initial_state(config, model, info, tx_base, plateau):
+def initial_state(config, model, info, tx_base, plateau, init_from: str | None):
   """Initial TrainState (host arrays) with init_from and freeze applied; returns (state, tx)."""
   init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   variables = jax.jit(lambda r: state_lib.init_variables(model, r, info.image_shape))(init_rng)
   variables = jax.tree.map(np.asarray, dict(variables))
-  if config.init_from:
-    loaded = ckpt.load_variables(config.init_from)
+  if init_from:
+    loaded = ckpt.load_variables(init_from)
     variables, report = finetune.merge_variables(variables, loaded, config.get('head_pattern'))
     _log(report.summary())
   tx, frozen = finetune.apply_freeze(tx_base, variables['params'], config.freeze)
@@ -123,16 +123,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.get('eval_batch_size'):
     data_lib.check_batch_size(config.eval_batch_size, mesh.size, jax.process_count())
   model = create_model(config, info.num_classes)
-  if config.init_from:
-    ckpt.find_state_dir(config.init_from)  # raises now if there is nothing to load
   validate.check_workdir(config, workdir)
+  # A run that has checkpoints resumes from them; init_from only matters for a fresh start.
+  init_from = None if ckpt.has_checkpoints(workdir) else config.init_from
+  if init_from:
+    ckpt.find_state_dir(init_from)  # raises now if there is nothing to load
 
   # 2. State, steps, checkpoints.
   plateau = optimizer_lib.build_plateau(config.optimizer)
   schedule = optimizer_lib.build_schedule(config.optimizer.learning_rate,
                                           config.optimizer.get('schedule'))
   host_state, tx = initial_state(config, model, info,
-                                 optimizer_lib.build_optimizer(config.optimizer), plateau)
+                                 optimizer_lib.build_optimizer(config.optimizer), plateau,
+                                 init_from)
   _log(f'{config.model.name}: {state_lib.param_count(host_state.params):,} parameters; '
        f'{config.dataset.name} ({info.task}); {mesh.size} devices, {jax.process_count()} '
        f'process(es); global batch {config.batch_size}')
@@ -160,6 +163,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   loop = {'best': None, 'best_step': None, 'bad_evals': 0, 'stopped_early': False,
           'eval': None}
   restored = ckpt.restore_latest(manager, state, warn=_log)
+  if restored is None and config.init_from and not init_from:  # every checkpoint was unreadable
+    host_state, _ = initial_state(config, model, info, tx, plateau, config.init_from)
+    state = parallel.replicate(host_state, mesh)
   start = 0
   if restored is not None:
     state, saved_loop, start = restored

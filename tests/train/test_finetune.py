@@ -1,5 +1,7 @@
 """Fine-tuning: init_from matches paths, re-initializes a changed head, freezes by regex."""
 
+import shutil
+
 import jax
 import numpy as np
 import optax
@@ -48,10 +50,10 @@ def test_freeze_pattern_errors():
     finetune.apply_freeze(optax.sgd(0.1), params, '.')
 
 
-def test_init_from_with_frozen_body_keeps_it_fixed(tiny_run, tmp_path, capsys):
-  source, _ = tiny_run
+def test_init_from_with_frozen_body_keeps_it_fixed(tiny_run_copy, tmp_path, capsys):
+  source, _ = tiny_run_copy
   config = helpers.tiny_config(init_from=source, freeze='^dense_', num_train_steps=10)
-  train_and_evaluate(config, str(tmp_path / 'fine'))
+  result = train_and_evaluate(config, str(tmp_path / 'fine'))
   out = capsys.readouterr().out
   assert 'init_from: loaded 6 arrays' in out and 'kept fixed' in out
   before = helpers.final_params(source)
@@ -59,6 +61,10 @@ def test_init_from_with_frozen_body_keeps_it_fixed(tiny_run, tmp_path, capsys):
   for key in ('params/dense_0/kernel', 'params/dense_0/bias', 'params/dense_1/kernel'):
     np.testing.assert_array_equal(before[key], after[key])
   assert not np.array_equal(before['params/head/kernel'], after['params/head/kernel'])
+  # Resuming needs only the run's own checkpoints, not the pretrained source.
+  shutil.rmtree(source)
+  again = train_and_evaluate(config, str(tmp_path / 'fine'))
+  assert again['params_sha256'] == result['params_sha256']
 
 
 def test_init_from_missing_checkpoint_is_a_clear_error(tmp_path):
