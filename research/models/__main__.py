@@ -33,7 +33,7 @@ TABLE = {
     "resnet34": (IMAGENET, 1000, 21_800_000, "21.8 M (torchvision; the paper gives FLOPs)"),
     "resnet50": (IMAGENET, 1000, 25_600_000, "25.6 M (torchvision; the paper gives FLOPs)"),
     "densenet_bc_100": (CIFAR, 10, 800_000, "Huang et al. 2017, Table 2: 0.8 M"),
-    "densenet121": (IMAGENET, 1000, 8_000_000, "8.0 M (torchvision 7,978,856)"),
+    "densenet121": (IMAGENET, 1000, 8_000_000, "8.0 M as commonly cited (torchvision: 7,978,856)"),
     "vgg16": (IMAGENET, 1000, 138_000_000, "Simonyan & Zisserman 2015, Table 2: 138 M"),
     "fcn32s": (IMAGENET, 21, 134_000_000, "Long et al. 2015, Table 1: 134 M"),
     "fcn16s": (IMAGENET, 21, 134_000_000, "Long et al. 2015: 134 M (FCN-VGG16)"),
@@ -54,7 +54,7 @@ def table() -> str:
   missing = sorted(set(models.MODELS) - set(TABLE))
   if missing:
     raise ValueError(f"models {missing} have no row in TABLE; add one")
-  lines = ["| model | input | classes | parameters | paper | difference | source |",
+  lines = ["| model | input | classes | parameters | published | difference | source |",
            "|---|---|---|---:|---:|---:|---|"]
   for name, (shape, classes, paper, source) in TABLE.items():
     n = measured_params(name, shape, classes)
