@@ -1,0 +1,162 @@
+"""DenseNet vs ResNet: test accuracy against the number of parameters (Huang et al. 2017 Fig. 3).
+
+The lecture: a densely connected network reaches a residual network's accuracy with fewer
+parameters, because each layer reads all earlier feature maps and adds only k new ones.
+Here a family of CIFAR-style ResNets (`research.models.create('resnet20', depth=..., widths=...)`)
+and a family of DenseNet-BC networks (`create('densenet_bc_100', block_sizes=..., growth_rate=k)`,
+bottleneck layers and compression 0.5 as in DenseNet-BC-100) are trained with the same optimizer,
+steps and data, and their test accuracy is plotted against their parameter count.
+
+Check ("at least as accurate per parameter"): at each DenseNet's parameter count, the ResNet
+family's accuracy is interpolated linearly in log(parameters) (held constant beyond its ends);
+the DenseNets' mean accuracy advantage over that curve must be >= 0. Accuracies are means over
+seeds.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_collections
+import numpy as np
+
+from experiments.figures import _fit
+from experiments.figures.common import FigureResult, check
+
+NAME = "densenet_vs_resnet"
+TITLE = "DenseNet-BC vs ResNet: test accuracy against parameter count"
+CAPTION = (
+    "Test accuracy of CIFAR-style ResNets and DenseNet-BC networks of several sizes, trained with "
+    "the same optimizer and number of steps, against their number of parameters (log scale). "
+    "DenseNets reuse all earlier feature maps and reach the ResNets' accuracy with fewer "
+    "parameters."
+)
+
+
+def get_config(full: bool = False) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  if full:  # Huang et al.: CIFAR-10, 300 epochs at batch 64, lr 0.1 / 10 at 50% and 75%
+    config.dataset = "cifar10"
+    config.resnets = ((20, (16, 32, 64)), (56, (16, 32, 64)), (110, (16, 32, 64)))
+    config.densenets = (((16, 16, 16), 12), ((32, 32, 32), 12), ((16, 16, 16), 24))
+    config.batch_size = 64
+    config.steps = 234_000
+    config.boundaries = (117_000, 175_500)
+    config.weight_decay = 1e-4
+    config.eval_every = 2000
+    config.max_train = None
+    config.seeds = (0,)
+  else:
+    config.dataset = "digits"
+    config.resnets = ((8, (8, 16, 32)), (14, (12, 24, 48)))
+    config.densenets = (((2, 2, 2), 6), ((4, 4, 4), 8))
+    config.batch_size = 64
+    config.steps = 200
+    config.boundaries = (150,)
+    config.weight_decay = 0.0
+    config.eval_every = 100
+    config.max_train = None
+    config.seeds = (0,)
+  config.learning_rate = 0.1
+  return config
+
+
+def _load(config):
+  if config.dataset in ("cifar10", "fashion_mnist", "mnist"):  # TFDS: no fallback
+    from research.data import load_arrays
+    return config.dataset, load_arrays(config.dataset, "train"), load_arrays(config.dataset,
+                                                                              "test")
+  return _fit.load_data(config.dataset, max_train=config.max_train)
+
+
+def _optimizer(config):
+  import optax
+
+  from research import optim
+
+  lr = optim.step_decay(config.learning_rate, tuple(config.boundaries), 0.1)
+  parts = [optim.add_l2_penalty(config.weight_decay)] if config.weight_decay else []
+  return optax.chain(*parts, optim.nesterov(lr, 0.9))
+
+
+def interpolate_log(x: float, xs: list[float], ys: list[float]) -> float:
+  """y at x on the piecewise-linear curve through (log xs, ys), constant beyond its ends."""
+  order = np.argsort(xs)
+  return float(np.interp(np.log(x), np.log(np.asarray(xs)[order]), np.asarray(ys)[order]))
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  from research.models import count_params, create
+
+  name, (x_train, y_train), (x_val, y_val) = _load(config)
+  mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
+  train = ((x_train - mean) / std, y_train)
+  val = ((x_val - mean) / std, y_val)
+  num_classes = int(y_train.max()) + 1
+  models = {}
+  for depth, widths in config.resnets:
+    models[f"ResNet-{depth} {tuple(widths)}"] = ("resnet", create(
+        "resnet20", num_classes=num_classes, depth=depth, widths=tuple(widths)))
+  for blocks, k in config.densenets:
+    layers = 2 * sum(blocks) + len(blocks) + 1   # two convs per bottleneck layer, transitions
+    models[f"DenseNet-BC-{layers} (k={k})"] = ("densenet", create(
+        "densenet_bc_100", num_classes=num_classes, block_sizes=tuple(blocks), growth_rate=k))
+  points = {}
+  for label, (family, model) in models.items():
+    accs = []
+    for seed in config.seeds:
+      out = _fit.fit(model, _optimizer(config), train, val, batch_size=config.batch_size,
+                     steps=config.steps, seed=seed, eval_every=config.eval_every)
+      accs.append(float(out.val_accuracy[-1]))
+    points[label] = {"family": family, "params": count_params(out.variables["params"]),
+                     "test_accuracy": float(np.mean(accs)), "per_seed": accs}
+  res = [p for p in points.values() if p["family"] == "resnet"]
+  dense = [p for p in points.values() if p["family"] == "densenet"]
+  margins = [p["test_accuracy"] - interpolate_log(p["params"], [r["params"] for r in res],
+                                                  [r["test_accuracy"] for r in res])
+             for p in dense]
+  best_res = max(res, key=lambda p: p["test_accuracy"])
+  matching = [p for p in dense if p["test_accuracy"] >= best_res["test_accuracy"]]
+  checks = [
+      check("mean over DenseNets of (test accuracy - ResNet curve at the same parameter count)",
+            float(np.mean(margins)), ">= 0", np.mean(margins) >= 0),
+  ]
+  data = {
+      "dataset": name, "steps": config.steps, "seeds": list(config.seeds), "models": points,
+      "margins": margins,
+      "params_to_match_best_resnet": {
+          "resnet": best_res["params"],
+          "densenet": min((p["params"] for p in matching), default=None)},
+  }
+  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+
+
+def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  data = result.data
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for family, color, marker in (("resnet", "tab:blue", "o"), ("densenet", "tab:green", "s")):
+    pts = sorted(((p["params"], p["test_accuracy"], label)
+                  for label, p in data["models"].items() if p["family"] == family))
+    xs, ys, labels = zip(*pts, strict=True)
+    ax.plot(xs, ys, "-" + marker, color=color,
+            label="ResNet (CIFAR, option A)" if family == "resnet" else "DenseNet-BC")
+    for x, y, label in pts:
+      ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                  color=color)
+  ax.set_xscale("log")
+  ax.set_xlabel("number of parameters")
+  ax.set_ylabel("test accuracy")
+  ax.set_title(f"{data['dataset']}, {data['steps']} steps each: accuracy per parameter",
+               fontsize=10)
+  ax.legend(fontsize=9)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  out = pathlib.Path(out_dir) / f"{NAME}.png"
+  fig.savefig(out, dpi=120)
+  plt.close(fig)
+  return [out]

@@ -1,0 +1,228 @@
+"""FCN-32s / 16s / 8s (Long et al. 2015) on a small real segmentation set.
+
+Default: the real 512x512 fluorescence image of cell nuclei with its hand-drawn instance mask
+that ships in the stardist wheel (see `experiments.figures._nuclei`), turned into three classes
+(background, nucleus, nucleus boundary: the boundary class is what separates touching nuclei and
+needs fine resolution). The left three quarters of the image give the training tiles (64x64,
+stride 32, with their eight flips and quarter turns), the right quarter the test tiles.
+`--full`: Oxford-IIIT Pet (TFDS 'oxford_iiit_pet', trimap classes) at 224x224, for accelerators.
+
+The three networks are `research.models.create('fcn32s' | 'fcn16s' | 'fcn8s', width=...)`: a
+VGG-16 backbone (narrowed by `width`), convolutionalized fc6/fc7, and transposed convolutions
+initialized to bilinear upsampling, fusing pool4 (16s) and pool3 (8s) scores. Same optimizer,
+steps and seed for all three.
+
+Checks: each FCN's test mean IoU above the trivial baseline (every pixel the training set's most
+frequent class); FCN-8s's boundary IoU at least FCN-32s's, and its mean IoU at least FCN-32s's:
+the skips restore the resolution that x32 upsampling loses.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_collections
+import numpy as np
+
+from experiments.figures import _fit, _nuclei
+from experiments.figures.common import FigureResult, check, check_greater
+
+NAME = "fcn_segmentation"
+TITLE = "FCN-32s / 16s / 8s: semantic segmentation of real nuclei, mean IoU"
+CAPTION = (
+    "Fully convolutional networks with bilinear-initialized transposed convolutions trained on "
+    "tiles of a real fluorescence image of nuclei (stardist's example, classes background / "
+    "nucleus / boundary) and tested on a held-out part of it. Upsampling the stride-32 scores "
+    "alone (FCN-32s) blurs boundaries; fusing pool4 (16s) and pool3 (8s) scores sharpens them."
+)
+
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
+
+
+def get_config(full: bool = False) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  if full:  # Long et al.: VGG-16 at full width, batch 20, Adam-free SGD momentum 0.99 (lr 1e-4)
+    config.dataset = "oxford_iiit_pet"
+    config.image_size = 224
+    config.width = 1.0
+    config.fc6_kernel = 7
+    config.batch_size = 20
+    config.steps = 20_000
+    config.eval_every = 1000
+    config.learning_rate = 1e-4
+    config.optimizer = "nesterov"
+    config.max_test = 512
+  else:
+    config.dataset = "stardist_nuclei"
+    config.image_size = 64
+    config.stride = 32
+    config.width = 1 / 16
+    config.fc6_kernel = 1
+    config.batch_size = 8
+    config.steps = 200
+    config.eval_every = 100
+    config.learning_rate = 3e-3
+    config.optimizer = "adam"
+    config.max_test = None
+  config.seed = 0
+  return config
+
+
+def dihedral(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The 8 flips / quarter turns of each (N, H, W, C) image and (N, H, W) label map (8N)."""
+  xs, ys = [], []
+  for k in range(4):
+    for flip in (False, True):
+      x, y = np.rot90(images, k, axes=(1, 2)), np.rot90(labels, k, axes=(1, 2))
+      if flip:
+        x, y = x[:, :, ::-1], y[:, :, ::-1]
+      xs.append(x)
+      ys.append(y)
+  return np.ascontiguousarray(np.concatenate(xs)), np.ascontiguousarray(np.concatenate(ys))
+
+
+def _nuclei_data(config):
+  (x_train, y_train), (x_test, y_test), source = _nuclei.train_test_tiles(
+      config.image_size, train_fraction=0.75, stride=config.stride)
+  x_train, y_train = dihedral(x_train, y_train)
+  return f"stardist nuclei ({source})", _nuclei.CLASS_NAMES, (x_train, y_train), (x_test, y_test)
+
+
+def _pet_data(config):
+  import jax
+
+  from research.data import load_arrays
+
+  def resize(split, limit):
+    x, y = load_arrays("oxford_iiit_pet", split)
+    if limit:
+      x, y = x[:limit], y[:limit]
+    s = config.image_size
+    x = np.asarray(jax.image.resize(x, (len(x), s, s, x.shape[-1]), "bilinear"))
+    y = np.asarray(jax.image.resize(y, (len(y), s, s), "nearest")).astype(np.int32)
+    return x, y
+  return ("oxford_iiit_pet", ("foreground", "background", "border"), resize("train", None),
+          resize("test", config.max_test))
+
+
+def iou_per_class(confusion: np.ndarray) -> np.ndarray:
+  """IoU_c = TP / (TP + FP + FN) from a (C, C) confusion (rows true, columns predicted)."""
+  tp = np.diag(confusion)
+  union = confusion.sum(0) + confusion.sum(1) - tp
+  return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  import jax
+  import jax.numpy as jnp
+
+  from research import optim
+  from research.models import confusion_matrix, create, softmax_cross_entropy
+
+  loader = _nuclei_data if config.dataset == "stardist_nuclei" else _pet_data
+  name, class_names, train, test = loader(config)
+  num_classes = len(class_names)
+  mean, std = train[0].mean(), train[0].std()
+  train = ((train[0] - mean) / std, train[1])
+  test = ((test[0] - mean) / std, test[1])
+  x_test, y_test = jnp.asarray(test[0]), jnp.asarray(test[1])
+
+  results, predictions = {}, {}
+  for variant in VARIANTS:
+    model = create(variant, num_classes=num_classes, width=config.width,
+                   fc6_kernel=config.fc6_kernel)
+
+    def probe(variables, model=model):
+      # the test set's (C, C) confusion, one tile at a time
+      def one(args):
+        x, y = args
+        return confusion_matrix(model.apply(variables, x[None], train=False), y[None],
+                                num_classes)
+      return jax.lax.map(one, (x_test, y_test)).sum(0)
+
+    tx = (optim.adam(config.learning_rate) if config.optimizer == "adam"
+          else optim.nesterov(config.learning_rate, 0.99))
+    # eval_batch_size=1: `fit`'s accuracy bookkeeping is per example; the IoU comes from `probe`
+    out = _fit.fit(model, tx, train, test, batch_size=config.batch_size, steps=config.steps,
+                   seed=config.seed, eval_every=config.eval_every, eval_size=4,
+                   eval_batch_size=1, loss_fn=softmax_cross_entropy, probe=probe)
+    confusions = np.asarray(out.probes, np.float64)               # (E, C, C)
+    ious = np.stack([iou_per_class(c) for c in confusions])       # (E, C)
+    results[variant] = {"iou": ious[-1].tolist(), "mean_iou": float(np.nanmean(ious[-1])),
+                        "mean_iou_curve": np.nanmean(ious, axis=1).tolist(),
+                        "pixel_accuracy": float(np.trace(confusions[-1]) / confusions[-1].sum()),
+                        "step_loss": out.step_loss[::10].tolist()}
+    predictions[variant] = np.asarray(
+        jnp.argmax(model.apply(out.variables, x_test[:4], train=False), -1))
+    steps = out.eval_steps
+
+  majority = int(np.bincount(train[1].ravel(), minlength=num_classes).argmax())
+  base_conf = np.zeros((num_classes, num_classes))
+  np.add.at(base_conf, (np.asarray(test[1]).ravel(), majority), 1)
+  baseline = float(np.nanmean(iou_per_class(base_conf)))
+  boundary = num_classes - 1
+  r32, r8 = results["fcn32s"], results["fcn8s"]
+  checks = [check_greater(f"{v} test mean IoU - trivial baseline (all '{class_names[majority]}')",
+                          results[v]["mean_iou"] - baseline, 0.0) for v in VARIANTS]
+  checks += [
+      check(f"FCN-8s - FCN-32s test IoU of class '{class_names[boundary]}'",
+            r8["iou"][boundary] - r32["iou"][boundary], ">= 0",
+            r8["iou"][boundary] >= r32["iou"][boundary]),
+      check("FCN-8s - FCN-32s test mean IoU", r8["mean_iou"] - r32["mean_iou"], ">= 0",
+            r8["mean_iou"] >= r32["mean_iou"]),
+  ]
+  data = {
+      "dataset": name, "classes": list(class_names), "tile": config.image_size,
+      "num_train_tiles": len(train[0]), "num_test_tiles": len(test[0]),
+      "steps": steps.tolist(), "results": results, "trivial_baseline_mean_iou": baseline,
+      "examples": {"image": np.asarray(test[0][:4, ..., 0]).tolist(),
+                   "label": np.asarray(test[1][:4]).tolist(),
+                   **{v: p.tolist() for v, p in predictions.items()}},
+  }
+  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+
+
+def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  data = result.data
+  ex = data["examples"]
+  n = len(ex["image"])
+  fig = plt.figure(figsize=(12, 2.4 * n))
+  grid = fig.add_gridspec(n, 6, width_ratios=(1, 1, 1, 1, 1, 1.6))
+  cols = ("image", "label", *VARIANTS)
+  cmap = matplotlib.colors.ListedColormap(["black", "tab:green", "yellow"][:len(data["classes"])])
+  for i in range(n):
+    for j, key in enumerate(cols):
+      ax = fig.add_subplot(grid[i, j])
+      if key == "image":
+        ax.imshow(ex[key][i], cmap="gray")
+      else:
+        ax.imshow(ex[key][i], cmap=cmap, vmin=0, vmax=len(data["classes"]) - 1,
+                  interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if i == 0:
+        title = key if key in ("image", "label") else (
+            f"{key}\nmIoU {data['results'][key]['mean_iou']:.3f}")
+        ax.set_title(title, fontsize=9)
+  ax = fig.add_subplot(grid[:, 5])
+  for v, color in zip(VARIANTS, ("tab:red", "tab:orange", "tab:blue"), strict=True):
+    r = data["results"][v]
+    ious = ", ".join(f"{c} {x:.2f}" for c, x in zip(data["classes"], r["iou"], strict=True))
+    ax.plot(data["steps"], r["mean_iou_curve"], color=color, label=f"{v} ({ious})")
+  ax.axhline(data["trivial_baseline_mean_iou"], color="gray", ls=":", label="trivial baseline")
+  ax.set_xlabel("training step")
+  ax.set_ylabel("test mean IoU")
+  ax.legend(fontsize=7, loc="lower right")
+  ax.set_title(f"{data['num_train_tiles']} train / {data['num_test_tiles']} test tiles "
+               f"of {data['tile']}x{data['tile']}", fontsize=9)
+  fig.suptitle("Test tiles: black background, green nucleus, yellow boundary", fontsize=10)
+  fig.tight_layout()
+  out = pathlib.Path(out_dir) / f"{NAME}.png"
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+  return [out]

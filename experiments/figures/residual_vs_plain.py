@@ -1,0 +1,170 @@
+"""He et al. 2016, Fig. 6: deeper plain nets train worse; residual nets do not.
+
+On CIFAR-10 the paper's plain-56 has a higher training error than plain-20 throughout training
+(the degradation problem: not overfitting, since it is the training error), while ResNet-56 is
+below ResNet-20 and far below plain-56. Same architectures here (`research.models.create`:
+'plainD' / 'resnetD' with `depth` = 6n + 2, option-A shortcuts, BatchNorm, He init), at reduced
+scale: narrower stages (`widths`), a shallow and a deep depth, the real digits (8x8) or
+Fashion-MNIST, SGD with momentum 0.9 for a few hundred steps, several seeds.
+
+Checks (on the final training error, averaged over seeds, measured on the training set):
+the deeper plain net above the shallower plain net, and the deeper residual net at or below its
+plain counterpart. The train error is smoothed by averaging the last `tail` evaluations.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_collections
+import numpy as np
+
+from experiments.figures import _fit
+from experiments.figures.common import FigureResult, check_greater
+
+NAME = "residual_vs_plain"
+TITLE = "Plain vs residual nets (He et al. 2016 Fig. 6): deeper plain nets train worse"
+CAPTION = (
+    "Training error of plain and residual CIFAR-style networks (6n+2 layers, BatchNorm, He init) "
+    "at two depths. Adding layers to the plain net raises its training error (degradation, not "
+    "overfitting); the residual net of the same depth trains at least as well as the plain one. "
+    "Thin lines: seeds; thick: their mean."
+)
+
+
+def get_config(full: bool = False) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  if full:  # the paper's recipe (He et al. 2016 Sec. 4.2) on CIFAR-10, for accelerators
+    config.dataset = "cifar10"
+    config.depths = (20, 56)
+    config.widths = (16, 32, 64)
+    config.batch_size = 128
+    config.steps = 64_000
+    config.boundaries = (32_000, 48_000)
+    config.learning_rate = 0.1
+    config.weight_decay = 1e-4
+    config.eval_every = 1000
+    config.eval_size = 10_000
+    config.seeds = (0,)
+    config.augment = True
+  else:
+    config.dataset = "digits"
+    config.depths = (8, 20)
+    config.widths = (8, 16, 32)
+    config.batch_size = 64
+    config.steps = 200
+    config.boundaries = ()
+    config.learning_rate = 0.1
+    config.weight_decay = 0.0
+    config.eval_every = 25
+    config.eval_size = 512
+    config.seeds = (0,)
+    config.augment = False
+  config.tail = 3
+  return config
+
+
+def _load(config):
+  if config.dataset in ("cifar10", "fashion_mnist", "mnist"):  # TFDS: no fallback
+    from research.data import load_arrays
+    return config.dataset, load_arrays(config.dataset, "train"), load_arrays(config.dataset,
+                                                                              "test")
+  return _fit.load_data(config.dataset)
+
+
+def _optimizer(config):
+  from research import optim
+
+  lr = config.learning_rate
+  if config.boundaries:
+    lr = optim.step_decay(config.learning_rate, tuple(config.boundaries), 0.1)
+  tx = optim.heavy_ball(lr, 0.9)
+  if config.weight_decay:
+    import optax
+    tx = optax.chain(optim.add_l2_penalty(config.weight_decay), tx)
+  return tx
+
+
+def _augment(config):
+  """CIFAR's pad-4 crop and flip (`--full` only), vmapped over the batch."""
+  if not config.augment:
+    return None
+  import jax
+
+  from research.data import augment
+
+  def one(key, image):
+    k1, k2 = jax.random.split(key)
+    return augment.random_flip(k2, augment.pad_and_crop(k1, image, 4))
+
+  return lambda key, images: jax.vmap(one)(jax.random.split(key, len(images)), images)
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  from research.models import count_params, create
+
+  name, (x_train, y_train), val = _load(config)
+  mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
+  train = ((x_train - mean) / std, y_train)
+  val = ((val[0] - mean) / std, val[1])
+  num_classes = int(y_train.max()) + 1
+  curves, params, steps = {}, {}, None
+  for kind in ("plain", "resnet"):
+    for depth in config.depths:
+      key = f"{kind}{depth}"
+      model = create(f"{kind}20", num_classes=num_classes, depth=depth,
+                     widths=tuple(config.widths))
+      errors = []
+      for seed in config.seeds:
+        out = _fit.fit(model, _optimizer(config), train, val, batch_size=config.batch_size,
+                       steps=config.steps, seed=seed, eval_every=config.eval_every,
+                       eval_size=config.eval_size, augment=_augment(config))
+        errors.append(1.0 - out.train_accuracy)
+        params[key] = count_params(out.variables["params"])
+      curves[key] = np.asarray(errors)
+      steps = out.eval_steps
+  final = {k: float(v[:, -config.tail:].mean()) for k, v in curves.items()}
+  shallow, deep = config.depths
+  checks = [
+      check_greater(f"final training error plain-{deep} - plain-{shallow} (degradation)",
+                    final[f"plain{deep}"] - final[f"plain{shallow}"], 0.0),
+      check_greater(f"final training error plain-{deep} - resnet-{deep} (residual fixes it)",
+                    final[f"plain{deep}"] - final[f"resnet{deep}"], -1e-12),
+  ]
+  data = {
+      "dataset": name, "depths": list(config.depths), "widths": list(config.widths),
+      "steps": steps.tolist(), "seeds": list(config.seeds),
+      "train_error": {k: v.tolist() for k, v in curves.items()},
+      "final_train_error": final, "num_params": params,
+  }
+  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+
+
+def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  data = result.data
+  shallow, deep = data["depths"]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+  for ax, kind, title in zip(axes, ("plain", "resnet"), ("plain networks", "residual networks"),
+                             strict=True):
+    for depth, color in ((shallow, "tab:orange"), (deep, "tab:red")):
+      err = np.asarray(data["train_error"][f"{kind}{depth}"])
+      for run in err:
+        ax.plot(data["steps"], run, color=color, lw=0.6, alpha=0.4)
+      ax.plot(data["steps"], err.mean(0), color=color, lw=2,
+              label=f"{kind}-{depth} ({data['num_params'][f'{kind}{depth}']:,} params): "
+                    f"{data['final_train_error'][f'{kind}{depth}']:.3f}")
+    ax.set_title(f"{title} on {data['dataset']}, widths {data['widths']}", fontsize=10)
+    ax.set_xlabel("training step")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8, title="final training error", title_fontsize=8)
+  axes[0].set_ylabel("training error")
+  fig.tight_layout()
+  out = pathlib.Path(out_dir) / f"{NAME}.png"
+  fig.savefig(out, dpi=120)
+  plt.close(fig)
+  return [out]

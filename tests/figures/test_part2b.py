@@ -1,0 +1,186 @@
+"""Part-2 figures, second half (architectures, fine-tuning, augmentation).
+
+The paper effects need the default sizes (minutes on a 2-core CPU), so here each `run` goes at a
+much reduced size and the test asserts the structure of `data`, that the checks exist and are
+computed from the run (finite, consistent with `data`), and that `plot` writes its PNG; the
+pure helpers (interpolation, IoU, tiling, IDX writing, input scaling) are tested against
+hand-computed values. `python -m experiments.figures --only ...` runs the default sizes, whose
+checks are the paper claims.
+"""
+
+import importlib
+import math
+
+import numpy as np
+import pytest
+
+
+def _run_and_plot(name, overrides, tmp_path):
+  module = importlib.import_module(f"experiments.figures.{name}")
+  config = module.get_config()
+  config.update(overrides)
+  result = module.run(config)
+  assert result.checks, f"{name}: no checks"
+  for c in result.checks:
+    assert isinstance(c.passed, bool)
+    assert c.measured is not None
+  paths = module.plot(result, tmp_path)
+  assert [p.name for p in paths] == [f"{name}.png"] and paths[0].stat().st_size > 10_000
+  return result
+
+
+def test_relu_vs_tanh_cnn_structure(tmp_path):
+  """Reduced: 40 steps, one learning rate per scaling; structure only (the 2x needs 400 steps)."""
+  result = _run_and_plot("relu_vs_tanh_cnn", {
+      "steps": 40, "eval_every": 20, "eval_size": 128, "width": 4,
+      "lr_grid": {"paper": (3e-4,), "standardized": (0.1,)}}, tmp_path)
+  for scaling in ("paper", "standardized"):
+    entry = result.data["scalings"][scaling]
+    assert entry["eval_steps"] == [0, 20, 40]
+    for act in ("relu", "tanh"):
+      errors = entry[act]["best"]["train_error"]
+      assert len(errors) == 3 and all(0.0 <= e <= 1.0 for e in errors)
+  assert result.data["ratio"].keys() == {"paper", "standardized"}
+
+
+def test_relu_vs_tanh_helpers():
+  from experiments.figures.relu_vs_tanh_cnn import scale_inputs, steps_to
+
+  assert steps_to(np.array([0, 10, 20, 30]), np.array([0.9, 0.5, 0.2, 0.1]), 0.25) == 20
+  assert steps_to(np.array([0, 10]), np.array([0.9, 0.5]), 0.25) is None
+  x = np.array([[0.0, 1.0]], np.float32)
+  np.testing.assert_allclose(scale_inputs(x, 0.5, 0.5, "paper"), [[-127.5, 127.5]])
+  np.testing.assert_allclose(scale_inputs(x, 0.5, 0.5, "standardized"), [[-1.0, 1.0]])
+  with pytest.raises(ValueError, match="unknown scaling"):
+    scale_inputs(x, 0.5, 0.5, "raw")
+
+
+def test_residual_vs_plain_structure(tmp_path):
+  """Reduced: depths 8 and 14, 20 steps, one seed; structure only."""
+  result = _run_and_plot("residual_vs_plain", {
+      "depths": (8, 14), "widths": (4, 8, 8), "steps": 20, "eval_every": 10, "seeds": (0,),
+      "eval_size": 256}, tmp_path)
+  final = result.data["final_train_error"]
+  assert final.keys() == {"plain8", "plain14", "resnet8", "resnet14"}
+  assert result.data["num_params"]["plain14"] == result.data["num_params"]["resnet14"]
+  assert result.checks[0].measured == pytest.approx(final["plain14"] - final["plain8"])
+
+
+def test_densenet_vs_resnet_structure(tmp_path):
+  """Reduced: two ResNets, one DenseNet, 20 steps; the check's margin is recomputed here."""
+  from experiments.figures.densenet_vs_resnet import interpolate_log
+
+  result = _run_and_plot("densenet_vs_resnet", {
+      "resnets": ((8, (4, 8, 8)), (8, (8, 16, 16))), "densenets": (((2, 2, 2), 4),),
+      "steps": 20, "eval_every": 10, "boundaries": (15,)}, tmp_path)
+  models = result.data["models"]
+  res = [m for m in models.values() if m["family"] == "resnet"]
+  (dense,) = [m for m in models.values() if m["family"] == "densenet"]
+  expected = dense["test_accuracy"] - interpolate_log(
+      dense["params"], [r["params"] for r in res], [r["test_accuracy"] for r in res])
+  assert result.checks[0].measured == pytest.approx(expected)
+
+
+def test_interpolate_log():
+  from experiments.figures.densenet_vs_resnet import interpolate_log
+
+  assert interpolate_log(100, [10, 1000], [0.5, 0.9]) == pytest.approx(0.7)
+  assert interpolate_log(1, [10, 1000], [0.5, 0.9]) == pytest.approx(0.5)
+  assert interpolate_log(1e6, [1000, 10], [0.9, 0.5]) == pytest.approx(0.9)
+
+
+def test_nucleus_tiles_and_labels():
+  from experiments.figures import _nuclei
+
+  instances = np.zeros((6, 6), np.int32)
+  instances[1:5, 1:3] = 1
+  instances[1:5, 3:5] = 2       # touching nuclei
+  labels = _nuclei.semantic_labels(instances)
+  # every nucleus pixel next to the background or the other nucleus is boundary
+  assert (labels[instances == 0] == 0).all()
+  assert (labels[instances > 0] == 2).all()
+  instances[0:6, 0:6] = 3
+  labels = _nuclei.semantic_labels(np.pad(instances, 1))
+  assert labels[3, 3] == 1 and labels[1, 1] == 2 and labels[0, 0] == 0
+  t = _nuclei.tiles(np.arange(16).reshape(4, 4), 2)
+  assert t.shape == (4, 2, 2) and t[1].tolist() == [[2, 3], [6, 7]]
+  assert _nuclei.tiles(np.zeros((4, 4)), 2, stride=1).shape == (9, 2, 2)
+  with pytest.raises(ValueError, match="tile size"):
+    _nuclei.tiles(np.zeros((4, 4)), 8)
+
+
+def test_fcn_helpers():
+  from experiments.figures.fcn_segmentation import dihedral, iou_per_class
+
+  confusion = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]])
+  iou = iou_per_class(confusion)
+  np.testing.assert_allclose(iou[:2], [5 / 8, 3 / 6])
+  assert math.isnan(iou[2])
+  x = np.arange(2 * 3 * 3).reshape(2, 3, 3, 1).astype(np.float32)
+  y = x[..., 0].astype(np.int32)
+  xs, ys = dihedral(x, y)
+  assert xs.shape == (16, 3, 3, 1) and ys.shape == (16, 3, 3)
+  np.testing.assert_array_equal(xs[..., 0], ys)   # image and labels move together
+  assert len({a.tobytes() for a in ys[::2]}) == 8  # 8 distinct transforms of the first tile
+
+
+def test_fcn_segmentation_structure(tmp_path):
+  """Reduced: 128x128 tiles without overlap, 10 steps; structure only (needs the stardist
+  wheel: downloaded once into the cache)."""
+  result = _run_and_plot("fcn_segmentation", {"image_size": 128, "stride": 128, "steps": 10,
+                                              "eval_every": 5, "width": 1 / 32}, tmp_path)
+  assert result.data["classes"] == ["background", "nucleus", "boundary"]
+  assert result.data["num_train_tiles"] == 8 * 12 and result.data["num_test_tiles"] == 4
+  assert 0.2 < result.data["trivial_baseline_mean_iou"] < 0.4
+  for variant in ("fcn32s", "fcn16s", "fcn8s"):
+    r = result.data["results"][variant]
+    assert len(r["iou"]) == 3 and len(r["mean_iou_curve"]) == 3
+    assert 0.0 <= r["mean_iou"] <= 1.0
+
+
+def test_write_idx_round_trip(tmp_path):
+  from experiments.figures.fine_tuning import select, write_task
+  from research.data import load_arrays
+
+  images = np.linspace(0, 1, 4 * 8 * 8).reshape(4, 8, 8, 1).astype(np.float32)
+  labels = np.array([5, 6, 5, 9])
+  x, y = select(images, labels, (5, 6, 9))
+  assert y.tolist() == [0, 1, 0, 2]
+  name = write_task(tmp_path / "task", {"train": (x, y), "test": (x[:2], y[:2])})
+  xr, yr = load_arrays(name, "train")
+  assert yr.tolist() == [0, 1, 0, 2]
+  np.testing.assert_allclose(xr, x, atol=1 / 255)
+
+
+def test_fine_tuning_structure(tmp_path):
+  """Reduced: 30 pretraining and 10 target steps, one seed: the three starts run through
+  research.train.train_and_evaluate (init_from, freeze); structure only."""
+  result = _run_and_plot("fine_tuning", {"pretrain_steps": 30, "target_steps": 10,
+                                         "seeds": (0,), "model": {"widths": (4, 8, 8)}}, tmp_path)
+  acc = result.data["final_test_accuracy"]
+  assert acc.keys() == {"scratch", "fine-tune all", "frozen body"}
+  assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in acc.values())
+  assert result.data["source_test_accuracy"] > 0.5
+
+
+def test_augmented_examples():
+  from experiments.figures.data_augmentation import augmented_examples
+
+  image = np.random.default_rng(0).uniform(size=(16, 24, 3)).astype(np.float32)
+  out = augmented_examples(image, 3)
+  assert len(out) == 7
+  for name, batch in out.items():
+    assert batch.shape[0] == 3 and batch.min() >= 0 and batch.max() <= 1, name
+    if name.startswith("random crop"):
+      assert batch.shape[1:] == (14, 14, 3)
+    else:
+      assert batch.shape[1:] == image.shape
+
+
+def test_data_augmentation_structure(tmp_path):
+  """Reduced: 20 steps, one seed; structure only (the accuracy gain needs 400 steps)."""
+  result = _run_and_plot("data_augmentation", {"steps": 20, "eval_every": 10, "seeds": (0,),
+                                               "width": 4, "photo_size": 32,
+                                               "num_samples": 2}, tmp_path)
+  assert result.data["final_val_accuracy"].keys() == {"with", "without"}
+  assert len(result.data["curves"]["with"][0]["val_accuracy"]) == 3
