@@ -33,6 +33,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for key in ('batch_size', 'num_train_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'log_every_steps'):
     _positive_int(config, key)
+  eval_batch_size = config.get('eval_batch_size', 0)
+  if not isinstance(eval_batch_size, int) or eval_batch_size < 0:
+    raise ValueError(f'config.eval_batch_size={eval_batch_size!r} must be 0 (same as batch_size) '
+                     'or a positive integer')
   optimizer_lib.check_optimizer_config(config.optimizer)
   steps.get_loss(config.get('loss', 'softmax_cross_entropy'))
   es = config.early_stopping

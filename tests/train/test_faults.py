@@ -22,6 +22,7 @@ from tests.train import helpers
     ({'early_stopping.metric': 'mean_iou'}, "early_stopping.metric='mean_iou'"),
     ({'freeze': '(unclosed'}, 'not a valid regex'),
     ({'num_devices': 16}, 'num_devices=16'),
+    ({'eval_batch_size': -8}, 'eval_batch_size=-8'),
 ])
 def test_bad_config_fails_before_anything_is_written(overrides, message, tmp_path):
   workdir = str(tmp_path / 'run')
