@@ -211,8 +211,8 @@ def fit(model, tx: optax.GradientTransformation,
         params, state, x, y, drop_key)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    record = {"loss": loss, "grad_norm": optax.global_norm(grads),
-              "update_norm": optax.global_norm(updates)}
+    record = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+              "update_norm": optax.tree.norm(updates)}
     if per_layer_grads:
       record["layer"] = layer_grad_norms(grads, names)
     return (params, new_state, opt_state), record

@@ -14,12 +14,12 @@ NAMES = ("init_statistics", "zero_init_symmetry", "deep_relu_init", "vanishing_g
 # Smaller than the defaults, still large enough for every check to mean what it says.
 REDUCED = {
     "init_statistics": {},
-    "zero_init_symmetry": {"steps": 300},
+    "zero_init_symmetry": {"steps": 200},
     "deep_relu_init": {"steps": 600},
     "vanishing_gradients": {"steps": 200, "exploding_steps": 20},
-    "activations": {"steps": 300},
-    "batch_norm": {"steps": 1000, "max_train": 10000, "max_val": 2000},
-    "norms_vs_batch_size": {"norms": ("batch", "group")},
+    "activations": {"steps": 200},
+    "batch_norm": {"steps": 600, "eval_every": 60, "max_train": 10000, "max_val": 2000},
+    "norms_vs_batch_size": {"norms": ("batch", "group"), "steps": 210},
     "overfitting": {},
     "losses": {},
     "transposed_conv": {"num_images": 4},
