@@ -115,7 +115,9 @@ def _default_loss(logits: Array, labels: Array) -> Array:
 
 
 def _correct(logits: Array, labels: Array) -> Array:
-  return (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  """Per-example accuracy (N,): 0/1 for classification, the pixel fraction for segmentation."""
+  hit = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  return hit.reshape(hit.shape[0], -1).mean(1)
 
 
 def _chunks(x: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
