@@ -72,7 +72,7 @@ class SmallCNN(nn.Module):
 def get_config(full: bool = False) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "cifar10" if full else "digits"
-  config.width = 64 if full else 8
+  config.width = 64 if full else 16
   config.batch_size = 128 if full else 64
   config.steps = 20_000 if full else 400
   config.eval_every = 100 if full else 20
@@ -81,7 +81,7 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   config.threshold = 0.25
   # per scaling: the learning-rate grid searched for each activation
   config.lr_grid = ml_collections.ConfigDict({
-      "paper": (1e-5, 3e-5, 1e-4, 3e-4) if full else (3e-4, 1e-3),
+      "paper": (1e-5, 3e-5, 1e-4, 3e-4) if full else (1e-4, 3e-4, 1e-3),
       "standardized": (0.01, 0.03, 0.1) if full else (0.1,),
   })
   config.seed = 0

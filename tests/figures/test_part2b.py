@@ -158,7 +158,7 @@ def test_fine_tuning_structure(tmp_path):
   result = _run_and_plot("fine_tuning", {"pretrain_steps": 30, "target_steps": 10,
                                          "seeds": (0,), "model": {"widths": (4, 8, 8)}}, tmp_path)
   acc = result.data["final_test_accuracy"]
-  assert acc.keys() == {"scratch", "fine-tune all", "frozen body"}
+  assert acc.keys() == {"scratch", "fine-tune all", "frozen early layers"}
   assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in acc.values())
   assert result.data["source_test_accuracy"] > 0.5
 
