@@ -124,9 +124,11 @@ def test_fcn_helpers():
   assert len({a.tobytes() for a in ys[::2]}) == 8  # 8 distinct transforms of the first tile
 
 
+@pytest.mark.slow
 def test_fcn_segmentation_structure(tmp_path):
   """Reduced: 128x128 tiles without overlap, 10 steps; structure only (needs the stardist
-  wheel: downloaded once into the cache)."""
+  wheel: downloaded once into the cache). Slow: compiling three VGG-16 FCNs takes about a
+  minute of CPU even at 1/32 width."""
   result = _run_and_plot("fcn_segmentation", {"image_size": 128, "stride": 128, "steps": 10,
                                               "eval_every": 5, "width": 1 / 32}, tmp_path)
   assert result.data["classes"] == ["background", "nucleus", "boundary"]
