@@ -174,8 +174,9 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     steps = entry["eval_steps"]
     for act in ACTIVATIONS:
       best = entry[act]["best"]
-      label = (f"{act}, {scaling} inputs (lr {best['learning_rate']:g}, "
-               f"{best['steps_to_threshold'] or 'never'} steps)")
+      hit = best["steps_to_threshold"]
+      reached = f"{hit} steps" if hit else f"not reached in {steps[-1]} steps"
+      label = f"{act}, {scaling} inputs (lr {best['learning_rate']:g}, {reached})"
       ax.plot(steps, best["train_error"], styles[scaling], color=colors[act], label=label)
   ax.axhline(data["threshold"], color="k", lw=0.8, ls=":")
   ax.text(0, data["threshold"], f" {data['threshold']:.0%}", va="bottom", fontsize=8)
@@ -183,8 +184,9 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.set_ylabel("training error")
   ax.set_ylim(0, 1)
   r = data["ratio"]["paper"]
+  bound = ">=" if data["ratio_note"]["paper"].startswith(">=") else "="
   ax.set_title(f"4-layer CNN on {data['dataset']}: tanh/ReLU steps to "
-               f"{data['threshold']:.0%} = {r:.1f}x (paper inputs)", fontsize=10)
+               f"{data['threshold']:.0%} {bound} {r:.1f}x (paper inputs)", fontsize=10)
   ax.legend(fontsize=8)
   fig.tight_layout()
   out = pathlib.Path(out_dir) / f"{NAME}.png"
