@@ -149,6 +149,7 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
       ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7,
                   color=color)
   ax.set_xscale("log")
+  ax.margins(x=0.2, y=0.15)
   ax.set_xlabel("number of parameters")
   ax.set_ylabel("test accuracy")
   ax.set_title(f"{data['dataset']}, {data['steps']} steps each: accuracy per parameter",
