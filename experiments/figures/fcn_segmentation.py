@@ -191,8 +191,8 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   data = result.data
   ex = data["examples"]
   n = len(ex["image"])
-  fig = plt.figure(figsize=(12, 2.4 * n))
-  grid = fig.add_gridspec(n, 6, width_ratios=(1, 1, 1, 1, 1, 1.6))
+  fig = plt.figure(figsize=(14, 2.2 * n + 0.8))
+  grid = fig.add_gridspec(n, 7, width_ratios=(1, 1, 1, 1, 1, 0.3, 2.6), wspace=0.08)
   cols = ("image", "label", *VARIANTS)
   cmap = matplotlib.colors.ListedColormap(["black", "tab:green", "yellow"][:len(data["classes"])])
   for i in range(n):
@@ -209,7 +209,7 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
         title = key if key in ("image", "label") else (
             f"{key}\nmIoU {data['results'][key]['mean_iou']:.3f}")
         ax.set_title(title, fontsize=9)
-  ax = fig.add_subplot(grid[:, 5])
+  ax = fig.add_subplot(grid[:, 6])   # column 5 is a spacer for the axis labels
   for v, color in zip(VARIANTS, ("tab:red", "tab:orange", "tab:blue"), strict=True):
     r = data["results"][v]
     ious = ", ".join(f"{c} {x:.2f}" for c, x in zip(data["classes"], r["iou"], strict=True))
@@ -217,11 +217,13 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.axhline(data["trivial_baseline_mean_iou"], color="gray", ls=":", label="trivial baseline")
   ax.set_xlabel("training step")
   ax.set_ylabel("test mean IoU")
-  ax.legend(fontsize=7, loc="lower right")
+  ax.set_ylim(0, 1)
+  ax.legend(fontsize=7, loc="upper left", title="final per-class test IoU", title_fontsize=7)
   ax.set_title(f"{data['num_train_tiles']} train / {data['num_test_tiles']} test tiles "
                f"of {data['tile']}x{data['tile']}", fontsize=9)
-  fig.suptitle("Test tiles: black background, green nucleus, yellow boundary", fontsize=10)
-  fig.tight_layout()
+  fig.suptitle("Held-out test tiles: black background, green nucleus, yellow boundary",
+               fontsize=10)
+  fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.08)
   out = pathlib.Path(out_dir) / f"{NAME}.png"
   fig.savefig(out, dpi=100)
   plt.close(fig)
