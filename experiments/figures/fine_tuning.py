@@ -183,15 +183,15 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.legend(fontsize=8)
   starts = list(data["mean_test_accuracy"])
   means = [data["mean_test_accuracy"][s] for s in starts]
-  bx.bar(starts, means, color=[colors[s] for s in starts])
+  bx.bar([s.replace(" ", "\n", 1) for s in starts], means, color=[colors[s] for s in starts])
   for i, s in enumerate(starts):
     bx.scatter([i] * len(data["final_test_accuracy"][s]), data["final_test_accuracy"][s],
                color="k", s=10, zorder=3)
     bx.text(i, means[i], f"{means[i]:.3f}", ha="center", va="bottom", fontsize=8)
   bx.set_ylabel(f"test accuracy after {data['target_steps']} steps")
   bx.set_ylim(0, 1.05)
-  bx.set_title(f"source: {data['source']} (test acc. {data['source_test_accuracy']:.3f})",
-               fontsize=9)
+  bx.set_title(f"source: {data['source']}\n(source test accuracy "
+               f"{data['source_test_accuracy']:.3f})", fontsize=9)
   fig.tight_layout()
   out = pathlib.Path(out_dir) / f"{NAME}.png"
   fig.savefig(out, dpi=120)
