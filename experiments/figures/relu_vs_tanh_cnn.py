@@ -12,7 +12,8 @@ once per activation and per learning rate of a grid; for each activation the fas
 rate counts. Measured: the number of steps until the error on the training set first falls to
 `threshold`, evaluated every `eval_every` steps.
 
-Two input scalings are run:
+Two input scalings (the default runs only the first, on a grid of the two rates that were
+fastest there, 3e-4 for ReLU and 1e-3 for tanh, for 300 steps; `--full` runs both):
 - "paper": 8-bit intensities (x * 255) minus the training mean, as AlexNet feeds them. The
   first layer's pre-activations have a standard deviation of tens, so tanh saturates.
 - "standardized": (x - mean) / std. Included to show where the effect comes from: with
@@ -38,7 +39,8 @@ CAPTION = (
     "Training error of the same 4-layer CNN with ReLU and with tanh units (SGD, momentum 0.9, the "
     "fastest learning rate of a grid for each). On raw intensities minus the mean (AlexNet's input)"
     " tanh saturates and needs several times more steps to reach the threshold than ReLU; with "
-    "standardized inputs (dashed) the gap closes: the advantage is that ReLU does not saturate."
+    "standardized inputs (dashed, --full only) the gap closes: the advantage is that ReLU does "
+    "not saturate."
 )
 
 ACTIVATIONS = ("relu", "tanh")
@@ -74,16 +76,19 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   config.dataset = "cifar10" if full else "digits"
   config.width = 64 if full else 16
   config.batch_size = 128 if full else 64
-  config.steps = 20_000 if full else 400
+  config.steps = 20_000 if full else 300
   config.eval_every = 100 if full else 20
-  config.eval_size = 10_000 if full else 512
+  # examples of the training set (and of the held-out set) evaluated every `eval_every` steps
+  config.eval_size = 10_000 if full else 256
   config.max_train = None
   config.threshold = 0.25
-  # per scaling: the learning-rate grid searched for each activation
-  config.lr_grid = ml_collections.ConfigDict({
-      "paper": (1e-5, 3e-5, 1e-4, 3e-4) if full else (1e-4, 3e-4, 1e-3),
-      "standardized": (0.01, 0.03, 0.1) if full else (0.1,),
-  })
+  # per scaling: the learning-rate grid searched for each activation. Default: the paper
+  # scaling only, with the two rates that were fastest on the wider grid (1e-4, 3e-4, 1e-3:
+  # ReLU 3e-4, tanh 1e-3); the 'standardized' side runs are only drawn, so they are --full only
+  # (or add "standardized": (0.1,)).
+  config.lr_grid = ml_collections.ConfigDict(
+      {"paper": (1e-5, 3e-5, 1e-4, 3e-4), "standardized": (0.01, 0.03, 0.1)} if full
+      else {"paper": (3e-4, 1e-3)})
   config.seed = 0
   return config
 
@@ -121,7 +126,8 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   data = {"dataset": name, "threshold": config.threshold, "scalings": {}}
   for scaling, grid in config.lr_grid.items():
     train = (scale_inputs(x_train, mean, std, scaling), y_train)
-    val = (scale_inputs(x_val, mean, std, scaling), y_val)
+    # the held-out curve is recorded, not checked: its first eval_size examples suffice
+    val = (scale_inputs(x_val[:config.eval_size], mean, std, scaling), y_val[:config.eval_size])
     entry = {}
     for act in ACTIVATIONS:
       model = SmallCNN(num_classes, act, config.width)
