@@ -31,36 +31,8 @@ usage: $PROG --config=CONFIG.py --workdir=DIR [options] [--config.KEY=VALUE ...]
 EOF
 }
 
-die() {
-  echo "$PROG: error: $*" >&2
-  echo "run '$PROG --help' for the options" >&2
-  exit 2
-}
-
-# Prints one argument so that a shell reads it back unchanged.
-quote() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-join_quoted() {
-  local out="" arg
-  for arg in "$@"; do
-    out+="${out:+ }$(quote "$arg")"
-  done
-  printf '%s' "$out"
-}
-
-DRY_RUN=0
-run() {
-  echo "+ $(join_quoted "$@")"
-  if [[ "$DRY_RUN" == 0 ]]; then
-    "$@"
-  fi
-}
+# shellcheck source=launch/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 CUDA="13" PYTHON="python3" VENV="" GPUS="" INSTALL=1 CONFIG="" WORKDIR=""
 OVERRIDES=()

@@ -45,38 +45,8 @@ usage: $PROG --name=NAME --zone=ZONE --config=CONFIG.py --workdir=DIR [options] 
 EOF
 }
 
-die() {
-  echo "$PROG: error: $*" >&2
-  echo "run '$PROG --help' for the options" >&2
-  exit 2
-}
-
-# Prints one argument so that a shell reads it back unchanged: bare when it holds only safe
-# characters, otherwise in single quotes.
-quote() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-# Joins arguments into one shell command line.
-join_quoted() {
-  local out="" arg
-  for arg in "$@"; do
-    out+="${out:+ }$(quote "$arg")"
-  done
-  printf '%s' "$out"
-}
-
-DRY_RUN=0
-run() {
-  echo "+ $(join_quoted "$@")"
-  if [[ "$DRY_RUN" == 0 ]]; then
-    "$@"
-  fi
-}
+# shellcheck source=launch/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 NAME="" ZONE="" ACCELERATOR_TYPE="v4-8" VERSION="tpu-ubuntu2204-base" PROJECT=""
 REPO="" REF="main" PYTHON_VERSION="3.11" SKIP_CREATE=0 DELETE=0 CONFIG="" WORKDIR=""

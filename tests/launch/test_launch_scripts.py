@@ -337,7 +337,8 @@ def test_scripts_are_shellcheck_clean():
   if shellcheck is None:
     pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
   result = subprocess.run(
-    [shellcheck, str(TPU), str(GPU), str(SLURM)], capture_output=True, text=True, timeout=60
+    [shellcheck, "-x", str(TPU), str(GPU), str(SLURM), str(TPU.parent / "_common.sh")],
+    capture_output=True, text=True, timeout=60, cwd=TPU.parent.parent,  # -x follows `source`
   )
   assert result.returncode == 0, result.stdout
 
