@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments.figures.common import save_figure
+
 Array = jax.Array
 Fun = Callable[[Array], Array]
 
@@ -170,15 +172,9 @@ def contour(ax, fun: Fun, xlim, ylim, *, levels: int = 25, log: bool = True, min
 
 
 def save(fig, out_dir, name: str) -> pathlib.Path:
-  """Saves `fig` as out_dir/name.png and closes it."""
-  import matplotlib.pyplot as plt  # noqa: PLC0415 (plotting stays out of run())
-
-  path = pathlib.Path(out_dir) / f"{name}.png"
-  path.parent.mkdir(parents=True, exist_ok=True)
+  """Lays out `fig` and saves it as out_dir/name.png (part 1's size), closing it."""
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save_figure(fig, out_dir, name, dpi=110)
 
 
 def figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 4.0):

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater
+from experiments.figures.common import FigureResult, check, check_greater, save_figure
 
 NAME = "activations"
 TITLE = "Seven activations on the same 4-hidden-layer MLP: training loss and validation accuracy"
@@ -116,7 +116,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.legend(fontsize=7)
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

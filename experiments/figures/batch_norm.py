@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, check_less
+from experiments.figures.common import FigureResult, check_greater, check_less, save_figure
 
 NAME = "batch_norm"
 TITLE = "Batch norm (Ioffe & Szegedy Fig. 1): 3 x 100 sigmoid MLP, batch 60, with vs without BN"
@@ -147,7 +147,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

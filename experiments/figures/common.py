@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
 from typing import Any
 
 import numpy as np
@@ -103,3 +104,14 @@ def check_close(what: str, measured: float, expected: float, rtol: float = 0.1,
   """Check that `|measured - expected| <= atol + rtol |expected|`."""
   ok = abs(measured - expected) <= atol + rtol * abs(expected)
   return check(what, measured, f"{expected:.6g} (rtol {rtol:g}, atol {atol:g})", ok)
+
+
+def save_figure(fig, out_dir, name: str, dpi: int = 100, **savefig_kwargs) -> pathlib.Path:
+  """Writes `fig` to out_dir/name.png (creating out_dir), closes it, and returns the path."""
+  import matplotlib.pyplot as plt  # noqa: PLC0415 (plotting stays out of run())
+
+  path = pathlib.Path(out_dir) / f"{name}.png"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=dpi, **savefig_kwargs)
+  plt.close(fig)
+  return path

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater
+from experiments.figures.common import FigureResult, check_greater, save_figure
 
 NAME = "data_augmentation"
 TITLE = "Data augmentation: crops, flips, PCA colour, rotation, erasing; effect on accuracy"
@@ -170,7 +170,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
                fontsize=9)
   ax.legend(fontsize=8, loc="lower right")
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, check_less
+from experiments.figures.common import FigureResult, check_greater, check_less, save_figure
 
 NAME = "deep_relu_init"
 TITLE = "30-layer plain ReLU network: He initialization trains, Xavier stalls (He et al. 2015)"
@@ -113,7 +113,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.legend(fontsize=8)
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check
+from experiments.figures.common import FigureResult, check, save_figure
 
 NAME = "densenet_vs_resnet"
 TITLE = "DenseNet-BC vs ResNet: test accuracy against parameter count"
@@ -157,7 +157,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.legend(fontsize=9)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=120)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME, dpi=120)]

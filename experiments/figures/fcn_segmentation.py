@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit, _nuclei
-from experiments.figures.common import FigureResult, check_greater
+from experiments.figures.common import FigureResult, check_greater, save_figure
 
 NAME = "fcn_segmentation"
 TITLE = "FCN-32s / 16s / 8s: semantic segmentation of real nuclei, mean IoU"
@@ -222,7 +222,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   fig.suptitle("Held-out test tiles: black background, green nucleus, yellow boundary",
                fontsize=10)
   fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.08)
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

@@ -28,7 +28,7 @@ import tempfile
 import ml_collections
 import numpy as np
 
-from experiments.figures.common import FigureResult, check_greater
+from experiments.figures.common import FigureResult, check_greater, save_figure
 
 NAME = "fine_tuning"
 TITLE = "Fine-tuning: pretrained initialization (init_from, freeze) vs scratch on a small set"
@@ -193,7 +193,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   bx.set_title(f"source: {data['source']}\n(source test accuracy "
                f"{data['source_test_accuracy']:.3f})", fontsize=9)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=120)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME, dpi=120)]

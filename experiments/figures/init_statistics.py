@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.figures.common import FigureResult, check, check_greater, check_less
+from experiments.figures.common import FigureResult, check, check_greater, check_less, save_figure
 
 NAME = "init_statistics"
 TITLE = "Activation statistics of 10 layers x 500 units under five initializations (slides)"
@@ -171,7 +171,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
       hax.set_xlabel("activation", fontsize=6)
   fig.suptitle(TITLE + "\n(rows: tanh N(0,0.01^2), tanh N(0,1), tanh Xavier, ReLU Xavier, "
                "ReLU He; left: per-layer mean and std)", fontsize=12)
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=90, bbox_inches="tight")
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME, dpi=90, bbox_inches="tight")]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.figures.common import FigureResult, check, check_close, check_less
+from experiments.figures.common import FigureResult, check, check_close, check_less, save_figure
 
 NAME = "losses"
 TITLE = "Cross-entropy vs multiclass SVM loss on the slides' scores; H(p,q) = H(p) + KL(p||q)"
@@ -193,7 +193,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.legend(fontsize=8)
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=110)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME, dpi=110)]

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, check_less
+from experiments.figures.common import FigureResult, check_greater, check_less, save_figure
 
 NAME = "norms_vs_batch_size"
 TITLE = "Validation error vs per-device batch size for BN, LN, GN and IN (small CNN, digits)"
@@ -142,7 +142,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   axes[1].set_ylabel("validation loss")
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

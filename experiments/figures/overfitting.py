@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater, check_less
+from experiments.figures.common import FigureResult, check, check_greater, check_less, save_figure
 
 NAME = "overfitting"
 TITLE = "Overfitting on 200 digits: train vs validation, early stopping, dropout, L2, augmentation"
@@ -147,7 +147,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.legend(fontsize=8)
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

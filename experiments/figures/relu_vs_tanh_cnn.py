@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check
+from experiments.figures.common import FigureResult, check, save_figure
 
 NAME = "relu_vs_tanh_cnn"
 TITLE = "ReLU vs tanh (Krizhevsky et al. Fig. 1): steps of a 4-layer CNN to a fixed training error"
@@ -195,7 +195,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
                f"{data['threshold']:.0%} {bound} {r:.1f}x (paper inputs)", fontsize=10)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=120)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME, dpi=120)]

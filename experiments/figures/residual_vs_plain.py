@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater
+from experiments.figures.common import FigureResult, check_greater, save_figure
 
 NAME = "residual_vs_plain"
 TITLE = "Plain vs residual nets (He et al. 2016 Fig. 6): deeper plain nets train worse"
@@ -165,7 +165,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.legend(fontsize=8, title="final training error", title_fontsize=8)
   axes[0].set_ylabel("training error")
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=120)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME, dpi=120)]

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater
+from experiments.figures.common import FigureResult, check_greater, save_figure
 
 NAME = "templates"
 TITLE = "Linear classifier templates (one per class) vs a 2-layer MLP's first-layer templates"
@@ -131,7 +131,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   fig.text(0.01, 0.45, f"MLP W1\n(val acc\n{d['mlp_val_accuracy']:.3f})", fontsize=9)
   fig.suptitle(f"{TITLE} ({d['dataset']})", fontsize=10)
   fig.tight_layout(rect=(0.05, 0, 1, 0.95))
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater, check_less
+from experiments.figures.common import FigureResult, check, check_greater, check_less, save_figure
 
 NAME = "transposed_conv"
 TITLE = "Transposed convolution: 2x2 -> 4x4, and bilinear-initialized upsampling"
@@ -182,7 +182,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   axes[1, 5].text(0, 0.5, stats, fontsize=9, family="monospace", va="center")
   fig.suptitle(TITLE, fontsize=11)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

@@ -22,7 +22,14 @@ import numpy as np
 import optax
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_close, check_greater, check_less
+from experiments.figures.common import (
+  FigureResult,
+  check,
+  check_close,
+  check_greater,
+  check_less,
+  save_figure,
+)
 
 NAME = "vanishing_gradients"
 TITLE = "Per-layer gradient norms: sigmoid vanishes, ReLU holds; clipping bounds exploding steps"
@@ -143,7 +150,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.legend(fontsize=7)
   fig.suptitle(TITLE, fontsize=10)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater
+from experiments.figures.common import FigureResult, check, check_greater, save_figure
 
 NAME = "zero_init_symmetry"
 TITLE = "Zero / constant initialization: the hidden units stay identical"
@@ -127,7 +127,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     fig.colorbar(im, ax=ax, fraction=0.046)
   fig.suptitle(TITLE, fontsize=11)
   fig.tight_layout()
-  out = pathlib.Path(out_dir) / f"{NAME}.png"
-  fig.savefig(out, dpi=100)
-  plt.close(fig)
-  return [out]
+  return [save_figure(fig, out_dir, NAME)]
