@@ -1,7 +1,8 @@
-"""ResNet-20 training step on the CPU: our JAX step against the same network in PyTorch.
+"""ResNet-20 training step: our JAX step against the same network in PyTorch, on one device.
 
     python -m experiments.benchmarks.train_step [--batch-size=128] [--rounds=7] [--steps=3]
         [--jax-step=train|minimal] [--donate] [--torch-channels-last] [--json=PATH]
+        [--torch-device=auto|cpu|cuda]
 
 The workload is He et al.'s CIFAR ResNet-20 (option-A shortcuts, 0.27M parameters) on CIFAR
 shapes (N, 32, 32, 3), BatchNorm in training mode, softmax cross-entropy, SGD with heavy-ball
@@ -28,6 +29,13 @@ machine disturbs less than wall time. Both use the
 CPUs of this process's affinity mask: PyTorch's intra-op threads are set to that count, and XLA's
 CPU thread pool is sized from it (so `taskset -c 0 python -m ...` compares both on one core).
 XLA flags (XLA_FLAGS) are printed with the results.
+
+On a GPU (JAX's default backend 'gpu' and `torch.cuda.is_available()`; `--torch-device=auto`)
+both run there: PyTorch's model and batch move to CUDA, each timed block ends with
+`torch.cuda.synchronize()` (JAX's with `block_until_ready`), and the images per CPU-second
+are then only the host's cost of launching the work. Use more `--steps` per round there
+(a step takes milliseconds). Both frameworks are left at their default float32 settings
+(on Ampere and later both let cuDNN use TF32 for convolutions).
 """
 
 import argparse
@@ -206,18 +214,20 @@ def _get(tree: dict, path: str):
   return tree
 
 
-def torch_setup(variables: dict, batch: dict, *, channels_last: bool = False):
+def torch_setup(variables: dict, batch: dict, *, channels_last: bool = False,
+                device: str = "cpu"):
   """Returns (step, model, images NCHW, labels); step() runs one SGD step and returns the loss.
 
-  `channels_last` stores activations and weights as NHWC in memory (PyTorch's recommended CPU
-  layout for convolutions); the default is PyTorch's default contiguous NCHW.
+  `channels_last` stores activations and weights as NHWC in memory (PyTorch's recommended
+  layout for convolutions); the default is PyTorch's default contiguous NCHW. `device` is a
+  torch device string ('cpu', 'cuda').
   """
-  model = torch_resnet20(variables).train()
-  images = torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy())
+  model = torch_resnet20(variables).train().to(device)
+  images = torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy()).to(device)
   if channels_last:
     model = model.to(memory_format=torch.channels_last)
     images = images.contiguous(memory_format=torch.channels_last)
-  labels = torch.from_numpy(batch["label"].astype(np.int64))
+  labels = torch.from_numpy(batch["label"].astype(np.int64)).to(device)
   opt = torch.optim.SGD(
     model.parameters(),
     lr=OPTIMIZER["learning_rate"],
@@ -235,18 +245,38 @@ def torch_setup(variables: dict, batch: dict, *, channels_last: bool = False):
   return step, model, images, labels
 
 
-def forward_difference(variables: dict, batch: dict, model) -> float:
+def forward_difference(variables: dict, batch: dict, model, device: str = "cpu") -> float:
   """max |logits_jax - logits_torch| / max |logits_jax| on one batch, BatchNorm in training mode."""
   flax_model = models.create("resnet20", num_classes=NUM_CLASSES)
   logits, _ = flax_model.apply(variables, batch["image"], train=True, mutable=["batch_stats"])
-  images = torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy())
+  images = torch.from_numpy(batch["image"].transpose(0, 3, 1, 2).copy()).to(device)
   with torch.no_grad():
-    reference = model(images).numpy()
+    reference = model(images).cpu().numpy()
   logits = np.asarray(logits)
   return float(np.abs(logits - reference).max() / np.abs(logits).max())
 
 
 # ---------------------------------------------------------------------------------------- timing
+
+
+def resolve_torch_device(requested: str) -> str:
+  """'auto' -> 'cuda' when JAX runs on a GPU and PyTorch sees CUDA, else 'cpu'."""
+  if requested == "auto":
+    on_gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
+    return "cuda" if on_gpu else "cpu"
+  if requested == "cuda" and not torch.cuda.is_available():
+    raise SystemExit("--torch-device=cuda, but this PyTorch sees no CUDA device; use "
+                     "--torch-device=cpu or install a CUDA build of PyTorch")
+  if requested not in ("cpu", "cuda"):
+    raise SystemExit(f"--torch-device={requested!r} is unknown; use auto, cpu or cuda")
+  return requested
+
+
+def machine_description(torch_device: str) -> str:
+  cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+  if torch_device == "cuda":
+    return f"{torch.cuda.get_device_name()} (JAX: {jax.devices()[0].device_kind}), {cpu}"
+  return cpu
 
 
 def benchmark(
@@ -257,9 +287,12 @@ def benchmark(
   step_kind: str = "train",
   donate: bool = False,
   channels_last: bool = False,
+  torch_device: str = "auto",
 ) -> dict:
   """Times both steps in alternating rounds; returns the per-round and median throughputs."""
   require_torch()
+  device = resolve_torch_device(torch_device)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   for name, value in (("batch_size", batch_size), ("rounds", rounds), ("steps", steps_per_round)):
     if value < 1:
       raise ValueError(f"{name}={value} must be at least 1")
@@ -270,8 +303,9 @@ def benchmark(
   jax_step, jax_state, device_batch, variables = jax_setup(
     batch, step_kind=step_kind, donate=donate
   )
-  torch_step, torch_model, _, _ = torch_setup(variables, batch, channels_last=channels_last)
-  difference = forward_difference(variables, batch, torch_model)
+  torch_step, torch_model, _, _ = torch_setup(variables, batch, channels_last=channels_last,
+                                              device=device)
+  difference = forward_difference(variables, batch, torch_model, device)
 
   start = time.perf_counter()
   jax_state, metrics = jax_step(jax_state, device_batch)
@@ -281,6 +315,7 @@ def benchmark(
     jax_state, metrics = jax_step(jax_state, device_batch)
     torch_step()
   jax.block_until_ready(metrics)
+  sync()
 
   images = batch_size * steps_per_round
   jax_rates, torch_rates, jax_cpu_rates, torch_cpu_rates = [], [], [], []
@@ -294,6 +329,7 @@ def benchmark(
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps_per_round):
       torch_step()
+    sync()
     torch_rates.append(images / (time.perf_counter() - start))
     torch_cpu_rates.append(images / (time.process_time() - cpu_start))
   jax_loss = float(metrics["loss"])
@@ -302,7 +338,8 @@ def benchmark(
   ratios = np.array(jax_rates) / np.array(torch_rates)
   return {
     "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+    "machine": machine_description(device),
+    "torch_device": device,
     "load_average_1min": os.getloadavg()[0],
     "batch_size": batch_size,
     "rounds": rounds,
@@ -340,7 +377,7 @@ def report(result: dict) -> str:
     f"threads: {r['threads']} (torch.get_num_threads() = {r['torch_num_threads']}); "
     f"jax {r['jax_version']} step={r['jax_step']} donate={r['donate']} "
     f"XLA_FLAGS={r['xla_flags']!r}; torch {r['torch_version']} "
-    f"{'channels_last' if r['torch_channels_last'] else 'NCHW'}",
+    f"{'channels_last' if r['torch_channels_last'] else 'NCHW'} on {r['torch_device']}",
     f"JAX compile + first step: {r['jax_compile_s']:.1f} s",
     f"{r['rounds']} alternating rounds of {r['steps_per_round']} steps (images/s per round):",
     "  JAX     " + " ".join(f"{x:7.1f}" for x in r["jax_images_per_s"]),
@@ -364,6 +401,8 @@ def main(argv=None) -> dict:
   parser.add_argument(
     "--torch-channels-last", action="store_true", help="PyTorch in channels_last (NHWC) memory"
   )
+  parser.add_argument("--torch-device", default="auto", choices=("auto", "cpu", "cuda"),
+                      help="where PyTorch runs (auto: CUDA when JAX runs on a GPU)")
   parser.add_argument("--json", default=None, help="also write the result as JSON here")
   args = parser.parse_args(argv)
   require_torch()
@@ -375,6 +414,7 @@ def main(argv=None) -> dict:
     step_kind=args.jax_step,
     donate=args.donate,
     channels_last=args.torch_channels_last,
+    torch_device=args.torch_device,
   )
   print(report(result))
   if args.json:

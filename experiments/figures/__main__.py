@@ -1,14 +1,20 @@
 """Builds the lecture's figures and their report.
 
-    python -m experiments.figures --out DIR [--only NAME ...] [--full]
+    python -m experiments.figures --out DIR [--only NAME ...] [--full] [--set KEY=VALUE ...]
 
 writes DIR/NAME.png (and DIR/NAME.gif for animations), DIR/REPORT.md and DIR/report.json.
 Exits 1 when any figure's checks fail (the report is written all the same).
+
+`--set` overrides fields of the selected figures' configs (each figure's `get_config`), e.g.
+`--full --only batch_norm --set dataset=idx:/data/mnist steps=20000`. VALUE is read as a
+Python literal (`3`, `1e-3`, `None`, `(20, 56)`) and otherwise as a string; every KEY must
+exist in every selected figure's config, and all of them are checked before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 import pathlib
@@ -27,36 +33,80 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                       help="build only these figures")
   parser.add_argument("--full", action="store_true",
                       help="paper-size runs (meant for accelerators)")
+  parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
+                      dest="overrides",
+                      help="override config fields of the selected figures")
   args = parser.parse_args(argv)
   if args.only:
     unknown = sorted(set(args.only) - set(FIGURES))
     if unknown:
       parser.error(f"unknown figure(s) {unknown}; choose from: {', '.join(FIGURES)}")
+  try:
+    args.overrides = [_parse_override(item) for item in args.overrides]
+  except ValueError as e:
+    parser.error(str(e))
   return args
 
 
-def _build(name: str, out: pathlib.Path, full: bool) -> tuple[dict, list[pathlib.Path]]:
-  """Runs one figure; a missing module is reported as a failed entry, not a crash."""
+def _parse_override(item: str) -> tuple[str, object]:
+  """'KEY=VALUE' -> (KEY, VALUE as a Python literal, else the string itself)."""
+  key, sep, text = item.partition("=")
+  if not sep or not key:
+    raise ValueError(f"--set {item!r} is not KEY=VALUE (e.g. --set steps=2000)")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  return key, value
+
+
+def _config(name: str, full: bool, overrides: list[tuple[str, object]]):
+  """The figure's `get_config(full)` with `overrides` applied; None for a missing module.
+
+  Raises ValueError naming the figure, the key and what it accepts, before anything runs.
+  """
   try:
     module = importlib.import_module(f"experiments.figures.{name}")
   except ModuleNotFoundError as e:
     if e.name != f"experiments.figures.{name}":
       raise
+    return None
+  config = module.get_config(full=full)
+  for key, value in overrides:
+    if key not in config:
+      raise ValueError(f"--set {key}=...: figure {name!r} has no config field {key!r}; its "
+                       f"fields are {', '.join(sorted(config.keys()))}")
+    if isinstance(config[key], str) and not isinstance(value, str):
+      value = str(value)        # a string field keeps the text as typed ('--set dataset=1')
+    try:
+      config[key] = value
+    except TypeError as e:
+      raise ValueError(f"--set {key}={value!r} for figure {name!r}: {e}") from e
+  return config
+
+
+def _build(name: str, config, out: pathlib.Path) -> tuple[dict, list[pathlib.Path]]:
+  """Runs one figure; a missing module (config None) is reported as a failed entry."""
+  if config is None:
     result = FigureResult(name, name, "not implemented yet",
                           [check("module exists", "missing", f"experiments/figures/{name}.py",
                                  False)], {})
     return result.as_dict(), []
-  result = module.run(module.get_config(full=full))
+  module = importlib.import_module(f"experiments.figures.{name}")
+  result = module.run(config)
   paths = module.plot(result, out)
-  return result.as_dict(), [pathlib.Path(p) for p in paths]
+  return {**result.as_dict(), "config": config.to_dict()}, [pathlib.Path(p) for p in paths]
 
 
-def _markdown(entries: list[dict], images: dict[str, list[pathlib.Path]], full: bool) -> str:
+def _markdown(entries: list[dict], images: dict[str, list[pathlib.Path]], full: bool,
+              overrides: list[tuple[str, object]] = ()) -> str:
   ok = sum(e["passed"] for e in entries)
+  sets = "".join(f" {k}={v if isinstance(v, str) else repr(v)}" for k, v in overrides)
   lines = ["# The lecture's figures", "",
            f"{ok} of {len(entries)} figures pass their checks "
            f"({'full' if full else 'default'} size). Built by "
-           "`python -m experiments.figures --out DIR" + (" --full" if full else "") + "`.", ""]
+           "`python -m experiments.figures --out DIR" + (" --full" if full else "")
+           + (f" --set{sets}" if sets else "") + "`.", ""]
   for e in entries:
     mark = "PASS" if e["passed"] else "FAIL"
     lines += [f"## {e['name']}: {e['title']} ({mark})", "", e.get("caption", ""), ""]
@@ -80,12 +130,17 @@ def _fmt(v) -> str:
 
 def main(argv: list[str] | None = None) -> int:
   args = _parse(sys.argv[1:] if argv is None else argv)
-  args.out.mkdir(parents=True, exist_ok=True)
   names = [n for n in FIGURES if args.only is None or n in args.only]
+  try:
+    configs = {name: _config(name, args.full, args.overrides) for name in names}
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  args.out.mkdir(parents=True, exist_ok=True)
   entries, images = [], {}
   for i, name in enumerate(names, 1):
     start = time.perf_counter()
-    entry, paths = _build(name, args.out, args.full)
+    entry, paths = _build(name, configs[name], args.out)
     entries.append(entry)
     images[name] = paths
     n_ok = sum(c["passed"] for c in entry["checks"])
@@ -93,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({n_ok}/{len(entry['checks'])} checks, {time.perf_counter() - start:.1f}s)",
           flush=True)
   (args.out / "report.json").write_text(json.dumps(entries, indent=1))
-  (args.out / "REPORT.md").write_text(_markdown(entries, images, args.full))
+  (args.out / "REPORT.md").write_text(_markdown(entries, images, args.full, args.overrides))
   failed = [e["name"] for e in entries if not e["passed"]]
   print(f"{len(entries) - len(failed)} of {len(entries)} figures passed"
         + (f"; failed: {', '.join(failed)}" if failed else "") + f". Report: {args.out}/REPORT.md")

@@ -44,14 +44,78 @@ def bilinear_kernel(factor: int) -> np.ndarray:
   return np.outer(w1, w1).astype(np.float32)
 
 
+def _phase_taps(factor: int, size: int, lo: int) -> tuple[np.ndarray, np.ndarray]:
+  """Kernel rows used by each output phase of a stride-`factor` transposed convolution.
+
+  Output o = f q + r reads input q + d, d in {-1, 0, 1}, with kernel row u = f d + lo - r
+  (zero where u falls outside [0, size)). Returns (rows (3, f) clipped, valid mask (3, f)).
+  """
+  d = np.arange(-1, 2)[:, None]
+  r = np.arange(factor)[None, :]
+  rows = factor * d + lo - r
+  valid = (rows >= 0) & (rows < size)
+  return np.clip(rows, 0, size - 1), valid
+
+
+def transposed_conv(x: Array, kernel: Array, factor: int, padding: tuple[int, int],
+                    depthwise: bool) -> Array:
+  """A stride-`factor` transposed convolution computed phase by phase (sub-pixel form).
+
+  Equal to `lax.conv_general_dilated(x, kernel, (1, 1), (padding, padding),
+  lhs_dilation=(f, f))` (the correlation of the input dilated by f with `kernel`), without
+  multiplying the f^2 - 1 zeros of each dilated pixel: output pixel f q + r is
+  y[f q + r] = sum_{d in {-1, 0, 1}} x[q + d] K[f d + lo - r], so one 3 x 3 convolution of the
+  zero-padded input with f^2 gathered sub-kernels, then a depth-to-space reshuffle, gives all
+  phases. Needs lo <= k - 1 and lo + hi = k + f - 2 (output exactly f H x f W), which
+  `BilinearUpsample`'s padding (k - 1 - p, f - 1 + p) satisfies.
+
+  Args:
+    x: (N, H, W, C) input.
+    kernel: (k, k, 1, C) when `depthwise`, else (k, k, C, O).
+    factor: the stride f.
+    padding: (lo, hi) of the dilated correlation, the same on both spatial axes.
+    depthwise: one filter per channel (feature_group_count = C).
+
+  Returns:
+    (N, f H, f W, C or O).
+  """
+  n, h, w, c = x.shape
+  k = kernel.shape[0]
+  lo, hi = padding
+  if lo > k - 1 or lo + hi != k + factor - 2:
+    raise ValueError(f"transposed_conv: padding {padding} with kernel size {k} and factor "
+                     f"{factor} does not give an f H x f W output; use (lo, {k + factor - 2} - lo) "
+                     f"with lo <= {k - 1}")
+  rows, valid = _phase_taps(factor, k, lo)
+  # sub[dh, rh, dw, rw, i, o] = K[rows[dh, rh], rows[dw, rw], i, o], zero where invalid
+  sub = kernel[rows[:, :, None, None], rows[None, None, :, :]]
+  mask = (valid[:, :, None, None] & valid[None, None, :, :]).astype(kernel.dtype)
+  sub = sub * mask[..., None, None]
+  out_c = kernel.shape[-1]
+  if depthwise:    # (dh, dw, 1, C, rh, rw): group c owns output channels c f^2 ... c f^2 + f^2 - 1
+    sub = sub.transpose(0, 2, 4, 5, 1, 3).reshape(3, 3, 1, out_c * factor * factor)
+  else:            # (dh, dw, I, rh, rw, O)
+    sub = sub.transpose(0, 2, 4, 1, 3, 5).reshape(3, 3, c, factor * factor * out_c)
+  y = jax.lax.conv_general_dilated(
+      x, sub.astype(x.dtype), window_strides=(1, 1), padding=((1, 1), (1, 1)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c if depthwise else 1)
+  if depthwise:
+    y = y.reshape(n, h, w, out_c, factor, factor).transpose(0, 1, 4, 2, 5, 3)
+  else:
+    y = y.reshape(n, h, w, factor, factor, out_c).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(n, h * factor, w * factor, out_c)
+
+
 class BilinearUpsample(nn.Module):
   """A stride-`factor` transposed convolution initialized to bilinear upsampling.
 
-  Output (N, f H, f W, C) for input (N, H, W, C). Written as a correlation of the input dilated by
-  f (zeros between pixels) with a k x k kernel, k = 2f - f mod 2, padded by
+  Output (N, f H, f W, C) for input (N, H, W, C). Defined as a correlation of the input dilated
+  by f (zeros between pixels) with a k x k kernel, k = 2f - f mod 2, padded by
   (k - 1 - p, f - 1 + p) with p = (k - f) / 2: output pixel o sits at input coordinate
   (o + 1/2) / f - 1/2, the half-pixel convention of `jax.image.resize(..., "bilinear")`, which it
-  reproduces away from the borders at initialization.
+  reproduces away from the borders at initialization. Computed by `transposed_conv` (phase by
+  phase, about k^2 / 9 times fewer multiplications than the dilated correlation: 455x for
+  FCN-32s' 64 x 64 kernel).
 
   With `per_class` each channel has its own k x k filter (kernel (k, k, 1, C), depthwise);
   otherwise a full (k, k, C, C) kernel, bilinear on the diagonal and zero elsewhere.
@@ -74,12 +138,8 @@ class BilinearUpsample(nn.Module):
     if not self.trainable:
       kernel = jax.lax.stop_gradient(kernel)
     p = (k - self.factor) // 2
-    pad = (k - 1 - p, self.factor - 1 + p)
-    return jax.lax.conv_general_dilated(
-        x, kernel.astype(x.dtype), window_strides=(1, 1), padding=(pad, pad),
-        lhs_dilation=(self.factor, self.factor),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=c if self.per_class else 1)
+    return transposed_conv(x, kernel, self.factor, (k - 1 - p, self.factor - 1 + p),
+                           depthwise=self.per_class)
 
 
 class VGGBackbone(nn.Module):

@@ -23,6 +23,42 @@ def test_bilinear_transposed_conv_is_bilinear_upsampling_inside(factor, per_clas
   assert not np.allclose(y[:, :1], ref[:, :1], atol=1e-3)  # the border does differ
 
 
+def _dilated_correlation(x, kernel, factor, padding, depthwise):
+  """The definition: correlate the input dilated by `factor` (zeros between pixels)."""
+  return jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), (padding, padding), lhs_dilation=(factor, factor),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=x.shape[-1] if depthwise else 1)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3, 5, 8, 32])
+@pytest.mark.parametrize("depthwise", [True, False])
+def test_transposed_conv_matches_dilated_correlation_and_its_gradients(factor, depthwise):
+  k = 2 * factor - factor % 2
+  p = (k - factor) // 2
+  padding = (k - 1 - p, factor - 1 + p)
+  rng = np.random.default_rng(factor)
+  x = jnp.asarray(rng.standard_normal((2, 3, 4, 3)), jnp.float32)
+  kernel = jnp.asarray(rng.standard_normal((k, k, 1 if depthwise else 3, 3 if depthwise else 5)),
+                       jnp.float32)
+  ours = fcn.transposed_conv(x, kernel, factor, padding, depthwise)
+  ref = _dilated_correlation(x, kernel, factor, padding, depthwise)
+  assert ours.shape == ref.shape == (2, 3 * factor, 4 * factor, kernel.shape[-1])
+  np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+  cotangent = jnp.asarray(rng.standard_normal(ref.shape), jnp.float32)
+  grads = [jax.grad(lambda k_, x_, f=f: jnp.vdot(f(x_, k_, factor, padding, depthwise),
+                                                 cotangent), argnums=(0, 1))(kernel, x)
+           for f in (fcn.transposed_conv, _dilated_correlation)]
+  for g_ours, g_ref in zip(*grads, strict=True):
+    np.testing.assert_allclose(g_ours, g_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_transposed_conv_rejects_other_paddings():
+  x = jnp.zeros((1, 2, 2, 1))
+  with pytest.raises(ValueError, match="does not give an f H x f W output"):
+    fcn.transposed_conv(x, jnp.zeros((4, 4, 1, 1)), 2, (0, 0), depthwise=True)
+
+
 def test_bilinear_kernel_values():
   np.testing.assert_allclose(fcn.bilinear_kernel(2)[0], [0.0625, 0.1875, 0.1875, 0.0625])
   assert fcn.bilinear_kernel(3).shape == (5, 5)
