@@ -50,3 +50,13 @@ def test_benchmark_runs_end_to_end(tmp_path, capsys):
   assert len(result["jax_images_per_s"]) == len(result["torch_images_per_s"]) == 2
   assert result["threads"] == result["torch_num_threads"]
   assert "JAX / PyTorch" in capsys.readouterr().out
+
+
+def test_torch_device_follows_jax_and_refuses_missing_cuda():
+  torch = pytest.importorskip("torch")
+  if train_step.jax.default_backend() != "cpu" or torch.cuda.is_available():
+    pytest.skip("needs a machine without a GPU")
+  assert train_step.resolve_torch_device("auto") == "cpu"
+  assert train_step.resolve_torch_device("cpu") == "cpu"
+  with pytest.raises(SystemExit, match="sees no CUDA device"):
+    train_step.resolve_torch_device("cuda")
