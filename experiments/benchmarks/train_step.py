@@ -12,9 +12,10 @@ rate 0.1. One step = forward, backward, optimizer update.
 - JAX: `research.models.create('resnet20', num_classes=10)` and the training code's own step
   (`research.train.steps.make_train_step` under `research.train.parallel.data_parallel_train_step`
   on a one-device mesh, optimizer from `research.train.build_optimizer`: `research.optim`'s
-  heavy_ball and add_l2_penalty), i.e. exactly what `python -m research.main` runs per step.
-  `--jax-step=minimal` times a bare `jit(value_and_grad)` + optax update of the same model and
-  optimizer instead (no shard_map, no metrics), `--donate` donates the state's buffers.
+  heavy_ball and add_l2_penalty); with `--donate` (the state's buffers donated to the step) it is
+  exactly what `python -m research.main` runs per step. `--jax-step=minimal` times a bare
+  `jit(value_and_grad)` + optax update of the same model and optimizer instead (no shard_map, no
+  metrics).
 - PyTorch: the same architecture written with `torch.nn` (NCHW), loaded with the JAX
   initialization; before timing, the two forward passes (training-mode BatchNorm) are compared on
   one batch, so "the same network" is checked, not assumed. `torch.optim.SGD(lr=0.1,
@@ -99,15 +100,7 @@ def jax_setup(batch: dict, *, step_kind: str = "train", donate: bool = False):
   mesh = parallel.create_mesh(1)
   if step_kind == "train":
     train_step = steps.make_train_step(model, tx, axis_name=parallel.AXIS)
-    mapped = jax.shard_map(
-      train_step,
-      mesh=mesh,
-      in_specs=(jax.P(), jax.P(parallel.AXIS)),
-      out_specs=(jax.P(), jax.P()),
-      check_vma=False,
-    )
-    # Without donation this is parallel.data_parallel_train_step(train_step, mesh).
-    step = jax.jit(mapped, donate_argnums=(0,) if donate else ())
+    step = parallel.data_parallel_train_step(train_step, mesh, donate=donate)
   elif step_kind == "minimal":
     step = jax.jit(minimal_step(model, tx), donate_argnums=(0,) if donate else ())
   else:

@@ -56,9 +56,10 @@ class Saver:
 
   Orbax's async save already writes in the background, but its blocking part does Python
   bookkeeping per array (about 0.5 ms each: 200 ms for ResNet-56's 450 arrays), longer than
-  copying the whole state off the device. The train state's arrays are immutable (the steps
-  never donate them), so the worker may read them while the loop goes on; the loop only pays
-  for submitting the job. One save at a time: the next `save` (or `wait`) first waits for the
+  copying the whole state off the device. The worker reads the state's arrays while the loop
+  goes on, so they must not be donated to later steps: the loop (which donates its state to
+  each step) passes a device-side copy (`parallel.copy`) and only pays for that copy and for
+  submitting the job. One save at a time: the next `save` (or `wait`) first waits for the
   previous one and re-raises its error, if any. With several processes Orbax synchronizes hosts
   inside `save`, so there it runs in the calling thread.
   """

@@ -144,8 +144,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     validate.save_config(config, workdir)
   loss = config.get('loss', 'softmax_cross_entropy')
+  # The state is donated to each step; saves hand the Saver a device-side copy (see `save`).
   train_step = parallel.data_parallel_train_step(
-      steps.make_train_step(model, tx, loss=loss), mesh)
+      steps.make_train_step(model, tx, loss=loss), mesh, donate=True)
   eval_step = parallel.data_parallel_eval_step(
       steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss), mesh)
   plateau_update = None if plateau is None else jax.jit(
@@ -203,7 +204,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     nonlocal last_saved
     loop_state = {**loop, 'data': train_iter.get_state()}
     monitored = None if eval_metrics is None else {es.metric: eval_metrics[es.metric]}
-    saver.save(step, state, loop_state, monitored)
+    # a copy: the next step donates `state`'s buffers while the Saver may still be reading
+    saver.save(step, parallel.copy(state), loop_state, monitored)
     last_saved = step
 
   step = start

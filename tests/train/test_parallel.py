@@ -46,6 +46,27 @@ def test_data_parallel_gradient_equals_global_batch_gradient():
   assert int(parallel.fetch(new_state.step)) == 1
 
 
+def test_donated_step_equals_the_plain_step_and_frees_the_old_state():
+  model, tx, state, batch = _setup()
+  mesh = parallel.create_mesh()
+  train_step = steps.make_train_step(model, tx)
+  plain = parallel.data_parallel_train_step(train_step, mesh)
+  donated = parallel.data_parallel_train_step(train_step, mesh, donate=True)
+  device_batch = parallel.put_batch(batch, mesh)
+  before = jax.tree.map(np.array, state)  # host copies: replicate may share device 0's buffer
+  ref_state, _ = plain(parallel.replicate(state, mesh), device_batch)
+  old = parallel.replicate(before, mesh)
+  kept = parallel.copy(old)  # what the loop hands the checkpoint Saver
+  new_state, _ = donated(old, device_batch)
+  assert all(x.is_deleted() for x in jax.tree.leaves(old.params))
+  for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(ref_state), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # the copy has its own buffers: still readable, still the state before the step, replicated
+  for a, b in zip(jax.tree.leaves(kept), jax.tree.leaves(before), strict=True):
+    assert not a.is_deleted() and a.sharding == parallel.replicated(mesh)
+    np.testing.assert_array_equal(np.asarray(a), b)
+
+
 def test_dropout_key_differs_per_device_and_step():
   state = state_lib.TrainState(step=jnp.int32(3), params={}, batch_stats={}, opt_state=(),
                                plateau=(), rng=jax.random.PRNGKey(0))
