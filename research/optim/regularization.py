@@ -27,6 +27,22 @@ def _needs_params(name: str, params):
                      "params, got params=None.")
 
 
+def _add_penalty_gradient(name: str, penalty_grad) -> optax.GradientTransformation:
+  """g <- g + penalty_grad(X) leaf by leaf, in g's dtype; stateless, needs the params."""
+
+  def init_fn(params):
+    del params
+    return PenaltyState()
+
+  def update_fn(updates, state, params=None):
+    _needs_params(name, params)
+    updates = jax.tree.map(lambda g, p: (g + penalty_grad(p)).astype(jnp.result_type(g)),
+                           updates, params)
+    return updates, state
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
 def add_l2_penalty(weight_decay: float) -> optax.GradientTransformation:
   """g <- g + alpha X: the gradient of the penalty alpha/2 |X|^2 added to the loss.
 
@@ -39,18 +55,7 @@ def add_l2_penalty(weight_decay: float) -> optax.GradientTransformation:
   Returns:
     An `optax.GradientTransformation` with an empty `PenaltyState`.
   """
-
-  def init_fn(params):
-    del params
-    return PenaltyState()
-
-  def update_fn(updates, state, params=None):
-    _needs_params("add_l2_penalty", params)
-    updates = jax.tree.map(lambda g, p: (g + weight_decay * p).astype(jnp.result_type(g)),
-                           updates, params)
-    return updates, state
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  return _add_penalty_gradient("add_l2_penalty", lambda p: weight_decay * p)
 
 
 def add_l1_penalty(weight_decay: float) -> optax.GradientTransformation:
@@ -62,18 +67,7 @@ def add_l1_penalty(weight_decay: float) -> optax.GradientTransformation:
   Returns:
     An `optax.GradientTransformation` with an empty `PenaltyState`.
   """
-
-  def init_fn(params):
-    del params
-    return PenaltyState()
-
-  def update_fn(updates, state, params=None):
-    _needs_params("add_l1_penalty", params)
-    updates = jax.tree.map(
-        lambda g, p: (g + weight_decay * jnp.sign(p)).astype(jnp.result_type(g)), updates, params)
-    return updates, state
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  return _add_penalty_gradient("add_l1_penalty", lambda p: weight_decay * jnp.sign(p))
 
 
 def decoupled_weight_decay(rate: base.ScalarOrSchedule) -> optax.GradientTransformation:
