@@ -170,6 +170,21 @@ class VGGBackbone(nn.Module):
     return out
 
 
+def _fc6_fc7(x: Array, width: float, fc6_kernel: tuple[int, int], padding: str,
+             activation: str, dropout_rate: float, kernel_init, train: bool) -> Array:
+  """fc6 (a `fc6_kernel` conv) and fc7 (1x1), 4096 x width filters each, activation, dropout.
+
+  Called inside `VGG16` and `FCN`, so both hold the parameters under the same paths ('fc6',
+  'fc7') and shapes, which is what lets a classifier's fc layers load into the FCN.
+  """
+  features = max(1, int(round(4096 * width)))
+  for name, kernel in (("fc6", fc6_kernel), ("fc7", (1, 1))):
+    x = nn.Conv(features, kernel, padding=padding, kernel_init=kernel_init, name=name)(x)
+    x = layers.activation(activation, name=f"{name}_act")(x)
+    x = layers.Dropout(dropout_rate, name=f"{name}_dropout")(x, train=train)
+  return x
+
+
 class VGG16(nn.Module):
   """The VGG-16 classifier: backbone, fc6 (4096), fc7 (4096), fc8 (num_classes), dropout 0.5.
 
@@ -193,11 +208,8 @@ class VGG16(nn.Module):
     kinit = initializers.get(self.kernel_init)
     x = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
                     name="backbone")(x, train)["pool5"]
-    features = max(1, int(round(4096 * self.width)))
-    for name, kernel in (("fc6", x.shape[1:3]), ("fc7", (1, 1))):
-      x = nn.Conv(features, kernel, padding="VALID", kernel_init=kinit, name=name)(x)
-      x = layers.activation(self.activation, name=f"{name}_act")(x)
-      x = layers.Dropout(self.dropout_rate, name=f"{name}_dropout")(x, train=train)
+    x = _fc6_fc7(x, self.width, x.shape[1:3], "VALID", self.activation, self.dropout_rate,
+                 kinit, train)
     return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x.reshape(x.shape[0], -1))
 
 
@@ -234,12 +246,8 @@ class FCN(nn.Module):
     kinit = initializers.get(self.kernel_init)
     feats = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
                         name="backbone")(x, train)
-    y = feats["pool5"]
-    for name, kernel in (("fc6", self.fc6_kernel), ("fc7", 1)):
-      y = nn.Conv(max(1, int(round(4096 * self.width))), (kernel, kernel), padding="SAME",
-                  kernel_init=kinit, name=name)(y)
-      y = layers.activation(self.activation, name=f"{name}_act")(y)
-      y = layers.Dropout(self.dropout_rate, name=f"{name}_dropout")(y, train=train)
+    y = _fc6_fc7(feats["pool5"], self.width, (self.fc6_kernel, self.fc6_kernel), "SAME",
+                 self.activation, self.dropout_rate, kinit, train)
     y = nn.Conv(self.num_classes, (1, 1), kernel_init=kinit, name="score_fr")(y)
     stride = 32
     for skip in self.skips:
