@@ -106,19 +106,12 @@ def _pet_data(config):
           resize("test", config.max_test))
 
 
-def iou_per_class(confusion: np.ndarray) -> np.ndarray:
-  """IoU_c = TP / (TP + FP + FN) from a (C, C) confusion (rows true, columns predicted)."""
-  tp = np.diag(confusion)
-  union = confusion.sum(0) + confusion.sum(1) - tp
-  return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
-
-
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   import jax
   import jax.numpy as jnp
 
   from research import optim
-  from research.models import confusion_matrix, create, softmax_cross_entropy
+  from research.models import confusion_matrix, create, iou_from_confusion, softmax_cross_entropy
 
   loader = _nuclei_data if config.dataset == "stardist_nuclei" else _pet_data
   name, class_names, train, test = loader(config)
@@ -148,7 +141,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
                    seed=config.seed, eval_every=config.eval_every, eval_size=4,
                    eval_batch_size=1, loss_fn=softmax_cross_entropy, probe=probe)
     confusions = np.asarray(out.probes, np.float64)               # (E, C, C)
-    ious = np.stack([iou_per_class(c) for c in confusions])       # (E, C)
+    ious = np.asarray(jax.vmap(iou_from_confusion)(jnp.asarray(confusions)))  # (E, C)
     results[variant] = {"iou": ious[-1].tolist(), "mean_iou": float(np.nanmean(ious[-1])),
                         "mean_iou_curve": np.nanmean(ious, axis=1).tolist(),
                         "pixel_accuracy": float(np.trace(confusions[-1]) / confusions[-1].sum()),
@@ -160,7 +153,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   majority = int(np.bincount(train[1].ravel(), minlength=num_classes).argmax())
   base_conf = np.zeros((num_classes, num_classes))
   np.add.at(base_conf, (np.asarray(test[1]).ravel(), majority), 1)
-  baseline = float(np.nanmean(iou_per_class(base_conf)))
+  baseline = float(np.nanmean(iou_from_confusion(jnp.asarray(base_conf))))
   r32, r16, r8 = results["fcn32s"], results["fcn16s"], results["fcn8s"]
   checks = [check_greater(f"{v} test mean IoU - trivial baseline (all '{class_names[majority]}')",
                           results[v]["mean_iou"] - baseline, 0.0) for v in VARIANTS]

@@ -110,10 +110,11 @@ def test_nucleus_tiles_and_labels():
 
 
 def test_fcn_helpers():
-  from experiments.figures.fcn_segmentation import dihedral, iou_per_class
+  from experiments.figures.fcn_segmentation import dihedral
+  from research.models import iou_from_confusion  # what the figure's IoU comes from
 
-  confusion = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]])
-  iou = iou_per_class(confusion)
+  confusion = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]], np.float32)
+  iou = np.asarray(iou_from_confusion(confusion))
   np.testing.assert_allclose(iou[:2], [5 / 8, 3 / 6])
   assert math.isnan(iou[2])
   x = np.arange(2 * 3 * 3).reshape(2, 3, 3, 1).astype(np.float32)
