@@ -64,8 +64,10 @@ def load_data(prefer: str = "digits", *, max_train: int | None = None,
   """Real training and held-out arrays from `research.data.load_arrays`, cached per process.
 
   `prefer="fashion_mnist_idx"` falls back to "digits" when the Fashion-MNIST files are not
-  installed (Debian package dataset-fashion-mnist). Subsets (`max_train`, `max_val`) are drawn
-  at random with `seed`, without replacement.
+  installed (Debian package dataset-fashion-mnist); any other missing dataset (a TFDS name that
+  is not prepared, a wrong `idx:DIR`) raises `research.data.DatasetNotFoundError` with the way
+  to prepare it. Subsets (`max_train`, `max_val`) are drawn at random with `seed`, without
+  replacement.
 
   Returns:
     (dataset name that ran, (x_train, y_train), (x_val, y_val)), images (N, H, W, C) float32.
@@ -74,7 +76,7 @@ def load_data(prefer: str = "digits", *, max_train: int | None = None,
     train, val = _load(prefer, "train"), _load(prefer, "test")
     name = prefer
   except FileNotFoundError:
-    if prefer == "digits":
+    if prefer != "fashion_mnist_idx":
       raise
     train, val = _load("digits", "train"), _load("digits", "test")
     name = "digits"

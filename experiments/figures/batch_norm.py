@@ -60,15 +60,6 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   return config
 
 
-def _load(config):
-  if config.dataset in ("mnist",):   # TFDS data: no fallback, a missing dataset is an error
-    from research.data import load_arrays
-    train, val = load_arrays(config.dataset, "train"), load_arrays(config.dataset, "test")
-    return config.dataset, train, val
-  return _fit.load_data(config.dataset, max_train=config.max_train, max_val=config.max_val,
-                        seed=config.seed)
-
-
 def drift(tracks: np.ndarray, settle: float) -> float:
   """tracks (E, 3): percentiles 15/50/85 over time; see the module docstring."""
   t = tracks[int(round(settle * (len(tracks) - 1))):]
@@ -79,7 +70,8 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   from research import optim
   from research.models import create
 
-  name, train, val = _load(config)
+  name, train, val = _fit.load_data(config.dataset, max_train=config.max_train,
+                                    max_val=config.max_val, seed=config.seed)
   probe_x = jax.numpy.asarray(val[0][: config.probe_size])
   results = {}
   for norm in ("none", "batch"):

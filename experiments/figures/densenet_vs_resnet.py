@@ -61,14 +61,6 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   return config
 
 
-def _load(config):
-  if config.dataset in ("cifar10", "fashion_mnist", "mnist"):  # TFDS: no fallback
-    from research.data import load_arrays
-    return config.dataset, load_arrays(config.dataset, "train"), load_arrays(config.dataset,
-                                                                              "test")
-  return _fit.load_data(config.dataset, max_train=config.max_train)
-
-
 def _optimizer(config):
   import optax
 
@@ -88,7 +80,8 @@ def interpolate_log(x: float, xs: list[float], ys: list[float]) -> float:
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   from research.models import count_params, create
 
-  name, (x_train, y_train), (x_val, y_val) = _load(config)
+  name, (x_train, y_train), (x_val, y_val) = _fit.load_data(config.dataset,
+                                                            max_train=config.max_train)
   mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
   train = ((x_train - mean) / std, y_train)
   val = ((x_val - mean) / std, y_val)

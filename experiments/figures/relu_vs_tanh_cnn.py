@@ -93,14 +93,6 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   return config
 
 
-def _load(config):
-  if config.dataset in ("cifar10", "mnist", "fashion_mnist"):  # TFDS: no fallback
-    from research.data import load_arrays
-    return config.dataset, load_arrays(config.dataset, "train"), load_arrays(config.dataset,
-                                                                              "test")
-  return _fit.load_data(config.dataset, max_train=config.max_train, seed=config.seed)
-
-
 def scale_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str) -> np.ndarray:
   """'paper': 255 (x - mean), 8-bit intensities minus the mean; 'standardized': (x - mean) / std."""
   if scaling == "paper":
@@ -119,7 +111,8 @@ def steps_to(steps: np.ndarray, error: np.ndarray, threshold: float) -> int | No
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   from research import optim
 
-  name, (x_train, y_train), (x_val, y_val) = _load(config)
+  name, (x_train, y_train), (x_val, y_val) = _fit.load_data(
+      config.dataset, max_train=config.max_train, seed=config.seed)
   num_classes = int(y_train.max()) + 1
   mean = x_train.mean(axis=(0, 1, 2))
   std = x_train.std(axis=(0, 1, 2))

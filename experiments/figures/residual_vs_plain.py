@@ -64,14 +64,6 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   return config
 
 
-def _load(config):
-  if config.dataset in ("cifar10", "fashion_mnist", "mnist"):  # TFDS: no fallback
-    from research.data import load_arrays
-    return config.dataset, load_arrays(config.dataset, "train"), load_arrays(config.dataset,
-                                                                              "test")
-  return _fit.load_data(config.dataset)
-
-
 def _optimizer(config):
   from research import optim
 
@@ -103,7 +95,7 @@ def _augment(config):
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   from research.models import count_params, create
 
-  name, (x_train, y_train), val = _load(config)
+  name, (x_train, y_train), val = _fit.load_data(config.dataset)
   mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
   train = ((x_train - mean) / std, y_train)
   val = ((val[0] - mean) / std, val[1])

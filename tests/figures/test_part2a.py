@@ -80,3 +80,20 @@ def test_fit_rejects_bad_stat_batch_size():
   with pytest.raises(ValueError, match="stat_batch_size=3"):
     _fit.fit(create("linear", num_classes=10), optim.sgd(0.1), (x, y), (x, y), batch_size=8,
              steps=2, stat_batch_size=3)
+
+
+def test_load_data_falls_back_only_for_fashion_mnist(tmp_path, monkeypatch):
+  """Only fashion_mnist_idx may become digits (the Debian package is optional); a missing idx
+  directory or TFDS dataset is an error that says how to prepare it."""
+  from experiments.figures import _fit
+  from research.data import datasets as datasets_lib
+
+  monkeypatch.setattr(datasets_lib, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+  _fit._load.cache_clear()  # other tests in this process may have loaded the real files
+  name, (x_train, _), _ = _fit.load_data("fashion_mnist_idx")
+  assert name == "digits" and x_train.shape[1:] == (8, 8, 1)
+  with pytest.raises(FileNotFoundError):
+    _fit.load_data(f"idx:{tmp_path / 'no_such_dir'}")
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  with pytest.raises(FileNotFoundError, match="tfds build cifar10"):
+    _fit.load_data("cifar10")
