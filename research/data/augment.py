@@ -50,15 +50,35 @@ def random_crop(key: jax.Array, image: jax.Array, size: int) -> jax.Array:
   return crop(image, top, left, size)
 
 
-def pad_and_crop(key: jax.Array, image: jax.Array, padding: int = 4) -> jax.Array:
-  """Zero-pads ``padding`` pixels per side and crops back to (H, W) at a random place (CIFAR)."""
-  height, width = image.shape[:2]
+def pad_and_crop_at(image: jax.Array, top, left, padding: int, fill=0) -> jax.Array:
+  """Pads ``padding`` pixels of ``fill`` per side, then takes the (H, W) window at (top, left).
+
+  (top, left) in [0, 2 padding]; they may be traced. (H, W, ...) -> (H, W, ...).
+  """
   widths = [(padding, padding), (padding, padding)] + [(0, 0)] * (image.ndim - 2)
-  padded = jnp.pad(image, widths)
+  padded = jnp.pad(image, widths, constant_values=jnp.asarray(fill, image.dtype))
+  return jax.lax.dynamic_slice(padded, (top, left) + (0,) * (image.ndim - 2), image.shape)
+
+
+def _random_shift(key: jax.Array, padding: int):
   top_key, left_key = jax.random.split(key)
   top = jax.random.randint(top_key, (), 0, 2 * padding + 1)
   left = jax.random.randint(left_key, (), 0, 2 * padding + 1)
-  return jax.lax.dynamic_slice(padded, (top, left) + (0,) * (image.ndim - 2), image.shape)
+  return top, left
+
+
+def pad_and_crop(key: jax.Array, image: jax.Array, padding: int = 4) -> jax.Array:
+  """Zero-pads ``padding`` pixels per side and crops back to (H, W) at a random place (CIFAR)."""
+  top, left = _random_shift(key, padding)
+  return pad_and_crop_at(image, top, left, padding)
+
+
+def pad_and_crop_pair(key: jax.Array, image: jax.Array, mask: jax.Array, padding: int = 8,
+                      mask_fill: int = 0):
+  """The same random pad-and-crop of image (H, W, C) (zeros) and mask (H, W) (``mask_fill``)."""
+  top, left = _random_shift(key, padding)
+  return (pad_and_crop_at(image, top, left, padding),
+          pad_and_crop_at(mask, top, left, padding, mask_fill))
 
 
 def pca_colour_noise(

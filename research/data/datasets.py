@@ -262,32 +262,71 @@ def get_info(name: str, data_dir: str | None = None) -> DatasetInfo:
   )
 
 
+def eval_crop(name: str) -> int | None:
+  """The side of the central crop that is the test-time view of ``name``'s records, or None."""
+  return IMAGENET_CROP if name == "imagenet2012" else None
+
+
 def eval_view(name: str, image: np.ndarray) -> np.ndarray:
   """The deterministic test-time view of one record's image: ImageNet's central 224 crop."""
-  if name != "imagenet2012":
+  size = eval_crop(name)
+  if size is None:
     return image
   h, w = image.shape[:2]
-  top, left = (h - IMAGENET_CROP) // 2, (w - IMAGENET_CROP) // 2
-  return image[top : top + IMAGENET_CROP, left : left + IMAGENET_CROP]
+  top, left = (h - size) // 2, (w - size) // 2
+  return image[top : top + size, left : left + size]
 
 
-def load_arrays(name: str, split: str, data_dir: str | None = None):
-  """A whole (small) split in memory.
+def record_shape(name: str, info: DatasetInfo) -> tuple[int, int, int]:
+  """(H, W, C) of the stored records: ImageNet's are 256 x 256 (crops happen later)."""
+  if name == "imagenet2012":
+    return (IMAGENET_RESIZE, IMAGENET_RESIZE, info.image_shape[2])
+  return tuple(info.image_shape)
+
+
+def split_nbytes(name: str, info: DatasetInfo, num_examples: int) -> int:
+  """Bytes of ``num_examples`` records as :func:`load_split` returns them (uint8 images)."""
+  h, w, c = record_shape(name, info)
+  label = h * w if info.task == "segmentation" else 4  # uint8 masks, int32 classes
+  return num_examples * (h * w * c + label)
+
+
+def load_split(
+  name: str, split: str, data_dir: str | None = None, start: int = 0, stop: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+  """Records ``start:stop`` of a split as stored, in memory.
 
   Returns:
-    images: float32 (N, H, W, C) in [0, 1] (the test-time view, as in ``get_info``).
-    labels: int32 (N,) for classification, int32 (N, H, W) for segmentation.
+    images: uint8 (n, H, W, C) at :func:`record_shape` (ImageNet 256 x 256, pet PET_SIZE).
+    labels: int32 (n,) for classification, uint8 (n, H, W) masks for segmentation.
   """
   directory = _idx_dir(name)
   if directory is not None:
     _check_split(name, split, idx_lib.SPLITS)
     arrays = idx_lib.read_split(directory, split)
-    return arrays.images.astype(np.float32) / 255.0, arrays.labels.astype(np.int32)
+    return arrays.images[start:stop], arrays.labels[start:stop]
   source = open_source(name, split, data_dir)
-  records = [source[i] for i in range(len(source))]
-  images = np.stack([eval_view(name, r["image"]) for r in records]).astype(np.float32) / 255.0
-  labels = np.stack([r["label"] for r in records]).astype(np.int32)
+  indices = range(len(source))[start:stop]
+  records = [source[i] for i in indices]
+  if not records:
+    raise ValueError(f"{name}:{split}[{start}:{stop}] holds no examples")
+  images = np.stack([r["image"] for r in records]).astype(np.uint8, copy=False)
+  labels = np.stack([r["label"] for r in records])
+  labels = labels.astype(np.uint8 if labels.ndim > 1 else np.int32)
   return images, labels
+
+
+def load_arrays(name: str, split: str, data_dir: str | None = None):
+  """A whole (small) split in memory, as floats.
+
+  Returns:
+    images: float32 (N, H, W, C) in [0, 1] (the test-time view, as in ``get_info``).
+    labels: int32 (N,) for classification, int32 (N, H, W) for segmentation.
+  """
+  images, labels = load_split(name, split, data_dir)
+  images = np.stack([eval_view(name, image) for image in images]) if name == "imagenet2012" \
+    else images
+  return images.astype(np.float32) / 255.0, labels.astype(np.int32)
 
 
 def _stats_path(name: str, data_dir: str) -> str:

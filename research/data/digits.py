@@ -6,6 +6,8 @@ read through the same ``tfds.data_source`` path as every other dataset.
 
 Pixels: scikit-learn stores integers v in [0, 16]; the TFDS image stores
 ``uint8 = round(v * 255 / 16)`` (shape (8, 8, 1)), so dividing by 255 gives v / 16 up to rounding.
+The images are stored raw (a uint8 ``Tensor`` feature, 64 bytes each), not as PNG: reading a
+record decodes nothing (version 1.0.0 stored PNGs, which cost a PIL decode per 8x8 image).
 
 Splits: a fixed stratified split (``sklearn.model_selection.train_test_split`` with
 ``test_size=0.2``, ``random_state=0``, ``stratify=target``): 1,437 train, 360 test images. TFDS
@@ -38,8 +40,11 @@ def split_indices() -> dict[str, np.ndarray]:
 class SklearnDigits(tfds.core.GeneratorBasedBuilder):
   """scikit-learn's 8x8 digits (UCI optdigits test set), 10 classes."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Stratified 80/20 split with random_state=0."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+    "1.0.0": "Stratified 80/20 split with random_state=0.",
+    "2.0.0": "Images stored as raw uint8 tensors instead of PNG (same pixels, same split).",
+  }
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
@@ -47,7 +52,7 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
       description="scikit-learn's load_digits(): 1,797 real 8x8 grey images of digits 0-9.",
       features=tfds.features.FeaturesDict(
         {
-          "image": tfds.features.Image(shape=(8, 8, 1)),
+          "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
           "label": tfds.features.ClassLabel(num_classes=10),
         }
       ),

@@ -24,7 +24,7 @@ _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E
 
 
 class IdxArrays(NamedTuple):
-  images: np.ndarray  # uint8 (N, H, W, 1)
+  images: np.ndarray  # uint8 (N, H, W, C): C = 1 for (N, H, W) files, else their last axis
   labels: np.ndarray  # int32 (N,)
 
 
@@ -43,6 +43,36 @@ def parse_idx(data: bytes) -> np.ndarray:
   return array.astype(dtype.newbyteorder("="))
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+  """The IDX encoding of a uint8, int8, int16, int32, float32 or float64 array."""
+  codes = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}
+  code = codes.get(array.dtype.newbyteorder("="))
+  if code is None:
+    raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(map(str, codes))}")
+  header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+  return header + np.ascontiguousarray(array, array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_split_dir(directory: str, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+  """Writes {'train': (images, labels), 'test': ...} as an IDX directory; returns 'idx:<dir>'.
+
+  Images are uint8 (N, H, W) or (N, H, W, C) (named idx3 / idx4), labels (N,) integers (stored
+  as uint8 when they fit). The files are written under temporary names and renamed.
+  """
+  os.makedirs(directory, exist_ok=True)
+  for split, (images, labels) in splits.items():
+    labels = np.asarray(labels)
+    labels = labels.astype(np.uint8) if labels.min() >= 0 and labels.max() < 256 else labels
+    images = np.asarray(images, np.uint8)
+    for kind, array in (("images", images), ("labels", labels)):
+      name = f"{_PREFIX[split]}-{kind}-idx{array.ndim}-ubyte"
+      tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+      with open(tmp, "wb") as f:
+        f.write(idx_bytes(array))
+      os.replace(tmp, os.path.join(directory, name))
+  return f"idx:{directory}"
+
+
 def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file, gzip-compressed if it ends in ``.gz``."""
   opener = gzip.open if path.endswith(".gz") else open
@@ -52,12 +82,9 @@ def read_idx(path: str) -> np.ndarray:
 
 def _find(directory: str, split: str, kind: str) -> str:
   stem = f"{_PREFIX[split]}-{kind}"
-  dims = "idx3" if kind == "images" else "idx1"
+  dims = ("idx3", "idx4") if kind == "images" else ("idx1",)
   candidates = [
-    f"{stem}-{dims}-ubyte",
-    f"{stem}.{dims}-ubyte",
-    f"{stem}-{dims}-ubyte.gz",
-    f"{stem}.{dims}-ubyte.gz",
+    f"{stem}{sep}{d}-ubyte{gz}" for gz in ("", ".gz") for d in dims for sep in ("-", ".")
   ]
   for candidate in candidates:
     path = os.path.join(directory, candidate)
@@ -74,24 +101,28 @@ def _find(directory: str, split: str, kind: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def read_split(directory: str, split: str) -> IdxArrays:
-  """Images uint8 (N, H, W, 1) and labels int32 (N,) of one split (cached per process)."""
+  """Images uint8 (N, H, W, C) and labels int32 (N,) of one split (cached per process).
+
+  Image files hold (N, H, W) (MNIST, one channel) or (N, H, W, C) arrays (e.g. CIFAR as IDX).
+  """
   if split not in SPLITS:
     raise ValueError(f"IDX datasets have splits {list(SPLITS)}, not {split!r}.")
   images = read_idx(_find(directory, split, "images"))
   labels = read_idx(_find(directory, split, "labels"))
-  if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+  if images.ndim not in (3, 4) or labels.ndim != 1 or len(images) != len(labels):
     raise ValueError(
       f"IDX split {split!r} in {directory!r}: images {images.shape} and labels {labels.shape} "
-      "should be (N, H, W) and (N,)."
+      "should be (N, H, W) or (N, H, W, C), and (N,)."
     )
-  arrays = IdxArrays(images[..., None].astype(np.uint8), labels.astype(np.int32))
+  images = images[..., None] if images.ndim == 3 else images
+  arrays = IdxArrays(images.astype(np.uint8), labels.astype(np.int32))
   for array in arrays:  # shared through the cache: nobody may modify them
     array.setflags(write=False)
   return arrays
 
 
 class IdxSource:
-  """Random access to one split: ``source[i] == {'image': uint8 (H, W, 1), 'label': int32}``."""
+  """Random access to one split: ``source[i] == {'image': uint8 (H, W, C), 'label': int32}``."""
 
   def __init__(self, directory: str, split: str):
     self.directory = directory

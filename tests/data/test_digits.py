@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import research.data as rd
+from research.data.digits import SklearnDigits
 
 
 def test_info_and_arrays_match_scikit_learn():
@@ -134,4 +135,4 @@ def test_concurrent_first_builds_are_safe(tmp_path):
     assert out.strip().splitlines()[-1] == "1437"
   # The lock let exactly one of them build; the other waited and reused the result.
   assert sum("Downloading and preparing" in out for out, _ in outputs) == 1
-  assert [p.name for p in (tmp_path / "sklearn_digits").iterdir()] == ["1.0.0"]
+  assert [p.name for p in (tmp_path / "sklearn_digits").iterdir()] == [str(SklearnDigits.VERSION)]
