@@ -174,6 +174,11 @@ class BatchNorm(nn.Module):
   (two-pass: the mean first, then the mean squared deviation from it), so each device
   normalizes with the statistics of the whole global batch.
 
+  `ghost_batch_size` (Hoffer et al. 2017, "ghost batch norm") instead splits the batch into
+  groups of that many examples, each normalized with its own statistics, as unsynchronized
+  per-device BN does with that many examples per device; the running estimates move by the
+  mean of the groups' statistics (each with its own B / (B - 1)). It must divide the batch.
+
   Variables: params 'scale' (gamma), 'bias' (beta); batch_stats 'mean', 'var' (and 'count'
   with `momentum=None`).
   """
@@ -183,6 +188,7 @@ class BatchNorm(nn.Module):
   epsilon: float = 1e-5
   unbiased_variance: bool = True
   axis_name: str | None = None
+  ghost_batch_size: int | None = None
   use_scale: bool = True
   use_bias: bool = True
   scale_init: Any = nn.initializers.ones
@@ -193,23 +199,27 @@ class BatchNorm(nn.Module):
     use_ra = nn.merge_param("use_running_average", self.use_running_average,
                             use_running_average)
     features = x.shape[-1]
-    axes = tuple(range(x.ndim - 1))
     ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
     ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
     count = (self.variable("batch_stats", "count", jnp.zeros, (), jnp.float32)
              if self.momentum is None else None)
 
+    ghost = self.ghost_batch_size
+    if ghost is not None and not use_ra and x.shape[0] % ghost:
+      raise ValueError(f"ghost_batch_size={ghost} does not divide the batch of {x.shape[0]}")
+    groups = 1 if ghost is None or use_ra else x.shape[0] // ghost
     if use_ra:
-      mean, var = ra_mean.value, ra_var.value
+      y = (x.astype(jnp.float32) - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon)
     else:
-      xf = x.astype(jnp.float32)
-      n = math.prod(x.shape[:-1])
+      xf = x.astype(jnp.float32).reshape(groups, -1, *x.shape[1:])  # (G, B / G, ..., F)
+      axes = tuple(range(1, xf.ndim - 1))
+      n = math.prod(xf.shape[1:-1])
       sync = self.axis_name is not None and not self.is_initializing()
-      mean = xf.mean(axis=axes)
+      mean = xf.mean(axis=axes, keepdims=True)
       if sync:
         mean = jax.lax.pmean(mean, self.axis_name)
         n = n * jax.lax.psum(1, self.axis_name)
-      var = jnp.square(xf - mean).mean(axis=axes)
+      var = jnp.square(xf - mean).mean(axis=axes, keepdims=True)
       if sync:
         var = jax.lax.pmean(var, self.axis_name)
       if not self.is_initializing():
@@ -219,10 +229,11 @@ class BatchNorm(nn.Module):
           w = 1.0 / count.value
         else:
           w = 1.0 - self.momentum
-        ra_mean.value = ra_mean.value + w * (mean - ra_mean.value)
-        ra_var.value = ra_var.value + w * (correction * var - ra_var.value)
-
-    y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
+        batch_mean = mean.reshape(groups, features).mean(0)
+        batch_var = var.reshape(groups, features).mean(0)
+        ra_mean.value = ra_mean.value + w * (batch_mean - ra_mean.value)
+        ra_var.value = ra_var.value + w * (correction * batch_var - ra_var.value)
+      y = ((xf - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
     if self.use_scale:
       y = y * self.param("scale", self.scale_init, (features,), jnp.float32)
     if self.use_bias:
@@ -252,13 +263,14 @@ class GroupNorm(nn.Module):
 
 
 def norm(kind: str, *, train: bool, axis_name: str | None = None,
-         scale_init: Any = nn.initializers.ones, name: str | None = None
-         ) -> Callable[[Array], Array]:
+         scale_init: Any = nn.initializers.ones, name: str | None = None,
+         ghost_batch_size: int | None = None) -> Callable[[Array], Array]:
   """The activation normalization called `kind`, applied after a linear/conv layer.
 
   - "batch": `BatchNorm` (batch statistics when `train`, running estimates otherwise, the
-    unbiased B/(B-1) running variance, synced over `axis_name`); "batch_biased": the same with
-    the biased running variance (Flax's default).
+    unbiased B/(B-1) running variance, synced over `axis_name`, or per group of
+    `ghost_batch_size` examples); "batch_biased": the same with the biased running variance
+    (Flax's default).
   - "layer": LayerNorm over the features of each example (Ba et al. 2016).
   - "group": GroupNorm with 32 groups (fewer when the width is not a multiple of 32).
   - "instance": InstanceNorm, per example and channel over the spatial axes (Ulyanov et al.).
@@ -273,7 +285,8 @@ def norm(kind: str, *, train: bool, axis_name: str | None = None,
     return lambda x: x
   if kind in ("batch", "batch_biased"):
     return BatchNorm(use_running_average=not train, axis_name=axis_name,
-                     unbiased_variance=kind == "batch", scale_init=scale_init, name=name)
+                     unbiased_variance=kind == "batch", scale_init=scale_init, name=name,
+                     ghost_batch_size=ghost_batch_size)
   if kind == "layer":
     return nn.LayerNorm(epsilon=1e-5, scale_init=scale_init, name=name)
   if kind == "group":
