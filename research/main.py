@@ -27,6 +27,9 @@ flags.DEFINE_integer('num_processes', int(os.environ.get('JAX_NUM_PROCESSES', 0)
 flags.DEFINE_integer('process_id', int(os.environ['JAX_PROCESS_ID'])
                      if 'JAX_PROCESS_ID' in os.environ else None, 'This process, 0..N-1.')
 flags.DEFINE_string('result_file', None, 'Also write the final metrics as JSON here.')
+flags.DEFINE_string('compilation_cache', None,
+                    'Directory of the persistent XLA compilation cache (default '
+                    '$RESEARCH_COMPILATION_CACHE or ~/.cache/research/jax); "" turns it off.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -52,6 +55,9 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+  from research import runtime  # noqa: PLC0415
+
+  runtime.configure(FLAGS.compilation_cache)  # before JAX starts its backends
   initialize_distributed()
   from research.train import train_and_evaluate  # noqa: PLC0415  (after distributed init)
 

@@ -23,6 +23,7 @@ import time
 
 from experiments.figures import FIGURES
 from experiments.figures.common import FigureResult, check
+from research import runtime
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  runtime.configure()  # XLA:CPU flags and the compilation cache, before JAX starts
   args.out.mkdir(parents=True, exist_ok=True)
   entries, images = [], {}
   for i, name in enumerate(names, 1):
