@@ -3,6 +3,13 @@
 Keys (every one can be overridden with --config.KEY=VALUE):
   model.name and model.<kwarg>: `research.models.create(name, num_classes=..., **kwargs)`.
   dataset.name / data_dir / train_split / eval_split / augment / standardize: `research.data`.
+  dataset.in_memory: 'auto' (default), True or False: serve a split from device memory (the
+    whole split as uint8 on every local device; shuffle, augmentation and uint8 -> float run
+    inside the compiled steps) or through the host pipeline (grain). 'auto' uses memory when
+    this process's share fits dataset.in_memory_limit_mb (default 1024 MB per process).
+  steps_per_dispatch: train steps per call of the compiled program (default 100); reduced to
+    the gcd with log_every_steps, eval_every_steps and checkpoint_every_steps, so that
+    dispatches end at every one of those steps. Results do not depend on it.
   loss: 'softmax_cross_entropy' or 'multiclass_svm'.
   optimizer: a `research.optim` rule (name, learning_rate, the rule's own hyperparameters),
     schedule, weight_decay (+ weight_decay_mode 'l2' | 'l1' | 'decoupled'), clip_norm,
@@ -25,7 +32,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict({'name': 'mlp'})
   config.dataset = ml_collections.ConfigDict(dict(
       name='digits', data_dir=config_dict.placeholder(str), train_split='train',
-      eval_split='test', augment=config_dict.placeholder(str), standardize=False))
+      eval_split='test', augment=config_dict.placeholder(str), standardize=False,
+      in_memory=config_dict.FieldReference('auto', field_type=object), in_memory_limit_mb=1024.0))
   config.loss = 'softmax_cross_entropy'
   config.optimizer = ml_collections.ConfigDict(dict(
       name='sgd', learning_rate=0.1,
@@ -45,6 +53,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 2
   config.seed = 0
+  config.steps_per_dispatch = 100
   config.init_from = config_dict.placeholder(str)
   config.head_pattern = config_dict.placeholder(str)
   config.freeze = config_dict.placeholder(str)

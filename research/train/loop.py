@@ -1,7 +1,8 @@
 """`train_and_evaluate(config, workdir)`: the loop tying research.models, .optim and .data.
 
-Reads top to bottom: create_model, initial_state, the data-parallel steps, evaluate, then the
-loop (train, log, evaluate, early stop / reduce on plateau, checkpoint, resume).
+Reads top to bottom: create_model, initial_state, early stopping, then the loop: the input
+(`inputs`: device memory or the host pipeline), the dispatches of many steps (`engine`), and
+at dispatch boundaries log, evaluate, early stop / reduce on plateau, checkpoint, resume.
 """
 
 import dataclasses
@@ -19,10 +20,12 @@ import numpy as np
 from research import data as data_lib
 from research import models
 from research.train import checkpoint as ckpt
-from research.train import finetune, parallel, steps, validate
+from research.train import engine, finetune, inputs, parallel, steps, validate
 from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import state as state_lib
+
+DEFAULT_STEPS_PER_DISPATCH = 100
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -78,20 +81,6 @@ def update_early_stopping(loop: dict, value: float, step: int, es) -> None:
          f'{es.patience} evaluations (best {loop["best"]:.4f} at step {loop["best_step"]})')
 
 
-def evaluate(eval_step, state, config, mesh) -> dict[str, float]:
-  """One ordered pass over the evaluation split; metrics over the real (unpadded) examples."""
-  iterator = data_lib.create_iterator(
-      config.dataset.name, config.dataset.eval_split,
-      global_batch_size=config.get('eval_batch_size') or config.batch_size, seed=config.seed,
-      train=False, data_dir=config.dataset.data_dir,
-      standardize=config.dataset.get('standardize', False))
-  total = None
-  for batch in iterator:
-    sums = parallel.fetch(eval_step(state, parallel.put_batch(batch, mesh)))
-    total = sums if total is None else jax.tree.map(np.add, total, sums)
-  return steps.summarize(total)
-
-
 def params_digest(params) -> str:
   """sha256 of the parameters' bytes (leaves in path order): equal digests, equal bits."""
   digest = hashlib.sha256()
@@ -105,12 +94,21 @@ def _monitor_value(metrics: dict, metric: str) -> float:
   return metrics[metric] if metric == 'loss' else -metrics[metric]
 
 
+def dispatch_interval(config: ml_collections.ConfigDict) -> int:
+  """Steps per dispatch: steps_per_dispatch, reduced so that dispatches end at every log,
+  evaluation and checkpoint step (the gcd of the four)."""
+  requested = config.get('steps_per_dispatch', DEFAULT_STEPS_PER_DISPATCH)
+  return math.gcd(requested, config.log_every_steps, config.eval_every_steps,
+                  config.checkpoint_every_steps)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its checkpoints) and returns final metrics.
 
   Returns a dict with 'step', 'train_loss', 'train_accuracy', 'eval_<metric>' for each
   evaluation metric, 'best_step', 'best_<metric>', 'stopped_early', 'steps_per_second',
-  'nonfinite_steps' and 'params_sha256' (a digest of the final parameters).
+  'nonfinite_steps', 'input' ('memory' or 'host'), 'train_records' (this process's share of the
+  training split, [start, stop)) and 'params_sha256' (a digest of the final parameters).
   """
   t_start = time.perf_counter()
   workdir = os.path.abspath(os.path.expanduser(workdir))
@@ -120,8 +118,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validate.check_metric(config, info.task)
   mesh = parallel.create_mesh(config.get('num_devices', 0) or None)
   data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
-  if config.get('eval_batch_size'):
-    data_lib.check_batch_size(config.eval_batch_size, mesh.size, jax.process_count())
+  eval_batch_size = config.get('eval_batch_size') or config.batch_size
+  data_lib.check_batch_size(eval_batch_size, mesh.size, jax.process_count())
+  train_plan = inputs.plan_split(config, info, config.dataset.train_split, train=True,
+                                 batch_size=config.batch_size)
+  eval_plan = inputs.plan_split(config, info, config.dataset.eval_split, train=False,
+                                batch_size=eval_batch_size)
   model = create_model(config, info.num_classes)
   validate.check_workdir(config, workdir)
   # A run that has checkpoints resumes from them; init_from only matters for a fresh start.
@@ -136,19 +138,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   host_state, tx = initial_state(config, model, info,
                                  optimizer_lib.build_optimizer(config.optimizer), plateau,
                                  init_from)
+  train_input = inputs.TrainInput(config, train_plan, mesh)
+  interval = train_input.host_steps(dispatch_interval(config))
   _log(f'{config.model.name}: {state_lib.param_count(host_state.params):,} parameters; '
        f'{config.dataset.name} ({info.task}); {mesh.size} devices, {jax.process_count()} '
-       f'process(es); global batch {config.batch_size}')
+       f'process(es); global batch {config.batch_size}; input from '
+       f'{"device memory" if train_plan.in_memory else "the host pipeline"}, '
+       f'{interval} steps per dispatch')
   state = parallel.replicate(host_state, mesh)
   if jax.process_index() == 0:  # only now: a config that failed above does not bind the workdir
     os.makedirs(workdir, exist_ok=True)
     validate.save_config(config, workdir)
   loss = config.get('loss', 'softmax_cross_entropy')
-  # The state is donated to each step; saves hand the Saver a device-side copy (see `save`).
-  train_step = parallel.data_parallel_train_step(
-      steps.make_train_step(model, tx, loss=loss), mesh, donate=True)
-  eval_step = parallel.data_parallel_eval_step(
-      steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss), mesh)
+  skip_nonfinite = config.optimizer.get('skip_nonfinite', False)
+  # The state is donated to each dispatch; saves hand the Saver a device-side copy (see `save`).
+  dispatch = engine.make_train_dispatch(
+      steps.make_train_step(model, tx, loss=loss), mesh, global_batch_size=config.batch_size,
+      feed=train_input.feed_kind, num_examples=train_plan.rows, augment=inputs.preset(config),
+      stats=inputs.device_stats(config) if train_plan.in_memory else None,
+      stop_on_nonfinite=not skip_nonfinite)
+  evaluate_sums = inputs.EvalInput(
+      config, eval_plan, mesh,
+      steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss))
+  evaluate = lambda state: steps.summarize(evaluate_sums(state))
   plateau_update = None if plateau is None else jax.jit(
       lambda s, v: plateau.update(jnp.zeros((), jnp.float32), s, value=v)[1])
 
@@ -157,10 +169,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                 keep=config.get('keep_checkpoints', 2), best_metric=es.metric,
                                 best_mode=es.mode)
   saver = ckpt.Saver(manager)
-  train_iter = data_lib.create_iterator(
-      config.dataset.name, config.dataset.train_split, global_batch_size=config.batch_size,
-      seed=config.seed, train=True, augment=config.dataset.augment,
-      data_dir=config.dataset.data_dir, standardize=config.dataset.get('standardize', False))
   loop = {'best': None, 'best_step': None, 'bad_evals': 0, 'stopped_early': False,
           'eval': None}
   restored = ckpt.restore_latest(manager, state, warn=_log)
@@ -171,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if restored is not None:
     state, saved_loop, start = restored
     # All processes advance in lockstep, so process 0's position holds for every process.
-    train_iter.set_state({**saved_loop.pop('data'), 'process_index': jax.process_index()})
+    train_input.set_state(saved_loop.pop('data'))
     loop.update(saved_loop)
     _log(f'resumed from {workdir}/checkpoints/{start}')
   last_saved = start if restored is not None else -1
@@ -180,29 +188,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                     start_step=start)
   progress = metrics_lib.Progress(config.num_train_steps, start,
                                   enabled=config.get('progress_bar', True))
-  skip_nonfinite = config.optimizer.get('skip_nonfinite', False)
   train_sums, train_n, nonfinite_steps, last_train = {}, 0, 0, {}
-  pending = None  # (step, metrics on device): read one step late, so dispatch runs ahead
 
-  def consume(step_metrics):
-    nonlocal train_n, nonfinite_steps
-    step, values = step_metrics
-    values = {k: float(v) for k, v in parallel.fetch(values).items()}
-    if not math.isfinite(values['loss']):
-      if not skip_nonfinite:
-        raise NonFiniteLossError(
-            f'training loss is {values["loss"]} at step {step}; stopping (checkpoints up to '
-            f'step {max(last_saved, 0)} are intact). Lower optimizer.learning_rate, set '
-            'optimizer.clip_norm, or set optimizer.skip_nonfinite=True to skip such steps')
-      nonfinite_steps += 1
-      return
-    for k, v in values.items():
-      train_sums[k] = train_sums.get(k, 0.0) + v
-    train_n += 1
+  def consume(out):
+    """Adds a dispatch's metric sums (one host read); raises at a non-finite loss."""
+    nonlocal train_sums, train_n, nonfinite_steps
+    out = parallel.fetch(out)
+    if out['nonfinite'] and not skip_nonfinite:
+      raise NonFiniteLossError(
+          f'training loss is not finite at step {int(out["first_nonfinite"]) + 1}; stopping '
+          f'(checkpoints up to step {max(last_saved, 0)} are intact). Lower '
+          'optimizer.learning_rate, set optimizer.clip_norm, or set '
+          'optimizer.skip_nonfinite=True to skip such steps')
+    nonfinite_steps += int(out['nonfinite'])
+    train_n += int(out['steps'])
+    for k, v in out['sums'].items():
+      train_sums[k] = train_sums.get(k, 0.0) + float(v)
 
   def save(step, eval_metrics=None):
     nonlocal last_saved
-    loop_state = {**loop, 'data': train_iter.get_state()}
+    loop_state = {**loop, 'data': train_input.get_state()}
     monitored = None if eval_metrics is None else {es.metric: eval_metrics[es.metric]}
     # a copy: the next step donates `state`'s buffers while the Saver may still be reading
     saver.save(step, parallel.copy(state), loop_state, monitored)
@@ -211,18 +216,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   step = start
   try:
     while step < config.num_train_steps and not loop['stopped_early']:
-      batch = parallel.put_batch(next(train_iter), mesh)
-      state, step_metrics = train_step(state, batch)
-      step += 1
-      if pending is not None:
-        consume(pending)
-      pending = (step, step_metrics)
+      num_steps = min(interval - step % interval, config.num_train_steps - step)
+      state, out = dispatch(state, train_input.feed(num_steps, interval), np.int32(num_steps))
+      consume(out)
+      step += num_steps
       is_eval = step % config.eval_every_steps == 0 or step == config.num_train_steps
       is_log = step % config.log_every_steps == 0 or is_eval
       is_save = step % config.checkpoint_every_steps == 0 or step == config.num_train_steps
-      if is_log or is_save:  # never save a state whose loss has not been checked
-        consume(pending)
-        pending = None
       if is_log:
         last_train = {k: v / max(train_n, 1) for k, v in train_sums.items()}
         lr = float(schedule(step) if callable(schedule) else schedule)
@@ -234,7 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         train_sums, train_n = {}, 0
       eval_metrics = None
       if is_eval:
-        eval_metrics = evaluate(eval_step, state, config, mesh)
+        eval_metrics = evaluate(state)
         writer.write(step, 'eval', eval_metrics)
         loop['eval'] = eval_metrics
         update_early_stopping(loop, eval_metrics[es.metric], step, es)
@@ -243,9 +243,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           state = state.replace(plateau=plateau_update(state.plateau, jnp.float32(monitored)))
       if is_save or loop['stopped_early']:
         save(step, eval_metrics)
-      progress.update(1, **({'loss': last_train['loss']} if 'loss' in last_train else {}))
+      progress.update(num_steps, **({'loss': last_train['loss']} if 'loss' in last_train else {}))
     if loop['eval'] is None or last_saved != step:
-      loop['eval'] = evaluate(eval_step, state, config, mesh)
+      loop['eval'] = evaluate(state)
       writer.write(step, 'eval', loop['eval'])
       save(step, loop['eval'])
   finally:
@@ -258,7 +258,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             **{f'eval_{k}': v for k, v in loop['eval'].items()},
             'best_step': loop['best_step'], f'best_{es.metric}': loop['best'],
             'stopped_early': loop['stopped_early'], 'steps_per_second': sps,
-            'nonfinite_steps': nonfinite_steps,
+            'nonfinite_steps': nonfinite_steps, 'input': train_input.feed_kind,
+            'train_records': [train_plan.start, train_plan.stop],
             'params_sha256': params_digest(parallel.fetch(state.params))}
   eval_text = ', '.join(f'{k} {v:.4f}' for k, v in loop['eval'].items())
   _log(f'done: step {step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} '

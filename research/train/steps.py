@@ -43,14 +43,16 @@ def step_rng(state: TrainState, axis_name: str | None) -> jax.Array:
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *,
-                    loss: str = 'softmax_cross_entropy', axis_name: str | None = 'batch'):
+                    loss: str = 'softmax_cross_entropy', axis_name: str | None = 'batch',
+                    extra_metrics: Callable[[dict, dict], dict] | None = None):
   """Returns train_step(state, batch) -> (state, metrics) for one device's shard.
 
   g = pmean over devices of grad L(params; shard), so with equal shards g is the gradient of the
   global batch's mean loss; BatchNorm statistics come from the whole global batch (the model's
   `axis_name`), and the running averages are pmean-ed as well. The update of the optax chain is
   multiplied by the reduce-on-plateau scale. Metrics (loss, accuracy, grad_norm) are
-  global-batch means.
+  global-batch means; `extra_metrics(grads, updates) -> dict` adds more (e.g. the update's
+  norm, per-layer gradient norms), computed from the averaged gradient and the final update.
   """
   loss_fn = get_loss(loss)
 
@@ -74,10 +76,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *,
     updates = jax.tree.map(lambda u: (u * scale).astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss_value,
-               'accuracy': losses.accuracy(logits, batch['label']),
-               'grad_norm': optax.tree.norm(grads)}
+               'accuracy': losses.accuracy(logits, batch['label'])}
     if axis_name is not None:
       metrics = jax.lax.pmean(metrics, axis_name)
+    metrics['grad_norm'] = optax.tree.norm(grads)  # grads are already averaged
+    if extra_metrics is not None:
+      metrics.update(extra_metrics(grads, updates))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state)
     return new_state, metrics

@@ -14,7 +14,8 @@ REQUIRED = ('model', 'dataset', 'optimizer', 'batch_size', 'num_train_steps', 'e
             'checkpoint_every_steps', 'log_every_steps', 'seed', 'init_from', 'freeze',
             'early_stopping')
 # Keys that may change between a run and its resumption (they do not change the computation).
-RESUMABLE_CHANGES = ('num_train_steps', 'progress_bar', 'tensorboard', 'log_every_steps')
+RESUMABLE_CHANGES = ('num_train_steps', 'progress_bar', 'tensorboard', 'log_every_steps',
+                     'steps_per_dispatch')
 METRICS = {'classification': ('accuracy', 'loss', 'top5_accuracy'),
            'segmentation': ('mean_iou', 'pixel_accuracy', 'accuracy', 'loss')}
 
@@ -33,6 +34,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for key in ('batch_size', 'num_train_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'log_every_steps'):
     _positive_int(config, key)
+  if 'steps_per_dispatch' in config:
+    _positive_int(config, 'steps_per_dispatch')
   eval_batch_size = config.get('eval_batch_size', 0)
   if not isinstance(eval_batch_size, int) or eval_batch_size < 0:
     raise ValueError(f'config.eval_batch_size={eval_batch_size!r} must be 0 (same as batch_size) '

@@ -39,6 +39,9 @@ def test_two_processes_finish_and_agree(tmp_path):
   assert results[0]['params_sha256'] == results[1]['params_sha256']
   assert results[0]['eval_accuracy'] == results[1]['eval_accuracy']
   assert '4 devices, 2 process(es)' in output[0]
+  # Each process trained on its own half of the split, in device memory.
+  assert [r['input'] for r in results] == ['memory', 'memory']
+  assert results[0]['train_records'] == [0, 718] and results[1]['train_records'] == [718, 1436]
   # The checkpoint written by both processes holds the parameters both report.
   params = checkpoint.load_variables(workdir)['params']
   assert loop.params_digest(params) == results[0]['params_sha256']

@@ -1,0 +1,352 @@
+"""The training engine: many train steps per dispatch, batches built on the device.
+
+A dispatch is one call of a jitted program that runs `num_steps` train steps in a
+`lax.while_loop` inside `shard_map` (the data-parallel view of `parallel`). `num_steps` is an
+argument, not a constant, so every dispatch length runs the same compiled program: results do
+not depend on how the steps are grouped (K = 1 and K = 8 end bit-identical), and one
+compilation serves the whole run. Per-step metrics are added up on the device (over the steps
+whose loss is finite, with the count of the others and the first non-finite step), so the
+host reads a handful of numbers per dispatch.
+
+Two feeds:
+
+* memory: the split lives in device memory (`put_split`) and each step gathers, augments and
+  converts its own rows (`research.data.device`): nothing of the input runs in Python. Each
+  device holds a full copy of its process's share (replicated within a process, disjoint
+  across processes), rather than a shard of it: every device can then gather any row of the
+  process's batch locally, so a batch is the same examples on 1 or 8 devices (the two agree
+  to float tolerance) and no step needs an all-to-all exchange. The price is the split's bytes
+  on every device, which is why only splits under `dataset.in_memory_limit_mb` go there.
+* host: the host pipeline's batches for the dispatch are stacked, (K, B, ...), and step i of
+  the dispatch reads batch i (for what does not fit in memory, e.g. ImageNet).
+
+Row r of the process batch is computed by the device in slot r // (b / local devices) (its
+position among its process's devices); each device knows its slot and its process's keys
+through `DeviceInput`, one row per device.
+"""
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from research.data import device as device_data
+from research.train import parallel
+
+AXIS = parallel.AXIS
+
+
+class DeviceInput(NamedTuple):
+  """Per-device input constants, global arrays of one row per device, split over 'batch'."""
+
+  slot: jax.Array  # (D,) int32: the device's position among its process's devices
+  shuffle_key: jax.Array  # (D, 2) uint32: the process's shuffle stream
+  augment_key: jax.Array  # (D, 2) uint32: the process's augmentation stream
+
+
+class MemorySplit(NamedTuple):
+  """A process's share of a split in device memory: every device of the process holds it all.
+
+  As global arrays split over 'batch', each device's shard is the whole share: images
+  (D * n, H, W, C), labels (D * n, ...); `count` (D,) is the number of real examples of the
+  share (an evaluation share is padded to the longest process's).
+  """
+
+  images: jax.Array
+  labels: jax.Array
+  count: jax.Array
+  device: DeviceInput
+
+
+def _local_devices(mesh: Mesh) -> list[jax.Device]:
+  return [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+
+
+def _per_device(values: list[np.ndarray], mesh: Mesh) -> jax.Array:
+  """A global array whose shard on the i-th local device (mesh order) is values[i]."""
+  devices = _local_devices(mesh)
+  shape = (mesh.size * values[0].shape[0], *values[0].shape[1:])
+  arrays = [jax.device_put(v, d) for v, d in zip(values, devices, strict=True)]
+  return jax.make_array_from_single_device_arrays(shape, parallel.batch_sharded(mesh), arrays)
+
+
+def device_input(mesh: Mesh, seed: int) -> DeviceInput:
+  """Slots and this process's (shuffle, augment) keys from (seed, process index)."""
+  shuffle, augment = (np.asarray(k) for k in device_data.stream_keys(seed, jax.process_index()))
+  count = len(_local_devices(mesh))
+  return DeviceInput(
+      slot=_per_device([np.array([i], np.int32) for i in range(count)], mesh),
+      shuffle_key=_per_device([shuffle[None]] * count, mesh),
+      augment_key=_per_device([augment[None]] * count, mesh))
+
+
+def put_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh, seed: int,
+              pad_to: int | None = None) -> MemorySplit:
+  """Copies this process's share (images (n, ...), labels (n, ...)) to each of its devices.
+
+  `pad_to` pads the share with copies of example 0 to that many rows (evaluation shares of
+  unequal length; the padding is masked by `count`).
+  """
+  count = len(images)
+  if pad_to is not None and pad_to > count:
+    images = np.concatenate([images, np.repeat(images[:1], pad_to - count, 0)])
+    labels = np.concatenate([labels, np.repeat(labels[:1], pad_to - count, 0)])
+  local = len(_local_devices(mesh))
+  return MemorySplit(
+      images=_per_device([images] * local, mesh), labels=_per_device([labels] * local, mesh),
+      count=_per_device([np.array([count], np.int32)] * local, mesh),
+      device=device_input(mesh, seed))
+
+
+def _specs(tree, spec):
+  return jax.tree.map(lambda _: spec, tree)
+
+
+class Shapes(NamedTuple):
+  """Static sizes of a data-parallel batch."""
+
+  per_process: int  # b: rows of the global batch each process provides
+  per_device: int  # rows each device computes
+
+  @classmethod
+  def of(cls, global_batch_size: int, mesh: Mesh) -> 'Shapes':
+    per_process = global_batch_size // jax.process_count()
+    return cls(per_process, per_process // len(_local_devices(mesh)))
+
+  def rows(self, slot: jax.Array) -> jax.Array:
+    """The rows (per_device,) of the process batch that the device in `slot` computes."""
+    return slot * self.per_device + jnp.arange(self.per_device, dtype=jnp.int32)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _zeros_like_shapes(shapes):
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+LOOPS = ('auto', 'while', 'calls')
+
+
+class Carry(NamedTuple):
+  """What a dispatch carries from step to step (per device)."""
+
+  i: jax.Array  # () int32: steps done in this dispatch
+  orders: Any  # `EpochOrders` with a leading axis of 1 (memory feed), else ()
+  sums: dict  # each metric summed over the steps with a finite loss
+  counters: tuple  # (finite steps, non-finite steps, step index of the first non-finite, or -1)
+  records: Any  # (record_steps, ...) per-step metrics, or ()
+
+
+def _has_convolution(jaxpr) -> bool:
+  """Whether a (closed) jaxpr or any jaxpr nested in its equations has a convolution."""
+  jaxpr = getattr(jaxpr, 'jaxpr', jaxpr)
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == 'conv_general_dilated':
+      return True
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, list | tuple) else (value,):
+        if hasattr(sub, 'eqns') or hasattr(sub, 'jaxpr') and hasattr(sub.jaxpr, 'eqns'):
+          if _has_convolution(sub):
+            return True
+  return False
+
+
+def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: int,
+                        feed: str, num_examples: int | None = None, augment: Any = 'none',
+                        stats: dict | None = None, stop_on_nonfinite: bool = True,
+                        record_steps: int = 0, donate: bool = True,
+                        loop: str = 'auto') -> Callable:
+  """Returns dispatch(state, data, num_steps) -> (state, out) over the mesh.
+
+  Args:
+    train_step: `steps.make_train_step(...)`, a per-device (state, batch) -> (state, metrics).
+    mesh: the one-axis mesh ('batch',).
+    global_batch_size: examples per step over all devices and processes.
+    feed: 'memory' (data is a `MemorySplit`; `num_examples` rows per device) or 'host' (data
+      is a dict of stacked batches (K, global batch, ...), split on axis 1).
+    augment: a preset of `research.data.device` or an example function (memory feed only).
+    stats: {'mean', 'std'} standardization and {'eigenvalues', 'eigenvectors'} (alexnet), or
+      None.
+    stop_on_nonfinite: end the dispatch at the first step whose loss is not finite ('while').
+    record_steps: > 0 also returns every step's metrics, (record_steps, ...) each, rows past
+      `num_steps` zero (for figures that plot per-step curves).
+    donate: the state's buffers are reused for the result (the caller must not read the state
+      it passed in afterwards).
+    loop: 'while' runs the dispatch's steps in one `lax.while_loop` (one call); 'calls' calls
+      a one-step program `num_steps` times, the metric sums staying on the device; 'auto'
+      takes 'calls' on XLA:CPU when the step has convolutions, else 'while'. (XLA:CPU
+      compiles a convolution's weight gradient inside a loop body without its fast path,
+      jax#12868: a ResNet-20 step runs 16x slower in a loop here; on GPU and TPU loops are
+      fine.) Either way each step is the same program whatever `num_steps` is.
+
+  `out` holds 'sums' (each metric summed over the steps with a finite loss), 'steps' (their
+  count), 'nonfinite' (the count of the others), 'first_nonfinite' (the step index of the
+  first, or -1) and, with `record_steps`, 'records'. `dispatch.loop` tells the mode chosen
+  (after the first call for 'auto').
+  """
+  shapes = Shapes.of(global_batch_size, mesh)
+  stats = {k: jnp.asarray(v) for k, v in (stats or {}).items()}
+  if feed == 'memory':
+    device_data.check_preset(augment)
+    device_data.check_stream(num_examples, shapes.per_process)
+  elif feed != 'host':
+    raise ValueError(f"feed={feed!r} must be 'memory' or 'host'")
+  if loop not in LOOPS:
+    raise ValueError(f'loop={loop!r} must be one of {LOOPS}')
+
+  def get_batch(data, i, step, orders):
+    """The batch of `step` (the dispatch's i-th) and the orders moved to its epoch."""
+    if feed == 'host':
+      return jax.tree.map(lambda x: x[i], data), orders
+    rows = shapes.rows(data.device.slot[0])
+    orders = device_data.advance(jax.tree.map(lambda x: x[0], orders),
+                                 data.device.shuffle_key[0], step, shapes.per_process,
+                                 num_examples)
+    index = device_data.batch_indices(orders, step, rows, shapes.per_process, num_examples)
+    keys = device_data.row_keys(data.device.augment_key[0], step, rows)
+    batch = device_data.prepare(augment, keys, data.images[index], data.labels[index],
+                                mean=stats.get('mean'), std=stats.get('std'),
+                                eigenvalues=stats.get('eigenvalues'),
+                                eigenvectors=stats.get('eigenvectors'))
+    return batch, jax.tree.map(lambda x: x[None], orders)
+
+  def start(state, data) -> Carry:
+    if feed == 'memory':
+      epoch, _ = device_data.stream_position(state.step, shapes.per_process, num_examples)
+      orders = device_data.orders_at(data.device.shuffle_key[0], epoch, num_examples)
+      orders = jax.tree.map(lambda x: x[None], orders)
+    else:
+      orders = ()
+    batch_shapes = jax.eval_shape(lambda: get_batch(data, 0, state.step, orders)[0])
+    metric_shapes = jax.eval_shape(lambda s, b: train_step(s, b)[1], state, batch_shapes)
+    records = (jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype),
+                            metric_shapes) if record_steps else ())
+    counters = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+    return Carry(jnp.zeros((), jnp.int32), orders, _zeros_like_shapes(metric_shapes), counters,
+                 records)
+
+  def one_step(state, data, carry: Carry):
+    step = state.step
+    batch, orders = get_batch(data, carry.i, step, carry.orders)
+    state, metrics = train_step(state, batch)
+    finite = jnp.isfinite(metrics['loss'])
+    sums = jax.tree.map(lambda s, m: s + jnp.where(finite, m, jnp.zeros_like(m)), carry.sums,
+                        metrics)
+    finite_steps, nonfinite, first = carry.counters
+    first = jnp.where((first < 0) & ~finite, step, first)
+    records = carry.records
+    if record_steps:
+      records = jax.tree.map(lambda r, m: r.at[carry.i].set(m), records, metrics)
+    return state, Carry(carry.i + 1, orders, sums,
+                        (finite_steps + finite, nonfinite + ~finite, first), records)
+
+  def finish(carry: Carry) -> dict:
+    finite_steps, nonfinite, first = carry.counters
+    out = {'sums': carry.sums, 'steps': finite_steps, 'nonfinite': nonfinite,
+           'first_nonfinite': first}
+    if record_steps:
+      out['records'] = carry.records
+    return out
+
+  def run_while(state, data, num_steps):
+    def cond(args):
+      _, carry = args
+      keep = carry.i < num_steps
+      return keep & (carry.counters[1] == 0) if stop_on_nonfinite else keep
+
+    state, carry = jax.lax.while_loop(cond, lambda args: one_step(args[0], data, args[1]),
+                                      (state, start(state, data)))
+    return state, finish(carry)
+
+  def data_specs(data):
+    return _specs(data, P(AXIS) if feed == 'memory' else P(None, AXIS))
+
+  # A prefix of the carry: the orders are per device, the rest is the same on every device.
+  carry_specs = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), records=P())
+
+  def mapped(fn, in_specs, out_specs):
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)
+
+  donated = (0,) if donate else ()
+
+  @functools.partial(jax.jit, donate_argnums=donated)
+  def while_program(state, data, num_steps):
+    return mapped(run_while, (P(), data_specs(data), P()), (P(), P()))(state, data, num_steps)
+
+  @jax.jit
+  def start_program(state, data):
+    return mapped(start, (P(), data_specs(data)), carry_specs)(state, data)
+
+  @functools.partial(jax.jit, donate_argnums=(0, 2) if donate else (2,))
+  def step_program(state, data, carry):
+    return mapped(one_step, (P(), data_specs(data), carry_specs),
+                  (P(), carry_specs))(state, data, carry)
+
+  finish_program = jax.jit(lambda carry: finish(carry))
+
+  def dispatch(state, data, num_steps):
+    if dispatch.loop == 'auto':
+      jaxpr = jax.make_jaxpr(while_program)(state, data, np.int32(1))
+      on_cpu = mesh.devices.flat[0].platform == 'cpu'
+      dispatch.loop = 'calls' if on_cpu and _has_convolution(jaxpr) else 'while'
+    if dispatch.loop == 'while':
+      return while_program(state, data, num_steps)
+    carry = start_program(state, data)
+    for _ in range(int(num_steps)):
+      state, carry = step_program(state, data, carry)
+    return state, finish_program(carry)
+
+  dispatch.loop = loop
+  return dispatch
+
+
+def stack_host_batches(batches: list[dict], mesh: Mesh) -> dict:
+  """K host batches of this process's rows -> global arrays (K, global batch, ...) on axis 1."""
+  sharding = jax.sharding.NamedSharding(mesh, P(None, AXIS))
+  stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), stacked)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def make_eval_dispatch(eval_step: Callable, mesh: Mesh, *, global_batch_size: int,
+                       num_examples: int, crop: int | None = None,
+                       stats: dict | None = None) -> Callable:
+  """Returns evaluate(state, split) -> metric sums of one ordered pass over a `MemorySplit`.
+
+  `num_examples`: rows of each process's (padded) share; each process evaluates its `count`
+  real ones, in batches of global_batch_size / processes, masked as the host pipeline's last
+  batch is. `crop`: the central crop of the evaluation view (ImageNet's 224), or None.
+  """
+  shapes = Shapes.of(global_batch_size, mesh)
+  num_batches = math.ceil(num_examples / shapes.per_process)
+  stats = stats or {}
+  mean, std = (None if stats.get(k) is None else jnp.asarray(stats[k]) for k in ('mean', 'std'))
+
+  def run(state, split: MemorySplit):
+    rows = shapes.rows(split.device.slot[0])
+
+    def one(j):
+      batch = device_data.eval_batch(split.images, split.labels, j * shapes.per_process, rows,
+                                     split.count[0], crop=crop, mean=mean, std=std)
+      return eval_step(state, batch)
+
+    total = _zeros_like_shapes(jax.eval_shape(one, 0))
+    return jax.lax.fori_loop(0, num_batches,
+                             lambda j, t: jax.tree.map(jnp.add, t, one(j)), total)
+
+  def evaluate(state, split):
+    mapped = jax.shard_map(run, mesh=mesh, in_specs=(P(), _specs(split, P(AXIS))),
+                           out_specs=P(), check_vma=False)
+    return mapped(state, split)
+
+  return jax.jit(evaluate)
