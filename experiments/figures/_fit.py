@@ -1,23 +1,21 @@
-"""A small jitted training loop over in-memory arrays, shared by the part-2 figures.
+"""What the part-2 figures record while they train through `research.train`'s engine.
 
     result = fit(model, tx, (x_train, y_train), (x_val, y_val),
                  batch_size=64, steps=2000, seed=0, eval_every=100)
 
-`model` is any Flax linen classifier following the `research.models` call convention
+Training is `research.train`'s: the train step of `steps.make_train_step` (the one
+`research.main` runs), `eval_every` steps per dispatch of `engine.make_train_dispatch` with the
+arrays in device memory (a new permutation of the training arrays each epoch), single device.
+The compiled programs are cached per (model, optimizer, shapes), so runs that differ only in
+their seed or data compile nothing. What is figure-specific lives here: per step the loss, the
+global gradient norm, the global update norm and, when asked, the gradient norm of every layer
+(a module of `params`, as `research.models.diagnostics.grouped_norms` groups them); at every
+evaluation point loss and accuracy on the training arrays (first `eval_size` examples) and on
+the validation arrays (`steps.make_eval_step`), and optionally a user `probe(variables)`.
+
+`model` is any Flax linen module following the `research.models` call convention
 (`init(rng, x, train=False)`, `apply(variables, x, train=True, rngs={'dropout': k},
 mutable=['batch_stats'])`), `tx` any optax transformation (normally from `research.optim`).
-Training runs `eval_every` steps at a time inside one `lax.scan`; mini-batches are drawn
-uniformly with replacement from the training arrays, which stay on the device.
-
-Per step it records the loss, the global gradient norm, the global update norm and, when
-asked, the gradient norm of every layer (a module of `params`, as
-`research.models.diagnostics.grouped_norms` groups them). At every
-evaluation point it computes loss and accuracy on the training arrays (first `eval_size`
-examples) and on the validation arrays, and optionally a user `probe(variables)`.
-
-`stat_batch_size` splits each mini-batch into groups that are normalized separately, as
-per-device BatchNorm does across devices without synchronised statistics (Wu & He 2018): the
-gradient is the mean over groups and the running statistics are the mean of the groups'.
 """
 
 from __future__ import annotations
@@ -50,6 +48,7 @@ class FitResult(NamedTuple):
   layer_grad_norms: np.ndarray | None  # (steps, L) per-layer gradient norms, or None
   probes: Any                   # pytree of (E, ...) arrays from `probe`, or None
   variables: Any                # final variables (params and batch_stats)
+  val_sums: Any                 # validation sums of each evaluation, (E, ...) arrays
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,58 +110,71 @@ def layer_grad_norms(grads: dict, names: list[str]) -> Array:
   return jnp.stack([norms[n] for n in names])
 
 
-def _default_loss(logits: Array, labels: Array) -> Array:
-  from research.models import softmax_cross_entropy  # noqa: PLC0415 (kept lazy)
-  return softmax_cross_entropy(logits, labels)
+@functools.lru_cache(maxsize=32)
+def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, eval_sizes,
+              eval_batch_size: int, per_layer_grads: bool, augment, num_classes: int,
+              task: str, names: tuple[str, ...]):
+  """The compiled train dispatch and evaluations for one (model, optimizer, shapes) setting.
 
+  Cached, so runs that share them (other seeds, the same network again) compile nothing.
+  """
+  import optax  # noqa: PLC0415
 
-def _correct(logits: Array, labels: Array) -> Array:
-  """Per-example accuracy (N,): 0/1 for classification, the pixel fraction for segmentation."""
-  hit = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  return hit.reshape(hit.shape[0], -1).mean(1)
+  from research.train import engine, parallel, steps  # noqa: PLC0415
 
+  mesh = parallel.create_mesh(1)
 
-def _chunks(x: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Pads x to a multiple of `size` and reshapes to (n_chunks, size, ...); returns the mask."""
-  n = len(x)
-  n_chunks = -(-n // size)
-  pad = n_chunks * size - n
-  mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-  x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-  return x.reshape(n_chunks, size, *x.shape[1:]), mask.reshape(n_chunks, size)
+  def extra_metrics(grads, updates):
+    record = {"update_norm": optax.tree.norm(updates)}
+    if per_layer_grads:
+      record["layer"] = layer_grad_norms(grads, list(names))
+    return record
+
+  train_step = steps.make_train_step(model, tx, extra_metrics=extra_metrics)
+  dispatch = engine.make_train_dispatch(
+      train_step, mesh, global_batch_size=batch_size, feed="memory", num_examples=num_train,
+      augment=augment or "none", stop_on_nonfinite=False, record_steps=eval_every)
+  eval_step = steps.make_eval_step(model, num_classes=num_classes, task=task)
+  evaluations = {size: engine.make_eval_dispatch(eval_step, mesh,
+                                                 global_batch_size=min(eval_batch_size, size),
+                                                 num_examples=size)
+                 for size in eval_sizes}
+  return mesh, dispatch, evaluations
 
 
 def fit(model, tx: optax.GradientTransformation,
         train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
         batch_size: int, steps: int, seed: int = 0, eval_every: int | None = None,
-        eval_size: int = 2048, eval_batch_size: int = 1024,
-        loss_fn: Callable[[Array, Array], Array] | None = None,
-        per_layer_grads: bool = False, augment: Callable[[Array, Array], Array] | None = None,
-        probe: Callable[[Any], Any] | None = None, variables: Any = None,
-        stat_batch_size: int | None = None) -> FitResult:
-  """Trains `model` with `tx` on in-memory arrays and returns its curves.
+        eval_size: int = 2048, eval_batch_size: int = 1024, per_layer_grads: bool = False,
+        augment: Callable | None = None, probe: Callable[[Any], Any] | None = None,
+        variables: Any = None) -> FitResult:
+  """Trains `model` with `tx` on in-memory arrays through `research.train`'s engine.
 
   Args:
     model: a Flax linen module taking NHWC float32 images and `train=`; returns logits.
     tx: an optax GradientTransformation (the same one at every step).
-    train: (images (N, H, W, C) float32, integer labels (N,)).
+    train: (images (N, H, W, C) float32, integer labels (N,) or (N, H, W)).
     val: validation arrays of the same kind.
-    batch_size: examples per step, drawn uniformly with replacement.
+    batch_size: examples per step, each epoch a new permutation of the training arrays.
     steps: number of optimizer steps.
-    seed: seeds the initialization, the batch draws, dropout and `augment`.
+    seed: seeds the initialization, the epoch orders, dropout and `augment`.
     eval_every: steps between evaluations (default: about 20 evaluations in all).
     eval_size: training examples used to measure the training loss/accuracy.
-    eval_batch_size: chunk size of the evaluation passes.
-    loss_fn: loss(logits, labels) -> scalar; default `research.models.softmax_cross_entropy`.
+    eval_batch_size: batch size of the evaluation passes.
     per_layer_grads: also record each layer's gradient norm at every step.
-    augment: optional jax function augment(key, images) -> images applied to each batch.
+    augment: optional `research.data.device` augmentation of one example,
+      (key, image, label) -> (image, label), applied inside the training steps.
     probe: optional jax function of the variables, evaluated at each evaluation point.
     variables: initial variables; default `model.init(PRNGKey(seed), x[:1], train=False)`.
-    stat_batch_size: examples normalized together (per-device batch); must divide batch_size.
 
   Returns:
-    A `FitResult`.
+    A `FitResult`; `val_sums` holds the validation sums of `research.train.steps.make_eval_step`
+    at each evaluation (with the (C, C) confusion for segmentation labels).
   """
+  from research.train import parallel  # noqa: PLC0415
+  from research.train import state as state_lib  # noqa: PLC0415
+  from research.train import steps as steps_lib
+
   x_train, y_train = train
   x_val, y_val = val
   if eval_every is None:
@@ -170,111 +182,80 @@ def fit(model, tx: optax.GradientTransformation,
   if steps % eval_every:
     raise ValueError(f"steps={steps} is not a multiple of eval_every={eval_every}; "
                      f"choose eval_every among the divisors of {steps}")
-  groups = 1
-  if stat_batch_size is not None:
-    if batch_size % stat_batch_size:
-      raise ValueError(f"stat_batch_size={stat_batch_size} does not divide batch_size="
-                       f"{batch_size}; use a divisor of {batch_size}")
-    groups = batch_size // stat_batch_size
-  loss_fn = _default_loss if loss_fn is None else loss_fn
-
-  key = jax.random.PRNGKey(seed)
-  init_key, key = jax.random.split(key)
+  init_key, state_key = jax.random.split(jax.random.PRNGKey(seed))
   if variables is None:
-    variables = model.init(init_key, jnp.asarray(x_train[:1]), train=False)
+    variables = _init(model, init_key, jnp.asarray(x_train[:1]))
   params = variables["params"]
-  state = {k: v for k, v in variables.items() if k != "params"}
-  opt_state = tx.init(params)
-  names = layer_names(params)
+  names = tuple(layer_names(params))
+  num_classes = jax.eval_shape(lambda v: model.apply(v, jnp.asarray(x_train[:1]), train=False),
+                               variables).shape[-1]
+  task = "classification" if np.ndim(y_train) == 1 else "segmentation"
+  x_sub, y_sub = x_train[:eval_size], y_train[:eval_size]
+  mesh, dispatch, evaluations = _programs(
+      model, tx, batch_size=batch_size, num_train=len(x_train), eval_every=eval_every,
+      eval_sizes=tuple(sorted({len(x_sub), len(x_val)})), eval_batch_size=eval_batch_size,
+      per_layer_grads=per_layer_grads, augment=augment, num_classes=int(num_classes),
+      task=task, names=names)
+  train_split = _on_device(x_train, y_train, mesh, seed)
+  eval_splits = {"train": (len(x_sub), _on_device(x_sub, y_sub, mesh, seed)),
+                 "val": (len(x_val), _on_device(x_val, y_val, mesh, seed))}
+  # A copy: the dispatches donate the state, and the caller may still hold `variables`.
+  state = parallel.copy(parallel.replicate(state_lib.create_train_state(
+      {"params": params, "batch_stats": variables.get("batch_stats", {})}, tx, None, state_key),
+      mesh))
+  probe_fn = None if probe is None else jax.jit(probe)
 
-  xs, ys = jnp.asarray(x_train), jnp.asarray(y_train)
-  n_train = len(x_train)
-
-  def forward(params, state, x, y, rng):
-    out, new_state = model.apply({"params": params, **state}, x, train=True,
-                                 rngs={"dropout": rng}, mutable=list(state.keys()))
-    return loss_fn(out, y), new_state
-
-  def grouped_loss(params, state, x, y, rng):
-    if groups == 1:
-      return forward(params, state, x, y, rng)
-    xg = x.reshape(groups, -1, *x.shape[1:])
-    yg = y.reshape(groups, -1)
-    rngs = jax.random.split(rng, groups)
-    losses, states = jax.vmap(forward, in_axes=(None, None, 0, 0, 0))(params, state, xg, yg, rngs)
-    return losses.mean(), jax.tree.map(lambda s: s.mean(0), states)
-
-  def train_step(carry, step_key):
-    params, state, opt_state = carry
-    batch_key, drop_key, aug_key = jax.random.split(step_key, 3)
-    idx = jax.random.randint(batch_key, (batch_size,), 0, n_train)
-    x, y = xs[idx], ys[idx]
-    if augment is not None:
-      x = augment(aug_key, x)
-    (loss, new_state), grads = jax.value_and_grad(grouped_loss, has_aux=True)(
-        params, state, x, y, drop_key)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    record = {"loss": loss, "grad_norm": optax.tree.norm(grads),
-              "update_norm": optax.tree.norm(updates)}
-    if per_layer_grads:
-      record["layer"] = layer_grad_norms(grads, names)
-    return (params, new_state, opt_state), record
-
-  @jax.jit
-  def train_chunk(carry, chunk_key):
-    return jax.lax.scan(train_step, carry, jax.random.split(chunk_key, eval_every))
-
-  def make_eval(x, y):
-    xc, mask = _chunks(np.asarray(x), eval_batch_size)
-    yc, _ = _chunks(np.asarray(y), eval_batch_size)
-    xc, yc, mask = jnp.asarray(xc), jnp.asarray(yc), jnp.asarray(mask)
-    total = mask.sum()
-
-    def one(args, params, state):
-      xb, yb, mb = args
-      logits = model.apply({"params": params, **state}, xb, train=False)
-      per_example = jax.vmap(loss_fn)(logits[:, None], yb[:, None])
-      return (per_example * mb).sum(), (_correct(logits, yb) * mb).sum()
-
-    def evaluate(params, state):
-      loss, correct = jax.lax.map(lambda a: one(a, params, state), (xc, yc, mask))
-      return loss.sum() / total, correct.sum() / total
-    return evaluate
-
-  eval_train = make_eval(x_train[:eval_size], y_train[:eval_size])
-  eval_val = make_eval(x_val, y_val)
-
-  @jax.jit
-  def evaluate(params, state):
-    out = (*eval_train(params, state), *eval_val(params, state))
-    return out, (None if probe is None else probe({"params": params, **state}))
-
-  evals, probes, records = [], [], []
-  carry = (params, state, opt_state)
+  evals, val_sums, probes, records = [], [], [], []
   for chunk in range(steps // eval_every + 1):
-    metrics, probed = evaluate(carry[0], carry[1])
-    evals.append(metrics)
-    probes.append(probed)
+    row = []
+    for split_name, (size, split) in eval_splits.items():
+      sums = parallel.fetch(evaluations[size](state, split))
+      metrics = steps_lib.summarize(sums)
+      row += [metrics["loss"], metrics["accuracy"]]
+      if split_name == "val":
+        val_sums.append(sums)
+    evals.append(row)
+    if probe_fn is not None:
+      probes.append(jax.device_get(probe_fn(_variables(state))))
     if chunk == steps // eval_every:
       break
-    key, chunk_key = jax.random.split(key)
-    carry, record = train_chunk(carry, chunk_key)
-    records.append(record)
+    state, out = dispatch(state, train_split, np.int32(eval_every))
+    records.append(jax.device_get(out["records"]))
 
-  evals = np.asarray(jax.device_get(evals), np.float64)
-  records = jax.device_get(records)
+  evals = np.asarray(evals, np.float64)
   cat = functools.partial(np.concatenate, axis=0)
-  steps_done = np.arange(len(evals)) * eval_every
   return FitResult(
-      eval_steps=steps_done,
+      eval_steps=np.arange(len(evals)) * eval_every,
       train_loss=evals[:, 0], train_accuracy=evals[:, 1],
       val_loss=evals[:, 2], val_accuracy=evals[:, 3],
       step_loss=cat([r["loss"] for r in records]),
       grad_norm=cat([r["grad_norm"] for r in records]),
       update_norm=cat([r["update_norm"] for r in records]),
-      layer_names=names,
+      layer_names=list(names),
       layer_grad_norms=cat([r["layer"] for r in records]) if per_layer_grads else None,
       probes=None if probe is None else jax.tree.map(lambda *a: np.stack(a), *probes),
-      variables={"params": carry[0], **carry[1]},
+      variables=jax.device_get(_variables(state)),
+      val_sums=jax.tree.map(lambda *a: np.stack(a), *val_sums),
   )
+
+
+def _on_device(images, labels, mesh, seed):
+  """A split in device memory for the engine (`seed` picks its epoch orders)."""
+  from research.train import engine  # noqa: PLC0415
+  return engine.put_split(np.asarray(images), np.asarray(labels), mesh, seed)
+
+
+def _variables(state) -> dict:
+  out = {"params": state.params}
+  if jax.tree.leaves(state.batch_stats):
+    out["batch_stats"] = state.batch_stats
+  return out
+
+
+@functools.lru_cache(maxsize=32)
+def _init_fn(model):
+  return jax.jit(lambda key, x: model.init(key, x, train=False))
+
+
+def _init(model, key, x):
+  return _init_fn(model)(key, x)

@@ -15,6 +15,7 @@ than without (mean over seeds, final evaluation).
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import ml_collections
@@ -84,22 +85,23 @@ def augmented_examples(image: np.ndarray, num: int, seed: int = 0) -> dict[str, 
           for name, op in ops.items()}
 
 
+@functools.lru_cache
 def batch_augment(flips: bool):
-  """augment(key, images (B, H, W, C)): shift by <= 1 pixel, rotate/stretch (+ erase, flip)."""
+  """augment(key, image, label): shift by <= 1 pixel, rotate/stretch (+ erase, flip)."""
   import jax
 
   from research.data import augment
 
-  def one(key, image):
+  def one(key, image, label):
     k1, k2, k3, k4 = jax.random.split(key, 4)
     image = augment.pad_and_crop(k1, image, 1)
     image = augment.rotate_and_stretch(k2, image, 10.0, 0.1)
     if not flips:   # digits: 8x8 images, where one erased patch hides much of the symbol
-      return image
+      return image, label
     image = augment.random_erasing(k3, image, probability=0.5, area_range=(0.02, 0.15))
-    return augment.random_flip(k4, image)
+    return augment.random_flip(k4, image), label
 
-  return lambda key, images: jax.vmap(one)(jax.random.split(key, len(images)), images)
+  return one
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:

@@ -111,7 +111,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   import jax.numpy as jnp
 
   from research import optim
-  from research.models import confusion_matrix, create, iou_from_confusion, softmax_cross_entropy
+  from research.models import create, iou_from_confusion
 
   loader = _nuclei_data if config.dataset == "stardist_nuclei" else _pet_data
   name, class_names, train, test = loader(config)
@@ -119,28 +119,18 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   mean, std = train[0].mean(), train[0].std()
   train = ((train[0] - mean) / std, train[1])
   test = ((test[0] - mean) / std, test[1])
-  x_test, y_test = jnp.asarray(test[0]), jnp.asarray(test[1])
+  x_test = jnp.asarray(test[0])
 
   results, predictions = {}, {}
   for variant in VARIANTS:
     model = create(variant, num_classes=num_classes, width=config.width,
                    fc6_kernel=config.fc6_kernel)
 
-    def probe(variables, model=model):
-      # the test set's (C, C) confusion, one tile at a time
-      def one(args):
-        x, y = args
-        return confusion_matrix(model.apply(variables, x[None], train=False), y[None],
-                                num_classes)
-      return jax.lax.map(one, (x_test, y_test)).sum(0)
-
     tx = (optim.adam(config.learning_rate) if config.optimizer == "adam"
           else optim.nesterov(config.learning_rate, 0.99))
-    # eval_batch_size=1: `fit`'s accuracy bookkeeping is per example; the IoU comes from `probe`
     out = _fit.fit(model, tx, train, test, batch_size=config.batch_size, steps=config.steps,
-                   seed=config.seed, eval_every=config.eval_every, eval_size=4,
-                   eval_batch_size=1, loss_fn=softmax_cross_entropy, probe=probe)
-    confusions = np.asarray(out.probes, np.float64)               # (E, C, C)
+                   seed=config.seed, eval_every=config.eval_every, eval_size=4)
+    confusions = np.asarray(out.val_sums["confusion"], np.float64)  # (E, C, C) test confusion
     ious = np.asarray(jax.vmap(iou_from_confusion)(jnp.asarray(confusions)))  # (E, C)
     results[variant] = {"iou": ious[-1].tolist(), "mean_iou": float(np.nanmean(ious[-1])),
                         "mean_iou_curve": np.nanmean(ious, axis=1).tolist(),

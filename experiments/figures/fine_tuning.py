@@ -58,21 +58,13 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   return config
 
 
-def write_idx(path: pathlib.Path, array: np.ndarray) -> None:
-  """Writes a uint8 array as an IDX file: 00 00 08 ndim, big-endian uint32 sizes, the bytes."""
-  header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
-  path.write_bytes(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
 def write_task(directory: pathlib.Path, splits: dict) -> str:
   """{'train': (images [0, 1] (N, H, W, 1), labels), 'test': ...} -> the 'idx:<dir>' name."""
-  directory.mkdir(parents=True, exist_ok=True)
-  prefix = {"train": "train", "test": "t10k"}
-  for split, (images, labels) in splits.items():
-    pixels = np.clip(np.round(images[..., 0] * 255.0), 0, 255).astype(np.uint8)
-    write_idx(directory / f"{prefix[split]}-images-idx3-ubyte", pixels)
-    write_idx(directory / f"{prefix[split]}-labels-idx1-ubyte", labels.astype(np.uint8))
-  return f"idx:{directory}"
+  from research.data import idx
+
+  return idx.write_split_dir(str(directory), {
+      split: (np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8), labels)
+      for split, (images, labels) in splits.items()})
 
 
 def select(images, labels, classes, per_class=None, rng=None, relabel=True):

@@ -9,8 +9,9 @@ We train the same small CNN (two 3x3 convolutions with 16 and 32 channels, each 
 normalization from `research.models.layers` (GroupNorm with 4 groups) and ReLU, global average
 pooling, a dense head) on real digits with a fixed total batch of 32, split into groups of
 `per-device batch` examples that are normalized separately, exactly as unsynchronized
-per-device BN does on that many devices (`_fit.fit(stat_batch_size=...)`). Only the
-statistics' batch changes; the data, steps and optimizer (`research.optim.heavy_ball`) are the same.
+per-device BN does on that many devices (`research.models.layers.BatchNorm`'s
+`ghost_batch_size`). Only the statistics' batch changes; the data, steps and optimizer
+(`research.optim.heavy_ball`) are the same.
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ class SmallCNN(nn.Module):
   """conv3x3(c1) - norm - ReLU - conv3x3(c2, stride 2) - norm - ReLU - mean pool - dense.
 
   The normalizations are the package's (`research.models.layers`); GroupNorm uses `groups`
-  groups of channels.
+  groups of channels; batch norm computes its statistics over groups of `per_device` examples.
   """
 
   norm: str
   num_classes: int = 10
   channels: tuple[int, int] = (16, 32)
   groups: int = 4
+  per_device: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -60,7 +62,8 @@ class SmallCNN(nn.Module):
       if self.norm == "group":   # 4 groups: with 16 / 32 channels, 32 groups would be IN
         x = layers.GroupNorm(num_groups=self.groups, name=f"norm_{i}")(x)
       else:
-        x = layers.norm(self.norm, train=train, name=f"norm_{i}")(x)
+        x = layers.norm(self.norm, train=train, name=f"norm_{i}",
+                        ghost_batch_size=self.per_device)(x)
       x = nn.relu(x)
     x = x.mean(axis=(1, 2))
     return nn.Dense(self.num_classes, name="head")(x)
@@ -91,9 +94,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   loss = {k: [] for k in config.norms}
   for norm in config.norms:
     for b in config.per_device:
-      result = _fit.fit(SmallCNN(norm), optim.heavy_ball(config.learning_rate, config.momentum),
+      result = _fit.fit(SmallCNN(norm, per_device=b),
+                        optim.heavy_ball(config.learning_rate, config.momentum),
                         train, val, batch_size=config.batch_size, steps=config.steps,
-                        seed=config.seed, eval_every=config.steps // 3, stat_batch_size=b)
+                        seed=config.seed, eval_every=config.steps // 3)
       # mean of the last two evaluations, to smooth the mini-batch noise of one point
       error[norm].append(float(1.0 - result.val_accuracy[-2:].mean()))
       loss[norm].append(float(result.val_loss[-2:].mean()))

@@ -15,9 +15,9 @@ digits. The gap measured is validation loss minus training loss at the end of tr
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
-import jax
 import ml_collections
 import numpy as np
 import optax
@@ -30,8 +30,9 @@ TITLE = "Overfitting on 200 digits: train vs validation, early stopping, dropout
 CAPTION = (
     "A 2 x 256 ReLU MLP trained on 200 real digits. Without regularization the training loss "
     "goes to zero while the validation loss reaches a minimum (the early-stopping point) and "
-    "rises again. Dropout, L2 weight decay and shift augmentation each shrink the final gap "
-    "between validation and training loss."
+    "rises again. L2 weight decay and shift augmentation shrink the final gap between "
+    "validation and training loss; dropout lowers the best validation loss (its network, too, "
+    "memorizes the 200 examples by the end)."
 )
 
 VARIANTS = ("baseline", "dropout", "l2", "augmentation")
@@ -55,13 +56,13 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   return config
 
 
+@functools.lru_cache
 def shift_batch(shift: int):
-  """augment(key, images (N, H, W, C)) -> each image shifted by up to `shift` pixels."""
+  """augment(key, image, label) -> the image shifted by up to `shift` pixels (one example)."""
   from research.data import augment
 
-  def apply(key, images):
-    keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(lambda k, im: augment.pad_and_crop(k, im, shift))(keys, images)
+  def apply(key, image, label):
+    return augment.pad_and_crop(key, image, shift), label
   return apply
 
 
@@ -94,14 +95,20 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
             int(base.eval_steps[best]), f"< {int(base.eval_steps[-1])}",
             best < len(base.eval_steps) - 1),
   ]
-  for v in VARIANTS[1:]:
+  for v in ("l2", "augmentation"):
     checks.append(check_less(f"{v}: final gap (val loss - train loss) / baseline's",
                              gap[v] / gap["baseline"], 0.9))
+  # Dropout's network memorizes the 200 examples too by the last step, so its final gap is
+  # within seed noise of the baseline's (ratio 0.93-1.29 over 6 seeds, mean 1.12); what it
+  # changes robustly is the best model: its lowest validation loss is 0.74-0.96x the baseline's.
+  best_loss = {v: float(np.min(r.val_loss)) for v, r in runs.items()}
+  checks.append(check_less("dropout: lowest validation loss / baseline's",
+                           best_loss["dropout"] / best_loss["baseline"], 0.9))
   data = {
       "dataset": name, "train_examples": int(len(train[0])), "steps": base.eval_steps.tolist(),
       "early_stopping_step": int(base.eval_steps[best]),
       "early_stopping_val_accuracy": float(base.val_accuracy[best]),
-      "loss_gap": gap, "accuracy_gap": acc_gap,
+      "loss_gap": gap, "accuracy_gap": acc_gap, "lowest_val_loss": best_loss,
       "final_val_accuracy": {v: float(r.val_accuracy[-1]) for v, r in runs.items()},
       "curves": {v: {"train_loss": r.train_loss.tolist(), "val_loss": r.val_loss.tolist(),
                      "train_accuracy": r.train_accuracy.tolist(),

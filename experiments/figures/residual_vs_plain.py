@@ -78,18 +78,8 @@ def _optimizer(config):
 
 
 def _augment(config):
-  """CIFAR's pad-4 crop and flip (`--full` only), vmapped over the batch."""
-  if not config.augment:
-    return None
-  import jax
-
-  from research.data import augment
-
-  def one(key, image):
-    k1, k2 = jax.random.split(key)
-    return augment.random_flip(k2, augment.pad_and_crop(k1, image, 4))
-
-  return lambda key, images: jax.vmap(one)(jax.random.split(key, len(images)), images)
+  """CIFAR's pad-4 crop and flip (`--full` only): the engine's `crop_flip` preset."""
+  return "crop_flip" if config.augment else None
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
