@@ -46,7 +46,7 @@ MODELS = {
 def make_state(name: str, mesh):
   model_name, kwargs, shape = MODELS[name]
   model = models.create(model_name, num_classes=10, **kwargs)
-  variables = jax.jit(lambda r: state_lib.init_variables(model, r, shape))(jax.random.PRNGKey(0))
+  variables = state_lib.init_variables(model, jax.random.PRNGKey(0), shape)
   tx = optax.sgd(0.1, momentum=0.9)
   state = state_lib.create_train_state(dict(variables), tx, None, jax.random.PRNGKey(1))
   return parallel.replicate(state, mesh)

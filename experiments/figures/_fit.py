@@ -100,7 +100,8 @@ def layer_names(params: dict) -> list[str]:
   """Module paths of `params` (as `research.models.diagnostics.grouped_norms` names them),
   in network order for numbered layers ('dense_0', ..., 'dense_9', then 'head')."""
   from research.models import diagnostics  # noqa: PLC0415
-  return sorted(diagnostics.grouped_norms(params).keys(), key=_layer_order)
+  names = jax.eval_shape(diagnostics.grouped_norms, params).keys()  # names only: no compiling
+  return sorted(names, key=_layer_order)
 
 
 def layer_grad_norms(grads: dict, names: list[str]) -> Array:
@@ -111,7 +112,7 @@ def layer_grad_norms(grads: dict, names: list[str]) -> Array:
 
 
 @functools.lru_cache(maxsize=32)
-def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, eval_sizes,
+def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, eval_rows: int,
               eval_batch_size: int, per_layer_grads: bool, augment, num_classes: int,
               task: str, names: tuple[str, ...]):
   """The compiled train dispatch and evaluations for one (model, optimizer, shapes) setting.
@@ -135,11 +136,10 @@ def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, ev
       train_step, mesh, global_batch_size=batch_size, feed="memory", num_examples=num_train,
       augment=augment or "none", stop_on_nonfinite=False, record_steps=eval_every)
   eval_step = steps.make_eval_step(model, num_classes=num_classes, task=task)
-  evaluations = {size: engine.make_eval_dispatch(eval_step, mesh,
-                                                 global_batch_size=min(eval_batch_size, size),
-                                                 num_examples=size)
-                 for size in eval_sizes}
-  return mesh, dispatch, evaluations
+  evaluate = engine.make_eval_dispatch(eval_step, mesh,
+                                       global_batch_size=min(eval_batch_size, eval_rows),
+                                       num_examples=eval_rows)
+  return mesh, dispatch, evaluate
 
 
 def fit(model, tx: optax.GradientTransformation,
@@ -191,14 +191,14 @@ def fit(model, tx: optax.GradientTransformation,
                                variables).shape[-1]
   task = "classification" if np.ndim(y_train) == 1 else "segmentation"
   x_sub, y_sub = x_train[:eval_size], y_train[:eval_size]
-  mesh, dispatch, evaluations = _programs(
+  eval_rows = max(len(x_sub), len(x_val))  # both padded to this: one evaluation program
+  mesh, dispatch, evaluate = _programs(
       model, tx, batch_size=batch_size, num_train=len(x_train), eval_every=eval_every,
-      eval_sizes=tuple(sorted({len(x_sub), len(x_val)})), eval_batch_size=eval_batch_size,
-      per_layer_grads=per_layer_grads, augment=augment, num_classes=int(num_classes),
-      task=task, names=names)
+      eval_rows=eval_rows, eval_batch_size=eval_batch_size, per_layer_grads=per_layer_grads,
+      augment=augment, num_classes=int(num_classes), task=task, names=names)
   train_split = _on_device(x_train, y_train, mesh, seed)
-  eval_splits = {"train": (len(x_sub), _on_device(x_sub, y_sub, mesh, seed)),
-                 "val": (len(x_val), _on_device(x_val, y_val, mesh, seed))}
+  eval_splits = {"train": _on_device(x_sub, y_sub, mesh, seed, pad_to=eval_rows),
+                 "val": _on_device(x_val, y_val, mesh, seed, pad_to=eval_rows)}
   # A copy: the dispatches donate the state, and the caller may still hold `variables`.
   state = parallel.copy(parallel.replicate(state_lib.create_train_state(
       {"params": params, "batch_stats": variables.get("batch_stats", {})}, tx, None, state_key),
@@ -208,8 +208,8 @@ def fit(model, tx: optax.GradientTransformation,
   evals, val_sums, probes, records = [], [], [], []
   for chunk in range(steps // eval_every + 1):
     row = []
-    for split_name, (size, split) in eval_splits.items():
-      sums = parallel.fetch(evaluations[size](state, split))
+    for split_name, split in eval_splits.items():
+      sums = parallel.fetch(evaluate(state, split))
       metrics = steps_lib.summarize(sums)
       row += [metrics["loss"], metrics["accuracy"]]
       if split_name == "val":
@@ -239,10 +239,10 @@ def fit(model, tx: optax.GradientTransformation,
   )
 
 
-def _on_device(images, labels, mesh, seed):
+def _on_device(images, labels, mesh, seed, pad_to=None):
   """A split in device memory for the engine (`seed` picks its epoch orders)."""
   from research.train import engine  # noqa: PLC0415
-  return engine.put_split(np.asarray(images), np.asarray(labels), mesh, seed)
+  return engine.put_split(np.asarray(images), np.asarray(labels), mesh, seed, pad_to=pad_to)
 
 
 def _variables(state) -> dict:
@@ -252,10 +252,6 @@ def _variables(state) -> dict:
   return out
 
 
-@functools.lru_cache(maxsize=32)
-def _init_fn(model):
-  return jax.jit(lambda key, x: model.init(key, x, train=False))
-
-
 def _init(model, key, x):
-  return _init_fn(model)(key, x)
+  from research.train import state as state_lib  # noqa: PLC0415
+  return state_lib.init_variables(model, key, x.shape[1:])

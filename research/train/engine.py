@@ -217,20 +217,25 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
                                 eigenvectors=stats.get('eigenvectors'))
     return batch, jax.tree.map(lambda x: x[None], orders)
 
+  def first_orders(state, data):
+    if feed == 'host':
+      return ()
+    epoch, _ = device_data.stream_position(state.step, shapes.per_process, num_examples)
+    orders = device_data.orders_at(data.device.shuffle_key[0], epoch, num_examples)
+    return jax.tree.map(lambda x: x[None], orders)
+
+  def step_metrics(state, data):
+    """One step's metrics, for `probe` (traced, never compiled)."""
+    batch, _ = get_batch(data, 0, state.step, first_orders(state, data))
+    return train_step(state, batch)[1]
+
   def start(state, data) -> Carry:
-    if feed == 'memory':
-      epoch, _ = device_data.stream_position(state.step, shapes.per_process, num_examples)
-      orders = device_data.orders_at(data.device.shuffle_key[0], epoch, num_examples)
-      orders = jax.tree.map(lambda x: x[None], orders)
-    else:
-      orders = ()
-    batch_shapes = jax.eval_shape(lambda: get_batch(data, 0, state.step, orders)[0])
-    metric_shapes = jax.eval_shape(lambda s, b: train_step(s, b)[1], state, batch_shapes)
+    metric_shapes = dispatch.metric_shapes
     records = (jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype),
                             metric_shapes) if record_steps else ())
     counters = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
-    return Carry(jnp.zeros((), jnp.int32), orders, _zeros_like_shapes(metric_shapes), counters,
-                 records)
+    return Carry(jnp.zeros((), jnp.int32), first_orders(state, data),
+                 _zeros_like_shapes(metric_shapes), counters, records)
 
   def one_step(state, data, carry: Carry):
     step = state.step
@@ -292,11 +297,17 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
 
   finish_program = jax.jit(lambda carry: finish(carry))
 
-  def dispatch(state, data, num_steps):
+  def probe(state, data):
+    """One trace of a step: the shapes of its metrics and whether it has convolutions."""
+    program = mapped(step_metrics, (P(), data_specs(data)), P())
+    jaxpr, dispatch.metric_shapes = jax.make_jaxpr(program, return_shape=True)(state, data)
     if dispatch.loop == 'auto':
-      jaxpr = jax.make_jaxpr(while_program)(state, data, np.int32(1))
       on_cpu = mesh.devices.flat[0].platform == 'cpu'
       dispatch.loop = 'calls' if on_cpu and _has_convolution(jaxpr) else 'while'
+
+  def dispatch(state, data, num_steps):
+    if dispatch.metric_shapes is None:
+      probe(state, data)
     if dispatch.loop == 'while':
       return while_program(state, data, num_steps)
     carry = start_program(state, data)
@@ -305,6 +316,7 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     return state, finish_program(carry)
 
   dispatch.loop = loop
+  dispatch.metric_shapes = None  # set by the first call's `probe`
   return dispatch
 
 

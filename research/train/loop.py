@@ -51,7 +51,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
 def initial_state(config, model, info, tx_base, plateau, init_from: str | None):
   """Initial TrainState (host arrays) with init_from and freeze applied; returns (state, tx)."""
   init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  variables = jax.jit(lambda r: state_lib.init_variables(model, r, info.image_shape))(init_rng)
+  variables = state_lib.init_variables(model, init_rng, info.image_shape)
   variables = jax.tree.map(np.asarray, dict(variables))
   if init_from:
     loaded = ckpt.load_variables(init_from)

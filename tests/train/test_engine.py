@@ -130,3 +130,14 @@ def test_convolutions_on_cpu_run_one_step_per_call_and_k_does_not_matter():
   assert loop == 'while' and total == 6
   for key, value in _flat(one).items():
     np.testing.assert_allclose(value, _flat(looped)[key], rtol=1e-4, atol=1e-6)
+
+
+def test_the_main_job_reaches_97_percent(tmp_path):
+  """The README's first command's config, as a user runs it on one device."""
+  from experiments.configs import mlp_digits
+
+  config = mlp_digits.get_config()
+  config.num_devices, config.progress_bar, config.tensorboard = 1, False, False
+  result = train_and_evaluate(config, str(tmp_path / 'main_job'))
+  assert result['input'] == 'memory' and result['step'] == 600
+  assert result['eval_accuracy'] >= 0.97, result
