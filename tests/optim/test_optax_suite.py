@@ -50,9 +50,14 @@ OPTAX_OWN_FAILURES = {
         "ClippingTest::test_clip_by_block_rms":
             "optax's clip_by_block_rms: rms 0.9999999 != 1.0 to 7 places (float32 rounding)",
     },
+    # These three run only because the plugin fixes the file's version-string comparison.
     "optax._src.sharding_test": {
         "ShardingTest::test_microbatch_with_explicit_sharding_sharded":
             "optax.microbatching: reshape of an int32[2,8@x] array needs out_sharding on JAX 0.10",
+        "ShardingTest::test_state_sharding_type_init_match_update_lbfgs":
+            "optax.lbfgs ravels the sharded float16[2,8@x,4] params (reshape needs out_sharding)",
+        "ShardingTest::test_state_sharding_type_preserved_with_jit_lbfgs":
+            "optax.lbfgs ravels the sharded float16[2,8@x,4] params (reshape needs out_sharding)",
     },
 }
 
