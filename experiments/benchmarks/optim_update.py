@@ -1,6 +1,7 @@
 """Our optimizer step against optax's, and against the memory-traffic limit.
 
     python -m experiments.benchmarks.optim_update [--repeats=7] [--iters=5] [--small_leaves=2000]
+        [--variants=packed,flattened] [--rules=adam,rmsprop,heavy_ball,adagrad]
 
 For adam, rmsprop, heavy_ball and adagrad it times one jitted step `update + apply_updates`
 (parameters and optimizer state donated, on both sides) of `research.optim` and of optax's
@@ -10,6 +11,13 @@ built-in with the same hyperparameters, on
 Trees are built in NumPy and `device_put` (building thousands of shapes with eager `jnp`
 would compile once per shape).
 
+Ours runs in up to three layouts (`--variants`):
+  per-leaf   the rule as it is (optax's state layout; on each leaf the same loops as optax's),
+  packed     `research.optim.pack_small_leaves(rule)`, the wrapper `research.train`'s loop puts
+             around its chain: the state of all leaves of at most 16,384 entries in one vector,
+  flattened  `research.optim.flatten_leaves(rule)`: all leaves in one buffer per dtype
+             (multi-tensor style: a handful of loops per step instead of several per leaf).
+
 The memory-traffic limit of a rule is the bytes it must read and write (adam reads X, g, M, G
 and writes X, M, G: 7 arrays; rmsprop, heavy_ball and adagrad read X, g and one accumulator
 and write X and the accumulator: 5 arrays) divided by the bandwidth of a jitted in-place copy
@@ -17,8 +25,6 @@ and write X and the accumulator: 5 arrays) divided by the bandwidth of a jitted 
 of the tree leaf by leaf is printed too: for many small leaves it is far slower than the
 bandwidth, because each leaf costs a separate loop.
 
-Ours runs with its defaults (`pack_small_leaves=True`: the state of all leaves of at most
-16,384 entries is one vector; on large leaves XLA emits the same loops for both sides).
 Timings are medians over `--repeats` rounds of `--iters` steps; ours and optax's alternate
 round by round so that load from other processes hits both alike. Compile times are printed
 per rule (thousands of leaves take minutes to compile on a busy 2-core machine; setting
@@ -44,8 +50,13 @@ RULES: dict[str, tuple[Callable, Callable, int]] = {
     "adam": (lambda: ro.adam(1e-3), lambda: optax.adam(1e-3), 7),
     "rmsprop": (lambda: ro.rmsprop(1e-3, 0.9, 1e-8), lambda: optax.rmsprop(1e-3, 0.9, 1e-8), 5),
     "heavy_ball": (lambda: ro.heavy_ball(1e-3, 0.9), lambda: optax.sgd(1e-3, momentum=0.9), 5),
-    "adagrad": (lambda: ro.adagrad(1e-3, 1e-8),
-                lambda: optax.adagrad(1e-3, initial_accumulator_value=0.0, eps=1e-8), 5),
+    "adagrad": (lambda: ro.adagrad(1e-3), lambda: optax.adagrad(1e-3), 5),
+}
+# layout of ours -> wrapper
+VARIANTS: dict[str, Callable] = {
+    "per-leaf": lambda tx: tx,
+    "packed": ro.pack_small_leaves,
+    "flattened": ro.flatten_leaves,
 }
 
 
@@ -131,7 +142,7 @@ def copy_seconds(tree, repeats: int, iters: int) -> float:
   return float(np.median(times))
 
 
-def bench_tree(name, shapes, rules, repeats, iters):
+def bench_tree(name, shapes, rules, variants, repeats, iters):
   params, grads = make_tree(shapes, 0), make_tree(shapes, 1)
   entries = sum(int(np.prod(s)) for s in shapes)
   flat = {"x": jax.device_put(np.zeros(entries, np.float32))}
@@ -144,26 +155,30 @@ def bench_tree(name, shapes, rules, repeats, iters):
   rows = []
   for rule in rules:
     make_ours, make_theirs, arrays = RULES[rule]
-    ours, theirs = Runner(make_ours(), params, grads), Runner(make_theirs(), params, grads)
-    times_ours, times_theirs = [], []
+    theirs = Runner(make_theirs(), params, grads)
+    ours = {v: Runner(VARIANTS[v](make_ours()), params, grads) for v in variants}
+    times_ours, times_theirs = {v: [] for v in variants}, []
     for _ in range(repeats):
-      times_ours.append(ours.run(iters))
       times_theirs.append(theirs.run(iters))
-    t_ours, t_theirs = float(np.median(times_ours)), float(np.median(times_theirs))
+      for v in variants:
+        times_ours[v].append(ours[v].run(iters))
+    t_theirs = float(np.median(times_theirs))
     limit = arrays * 4 * entries / bandwidth
-    rows.append((name, rule, t_ours, t_theirs, limit, ours.compile_s, theirs.compile_s))
-    print(f"  {rule}: ours {t_ours * 1e3:.2f} ms, optax {t_theirs * 1e3:.2f} ms "
-          f"(compile {ours.compile_s:.1f} s / {theirs.compile_s:.1f} s)", flush=True)
+    for v in variants:
+      t_ours = float(np.median(times_ours[v]))
+      rows.append((name, rule, v, t_ours, t_theirs, limit))
+      print(f"  {rule} {v}: ours {t_ours * 1e3:.2f} ms, optax {t_theirs * 1e3:.2f} ms "
+            f"(compile {ours[v].compile_s:.1f} s / {theirs.compile_s:.1f} s)", flush=True)
     del ours, theirs
   return rows
 
 
 def markdown(rows) -> str:
-  lines = ["| tree | rule | ours (ms) | optax (ms) | ours / optax | limit (ms) | ours % of limit "
-           "| optax % of limit |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
-  for tree, rule, t_ours, t_theirs, limit, _, _ in rows:
-    lines.append(f"| {tree} | {rule} | {t_ours * 1e3:.2f} | {t_theirs * 1e3:.2f} | "
+  lines = ["| tree | rule | ours as | ours (ms) | optax (ms) | ours / optax | limit (ms) "
+           "| ours % of limit | optax % of limit |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+  for tree, rule, variant, t_ours, t_theirs, limit in rows:
+    lines.append(f"| {tree} | {rule} | {variant} | {t_ours * 1e3:.2f} | {t_theirs * 1e3:.2f} | "
                  f"{t_ours / t_theirs:.2f} | {limit * 1e3:.2f} | {100 * limit / t_ours:.0f}% | "
                  f"{100 * limit / t_theirs:.0f}% |")
   return "\n".join(lines)
@@ -187,20 +202,27 @@ def main(argv=None):
   parser.add_argument("--small_leaves", type=int, default=2000)
   parser.add_argument("--rules", default=",".join(RULES))
   parser.add_argument("--trees", default="resnet50,small")
+  parser.add_argument("--variants", default="packed,flattened",
+                      help=f"layouts of ours, from {','.join(VARIANTS)}")
   args = parser.parse_args(argv)
   rules = [r for r in args.rules.split(",") if r]
   unknown = sorted(set(rules) - set(RULES))
   if unknown:
     parser.error(f"unknown rules {unknown}; choose from {sorted(RULES)}")
+  variants = [v for v in args.variants.split(",") if v]
+  unknown = sorted(set(variants) - set(VARIANTS))
+  if unknown:
+    parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
   started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
   print(f"{started}; {machine()}", flush=True)
   rows = []
   trees = args.trees.split(",")
   if "resnet50" in trees:
-    rows += bench_tree("(a) ResNet-50 sized", resnet50_shapes(), rules, args.repeats, args.iters)
+    rows += bench_tree("(a) ResNet-50 sized", resnet50_shapes(), rules, variants, args.repeats,
+                       args.iters)
   if "small" in trees:
     rows += bench_tree(f"(b) {args.small_leaves} small leaves", small_shapes(args.small_leaves),
-                       rules, args.repeats, args.iters)
+                       rules, variants, args.repeats, args.iters)
   print()
   print(markdown(rows))
 

@@ -53,7 +53,7 @@ def _rules(config):
       optim.sgd(2.0 / (L + mu)),
       optim.heavy_ball(4.0 / (np.sqrt(L) + np.sqrt(mu)) ** 2, ((sk - 1) / (sk + 1)) ** 2),
       optim.nesterov(1.0 / L, (sk - 1) / (sk + 1)),
-      optim.adagrad(lr_ada),
+      optim.adagrad(lr_ada, initial_accumulator_value=0.0, eps=1e-8),
       optim.rmsprop(lr_rms),
       optim.adam(lr_adam),
       optim.preconditioned_gd(1.0, jnp.diag(jnp.array([1.0 / mu, 1.0 / L]))),

@@ -40,7 +40,7 @@ def _rule(method: str, lr: float):
       "SGD": lambda: optim.sgd(lr),
       "Momentum": lambda: optim.heavy_ball(lr, 0.9),
       "NAG": lambda: optim.nesterov(lr, 0.9),
-      "AdaGrad": lambda: optim.adagrad(lr),
+      "AdaGrad": lambda: optim.adagrad(lr, initial_accumulator_value=0.0, eps=1e-8),
       "RMSProp": lambda: optim.rmsprop(lr, 0.9),
       "AdaDelta": lambda: optim.adadelta(lr, 0.95),
       "Adam": lambda: optim.adam(lr),

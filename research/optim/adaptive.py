@@ -1,8 +1,9 @@
 """Per-coordinate adaptive rules: AdaGrad, RMSProp, AdaDelta, Adam (lecture 2.3).
 
 Each `scale_by_*` holds the rule's arithmetic on raw gradients; the alias of the same name
-chains it with the learning rate. All squares and divisions are element-wise; G, M, E are
-accumulators kept in `base.state_dtype` (float32 for bfloat16 parameters).
+chains it with the learning rate. Signatures, defaults and state layouts are optax's; each
+docstring gives the lecture's form and the arguments that select it. All squares and divisions
+are element-wise; a square is |g|^2 = g conj(g), so complex parameters work.
 """
 
 from typing import NamedTuple
@@ -10,279 +11,341 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from optax._src import transform as _optax_transform
 
 from research.optim import base
-from research.optim.momentum import scale_by_heavy_ball, scale_by_nesterov
+from research.optim.momentum import trace
+from research.optim.regularization import weight_decay_term
+
+# optax's state types (exported by optax), so that states are interchangeable with optax's.
+ScaleByRssState = optax.ScaleByRssState  # sum_of_squares: like params, G = G0 + sum |g|^2
+ScaleByRmsState = optax.ScaleByRmsState  # nu: like params, the average of |g|^2
+ScaleByRStdDevState = optax.ScaleByRStdDevState  # mu: average of g; nu: average of |g|^2
+ScaleByAdaDeltaState = optax.ScaleByAdaDeltaState  # e_g: E[|g|^2]; e_x: E[|dx|^2]
+ScaleByAdamState = optax.ScaleByAdamState  # count: () int32; mu: M; nu: G, like params
 
 
-class AdagradState(NamedTuple):
-  """State of `scale_by_adagrad`."""
-  sum_of_squares: optax.Params  # like params, dtype base.state_dtype: G = sum_k (g^k)^2.
+class _ScaleByRmsWithCountState(NamedTuple):
+  """State of `scale_by_rms(bias_correction=True)` (optax's name and fields)."""
+  count: jax.Array  # () int32: steps taken, for the bias correction.
+  nu: optax.Params  # like params: the average of |g|^2.
 
 
-def scale_by_adagrad(eps: float = 1e-8, initial_accumulator_value: float = 0.0
-                     ) -> optax.GradientTransformation:
-  """G <- G + g^2; returns g / sqrt(G + eps).
+class _ScaleByRStdDevWithCountState(NamedTuple):
+  """State of `scale_by_stddev(bias_correction=True)` (optax's name and fields)."""
+  count: jax.Array  # () int32: steps taken, for the bias corrections.
+  mu: optax.Params  # like params: the average of g.
+  nu: optax.Params  # like params: the average of |g|^2.
+
+
+# optax does not export these two types; its own classes are used when its module has them
+# (so that our states have exactly the tree structure of optax's), ours otherwise.
+ScaleByRmsWithCountState = getattr(_optax_transform, "ScaleByRmsWithCountState",
+                                   _ScaleByRmsWithCountState)
+ScaleByRStdDevWithCountState = getattr(_optax_transform, "ScaleByRStdDevWithCountState",
+                                       _ScaleByRStdDevWithCountState)
+
+
+def _moment(g, m, decay):
+  """decay m + (1 - decay) g."""
+  return decay * m + (1.0 - decay) * g
+
+
+def _second_moment(g, n, decay):
+  """decay n + (1 - decay) |g|^2 (for real g written as ... * g * g, the order of the
+  lecture's reference implementation, so that earlier results are reproduced bit for bit)."""
+  if jnp.iscomplexobj(g):
+    return decay * n + (1.0 - decay) * base.abs_sq(g)
+  return decay * n + (1.0 - decay) * g * g
+
+
+def scale_by_adagrad(initial_accumulator_value=0.1, eps=1e-7) -> optax.GradientTransformation:
+  """G <- G + |g|^2; returns g / sqrt(G + eps) (0 where G = 0).
 
   Args:
+    initial_accumulator_value: G^0 (the lecture's is 0; optax's default 0.1).
     eps: added inside the square root (the lecture's placement).
-    initial_accumulator_value: G^0 (0 in the lecture; optax's adagrad uses 0.1).
 
   Returns:
-    An `optax.GradientTransformation` with state `AdagradState`.
+    An `optax.GradientTransformation` with state `ScaleByRssState(sum_of_squares)`.
   """
 
   def init_fn(params):
-    return AdagradState(sum_of_squares=base.full_state(params, initial_accumulator_value))
+    return ScaleByRssState(sum_of_squares=base.full_state(params, initial_accumulator_value))
 
   def update_fn(updates, state, params=None):
     del params
 
     def leaf(g, s):
-      gs = g.astype(s.dtype)
-      s = s + gs * gs
-      return (gs * jax.lax.rsqrt(s + eps)).astype(g.dtype), s
+      new_s = base.abs_sq(g) + s
+      total = jnp.real(new_s)
+      scaling = jnp.where(total > 0, jax.lax.rsqrt(total + eps), 0.0)
+      return (scaling * g).astype(g.dtype), new_s.astype(s.dtype)
 
     updates, sums = base.map_leaves(leaf, 2, updates, state.sum_of_squares)
-    return updates, AdagradState(sum_of_squares=sums)
+    return updates, ScaleByRssState(sum_of_squares=sums)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adagrad(learning_rate: base.ScalarOrSchedule = 0.01, eps: float = 1e-8, *,
-            pack_small_leaves: bool = True) -> optax.GradientTransformation:
+def adagrad(learning_rate: base.ScalarOrSchedule, initial_accumulator_value=0.1, eps=1e-7
+            ) -> optax.GradientTransformationExtraArgs:
   """AdaGrad (lecture 2.3.1): G^k = G^{k-1} + (g^k)^2, X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
 
-  Defaults eta = 0.01, eps = 1e-8 are the lecture's. `optax.adagrad(lr,
-  initial_accumulator_value=0.0, eps=eps)` computes the same steps.
+  The lecture starts from G^0 = 0 with eps = 1e-8: `adagrad(eta, initial_accumulator_value=0.0,
+  eps=1e-8)`. The defaults (G^0 = 0.1, eps = 1e-7) and the signature are optax's.
 
   Args:
     learning_rate: eta, a float or a schedule.
+    initial_accumulator_value: G^0.
     eps: added inside the square root.
-    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
-      same updates, far fewer loops for trees of many small arrays).
 
   Returns:
-    An `optax.GradientTransformation`.
+    An `optax.GradientTransformationExtraArgs`.
 
   Reference: Duchi, Hazan, Singer, "Adaptive subgradient methods", JMLR 2011.
   """
-  return base.maybe_pack(
-      optax.chain(scale_by_adagrad(eps), base.scale_by_learning_rate(learning_rate)),
-      pack_small_leaves)
+  return optax.chain(scale_by_adagrad(initial_accumulator_value, eps),
+                     base.scale_by_learning_rate(learning_rate))
 
 
-class RMSPropState(NamedTuple):
-  """State of `scale_by_rmsprop`."""
-  nu: optax.Params  # like params, dtype base.state_dtype: G, the average of g^2.
-  mu: optax.Params  # like params (centered=True), else an empty tuple: the average of g.
-
-
-def scale_by_rmsprop(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = True,
-                     centered: bool = False) -> optax.GradientTransformation:
-  """G <- gamma G + (1 - gamma) g^2; returns g / sqrt(G + eps) (or g / (sqrt(G) + eps)).
+def scale_by_rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
+                     bias_correction: bool = False, *, centered: bool = False
+                     ) -> optax.GradientTransformation:
+  """G <- gamma G + (1 - gamma) |g|^2; returns g / sqrt(G + eps) (or g / (sqrt(G) + eps)).
 
   `centered=True` also tracks M <- gamma M + (1 - gamma) g and divides by the estimated
-  standard deviation sqrt(G - M^2 + eps) (Graves, 2013).
+  standard deviation sqrt(G - |M|^2 + eps) (Graves, 2013). `bias_correction=True` divides
+  G (and M) by 1 - gamma^k first. `scale_by_rms` and `scale_by_stddev` are this rule with
+  optax's names.
 
   Args:
     decay: gamma, the averaging coefficient.
     eps: the stabilizing constant.
+    initial_scale: G^0 (0 in the lecture and in PyTorch, 1 in TF1).
     eps_in_sqrt: eps inside the root (the notes' form) or outside (the slides' form).
+    bias_correction: correct the averages' bias towards G^0.
     centered: subtract the squared mean of the gradients.
 
   Returns:
-    An `optax.GradientTransformation` with state `RMSPropState`.
+    An `optax.GradientTransformation`; state `ScaleByRmsState(nu)`, `ScaleByRStdDevState(mu,
+    nu)` when centered, their `...WithCountState` forms (with `count`) for bias correction.
   """
 
   def denominator(second_moment):
+    second_moment = jnp.real(second_moment)
     if eps_in_sqrt:
       return jnp.sqrt(second_moment + eps)
     return jnp.sqrt(second_moment) + eps
 
   def init_fn(params):
-    mu = base.zeros_state(params) if centered else ()
-    return RMSPropState(nu=base.zeros_state(params), mu=mu)
+    nu = base.full_state(params, initial_scale)
+    count = jnp.zeros([], jnp.int32)
+    if centered:
+      mu = base.zeros_state(params)
+      if bias_correction:
+        return ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
+      return ScaleByRStdDevState(mu=mu, nu=nu)
+    return ScaleByRmsWithCountState(count=count, nu=nu) if bias_correction else ScaleByRmsState(nu)
 
   def update_fn(updates, state, params=None):
     del params
-    if centered:
-      def leaf(g, n, m):
-        gs = g.astype(n.dtype)
-        n = decay * n + (1.0 - decay) * gs * gs
-        m = decay * m + (1.0 - decay) * gs
-        return (gs / denominator(n - m * m)).astype(g.dtype), n, m
+    count = base.safe_increment(state.count) if bias_correction else None
 
-      updates, nu, mu = base.map_leaves(leaf, 3, updates, state.nu, state.mu)
-      return updates, RMSPropState(nu=nu, mu=mu)
+    def corrected(x):
+      return x / base.bias_correction(decay, count, x.dtype) if bias_correction else x
+
+    if centered:
+      def leaf(g, m, n):
+        new_m, new_n = _moment(g, m, decay), _second_moment(g, n, decay)
+        variance = corrected(new_n) - base.abs_sq(corrected(new_m))
+        step = g / denominator(variance)
+        return step.astype(g.dtype), new_m.astype(m.dtype), new_n.astype(n.dtype)
+
+      updates, mu, nu = base.map_leaves(leaf, 3, updates, state.mu, state.nu)
+      if bias_correction:
+        return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
+      return updates, ScaleByRStdDevState(mu=mu, nu=nu)
 
     def leaf(g, n):
-      gs = g.astype(n.dtype)
-      n = decay * n + (1.0 - decay) * gs * gs
-      return (gs / denominator(n)).astype(g.dtype), n
+      new_n = _second_moment(g, n, decay)
+      return (g / denominator(corrected(new_n))).astype(g.dtype), new_n.astype(n.dtype)
 
     updates, nu = base.map_leaves(leaf, 2, updates, state.nu)
-    return updates, RMSPropState(nu=nu, mu=())
+    if bias_correction:
+      return updates, ScaleByRmsWithCountState(count=count, nu=nu)
+    return updates, ScaleByRmsState(nu=nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def rmsprop(learning_rate: base.ScalarOrSchedule = 0.01, decay: float = 0.9,
-            eps: float = 1e-8, *, eps_in_sqrt: bool = True, centered: bool = False,
-            momentum: float | None = None, nesterov: bool = False,
-            pack_small_leaves: bool = True) -> optax.GradientTransformation:
+def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
+                 bias_correction: bool = False) -> optax.GradientTransformation:
+  """`scale_by_rmsprop` (not centered) under optax's name and signature."""
+  return scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
+
+
+def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
+                    bias_correction: bool = False) -> optax.GradientTransformation:
+  """`scale_by_rmsprop(centered=True)` under optax's name and signature."""
+  return scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
+                          centered=True)
+
+
+def rmsprop(learning_rate: base.ScalarOrSchedule, decay=0.9, eps=1e-8, initial_scale=0.0,
+            eps_in_sqrt: bool = True, centered: bool = False, momentum=None,
+            nesterov: bool = False, bias_correction: bool = False
+            ) -> optax.GradientTransformationExtraArgs:
   """RMSProp (lecture 2.3.2): G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
 
-  `eps_in_sqrt=False` gives the slides' form X <- X - eta g / (sqrt(G) + eps).
-  With `momentum=alpha` (Goodfellow et al., algorithm 8.6 / 8.7 with Nesterov):
-      v <- alpha v - eta g / sqrt(G + eps),  X <- X + v;
-  with `nesterov=True` the gradient is taken at the look-ahead X + alpha v, handled like
-  `research.optim.nesterov` (the held parameters are the look-ahead points).
-  Matches `optax.rmsprop` with the same arguments for a constant learning rate.
+  That is the default (eps inside the root, G^0 = 0); `eps_in_sqrt=False` gives the slides'
+  X <- X - eta g / (sqrt(G) + eps). With `momentum=alpha` (Goodfellow et al., algorithm 8.6,
+  8.7 with `nesterov=True`): v <- alpha v - eta g / sqrt(G + eps), X <- X + v; with Nesterov the
+  gradient is taken at the look-ahead X + alpha v, which is the point held (as in
+  `research.optim.nesterov`). Signature, defaults and state layout are optax's; `nesterov`
+  without `momentum` does nothing, as there.
 
   Args:
     learning_rate: eta, a float or a schedule.
     decay: gamma.
     eps: the stabilizing constant.
+    initial_scale: G^0.
     eps_in_sqrt: where eps goes (see above).
     centered: divide by the estimated standard deviation instead of the root mean square.
     momentum: alpha, or None for no velocity.
-    nesterov: Nesterov momentum (needs `momentum`).
-    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
-      same updates, far fewer loops for trees of many small arrays).
+    nesterov: Nesterov momentum.
+    bias_correction: divide the averages by 1 - gamma^k.
 
   Returns:
-    An `optax.GradientTransformation`.
+    An `optax.GradientTransformationExtraArgs`.
 
   Reference: Tieleman and Hinton, Coursera lecture 6.5, 2012.
   """
-  if nesterov and momentum is None:
-    raise ValueError("rmsprop(nesterov=True) needs a momentum coefficient, got momentum=None; "
-                     "pass momentum=0.9 for example.")
-  parts = [scale_by_rmsprop(decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered),
-           base.scale_by_learning_rate(learning_rate)]
-  if momentum is not None:
-    parts.append(scale_by_nesterov(momentum) if nesterov else scale_by_heavy_ball(momentum))
-  return base.maybe_pack(optax.chain(*parts), pack_small_leaves)
+  velocity = trace(momentum, nesterov) if momentum is not None else base.identity()
+  return optax.chain(
+      scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
+                       centered=centered),
+      base.scale_by_learning_rate(learning_rate), velocity)
 
 
-class AdadeltaState(NamedTuple):
-  """State of `scale_by_adadelta`."""
-  e_g: optax.Params  # like params, dtype base.state_dtype: E[g^2], the average squared gradient.
-  e_x: optax.Params  # like params, dtype base.state_dtype: E[dx^2], the average squared step.
-
-
-def scale_by_adadelta(rho: float = 0.95, eps: float = 1e-6) -> optax.GradientTransformation:
-  """E[g^2] <- rho E[g^2] + (1 - rho) g^2;  dx = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g;
-  E[dx^2] <- rho E[dx^2] + (1 - rho) dx^2; returns dx (to be scaled by -eta).
+def scale_by_adadelta(rho=0.9, eps=1e-6) -> optax.GradientTransformation:
+  """E[g^2] <- rho E[g^2] + (1 - rho) |g|^2;  dx = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g;
+  E[dx^2] <- rho E[dx^2] + (1 - rho) |dx|^2; returns dx (to be scaled by -eta).
 
   Args:
-    rho: the averaging coefficient (the lecture's gamma).
+    rho: the averaging coefficient (the lecture's gamma; 0.95 in the lecture and in Zeiler's
+      paper, optax's default 0.9).
     eps: added inside both roots.
 
   Returns:
-    An `optax.GradientTransformation` with state `AdadeltaState`.
+    An `optax.GradientTransformation` with state `ScaleByAdaDeltaState(e_g, e_x)`.
   """
 
   def init_fn(params):
-    return AdadeltaState(e_g=base.zeros_state(params), e_x=base.zeros_state(params))
+    return ScaleByAdaDeltaState(e_g=base.zeros_state(params), e_x=base.zeros_state(params))
 
   def update_fn(updates, state, params=None):
     del params
 
     def leaf(g, eg, ex):
-      gs = g.astype(eg.dtype)
-      eg = rho * eg + (1.0 - rho) * gs * gs
-      dx = jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps) * gs
-      ex = rho * ex + (1.0 - rho) * dx * dx
-      return dx.astype(g.dtype), eg, ex
+      new_eg = _second_moment(g, eg, rho)
+      dx = jnp.sqrt(jnp.real(ex) + eps) / jnp.sqrt(jnp.real(new_eg) + eps) * g
+      new_ex = _second_moment(dx, ex, rho)
+      return dx.astype(g.dtype), new_eg.astype(eg.dtype), new_ex.astype(ex.dtype)
 
     updates, e_g, e_x = base.map_leaves(leaf, 3, updates, state.e_g, state.e_x)
-    return updates, AdadeltaState(e_g=e_g, e_x=e_x)
+    return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adadelta(learning_rate: base.ScalarOrSchedule = 1.0, rho: float = 0.95, eps: float = 1e-6,
-             *, pack_small_leaves: bool = True) -> optax.GradientTransformation:
+def adadelta(learning_rate: base.ScalarOrSchedule | None = None, rho=0.9, eps=1e-6,
+             weight_decay: base.ScalarOrSchedule = 0.0, weight_decay_mask=None
+             ) -> optax.GradientTransformationExtraArgs:
   """AdaDelta (lecture 2.3.3), no learning rate needed:
   X^{k+1} = X^k - sqrt(E[dX^2]^{k-1} + eps) / sqrt(G^k + eps) g^k.
 
-  `learning_rate` (default 1, Zeiler's form) scales the step after E[dx^2] was updated with the
-  unscaled step, as `optax.adadelta` does, which this matches.
+  The lecture's (and Zeiler's) form is `adadelta(rho=0.95)` (eps = 1e-6, no learning rate).
+  A `learning_rate` scales the step after E[dx^2] was updated with the unscaled step, as in
+  optax. `weight_decay` adds wd X to the gradient first (only where `weight_decay_mask`, a
+  tree of booleans or a function of the params returning one, is True). Signature, defaults
+  and state layout are optax's, with one difference: `learning_rate=None` (the default) takes
+  the step -dx itself, where optax 0.2.8 returns +dx unscaled (an ascent step; its own test
+  skips the convergence check for this case).
 
   Args:
-    learning_rate: a float or a schedule multiplying the step.
+    learning_rate: None for the step -dx, or a float or schedule multiplying it.
     rho: the averaging coefficient.
     eps: added inside both roots.
-    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
-      same updates, far fewer loops for trees of many small arrays).
+    weight_decay: wd >= 0, a float or a schedule.
+    weight_decay_mask: where the decay applies (None: everywhere).
 
   Returns:
-    An `optax.GradientTransformation`.
+    An `optax.GradientTransformationExtraArgs`.
 
   Reference: Zeiler, "ADADELTA: an adaptive learning rate method", 2012.
   """
-  return base.maybe_pack(
-      optax.chain(scale_by_adadelta(rho, eps), base.scale_by_learning_rate(learning_rate)),
-      pack_small_leaves)
+  return optax.chain(
+      weight_decay_term(weight_decay, weight_decay_mask),
+      scale_by_adadelta(rho, eps),
+      base.scale_by_learning_rate(1.0 if learning_rate is None else learning_rate))
 
 
-class AdamState(NamedTuple):
-  """State of `scale_by_adam`."""
-  count: jax.Array  # () int32: steps taken, for the bias corrections.
-  mu: optax.Params  # like params, dtype base.state_dtype: M, the first moment.
-  nu: optax.Params  # like params, dtype base.state_dtype: G, the second moment.
-
-
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, eps_root: float = 0.0
-                  ) -> optax.GradientTransformation:
-  """M <- b1 M + (1 - b1) g;  G <- b2 G + (1 - b2) g^2;
+def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
+                  nesterov: bool = False) -> optax.GradientTransformation:
+  """M <- b1 M + (1 - b1) g;  G <- b2 G + (1 - b2) |g|^2;
   returns M_hat / (sqrt(G_hat + eps_root) + eps), M_hat = M / (1 - b1^k), G_hat = G / (1 - b2^k).
+
+  With `nesterov=True` (NAdam, Dozat 2016): M_hat = b1 M / (1 - b1^(k+1)) + (1 - b1) g / (1 - b1^k).
 
   Args:
     b1: delta, the first-moment coefficient.
     b2: gamma, the second-moment coefficient.
     eps: added outside the root.
     eps_root: added inside the root.
+    mu_dtype: the dtype of M; None for the parameters' dtype.
+    nesterov: Nesterov's form of the first moment.
 
   Returns:
-    An `optax.GradientTransformation` with state `AdamState`.
+    An `optax.GradientTransformation` with state `ScaleByAdamState(count, mu, nu)`.
   """
+  mu_dtype = base.canonical_dtype(mu_dtype)
 
   def init_fn(params):
-    return AdamState(count=jnp.zeros([], jnp.int32), mu=base.zeros_state(params),
-                     nu=base.zeros_state(params))
+    return ScaleByAdamState(count=jnp.zeros([], jnp.int32),
+                            mu=base.zeros_state(params, mu_dtype), nu=base.zeros_state(params))
 
   def update_fn(updates, state, params=None):
     del params
     count = base.safe_increment(state.count)
 
     def leaf(g, m, n):
-      k = count.astype(m.dtype)
-      gs = g.astype(m.dtype)
-      m = b1 * m + (1.0 - b1) * gs
-      n = b2 * n + (1.0 - b2) * gs * gs
-      m_hat = m / (1.0 - jnp.asarray(b1, m.dtype) ** k)
-      n_hat = n / (1.0 - jnp.asarray(b2, n.dtype) ** k)
-      return (m_hat / (jnp.sqrt(n_hat + eps_root) + eps)).astype(g.dtype), m, n
+      new_m, new_n = _moment(g, m, b1), _second_moment(g, n, b2)
+      if nesterov:
+        m_hat = (b1 * new_m / base.bias_correction(b1, base.safe_increment(count), new_m.dtype)
+                 + (1.0 - b1) * g / base.bias_correction(b1, count, g.dtype))
+      else:
+        m_hat = new_m / base.bias_correction(b1, count, new_m.dtype)
+      n_hat = jnp.real(new_n) / base.bias_correction(b2, count, new_n.dtype)
+      step = m_hat / (jnp.sqrt(n_hat + eps_root) + eps)
+      return step.astype(g.dtype), new_m.astype(m.dtype), new_n.astype(n.dtype)
 
     updates, mu, nu = base.map_leaves(leaf, 3, updates, state.mu, state.nu)
-    return updates, AdamState(count=count, mu=mu, nu=nu)
+    return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adam(learning_rate: base.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
-         eps: float = 1e-8, eps_root: float = 0.0, *, pack_small_leaves: bool = True
-         ) -> optax.GradientTransformation:
+def adam(learning_rate: base.ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
+         mu_dtype=None, *, nesterov: bool = False) -> optax.GradientTransformationExtraArgs:
   """Adam (lecture 2.3.4), bias-corrected moments:
   M^k = delta M^{k-1} + (1 - delta) g^k,  G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta M_hat^k / (sqrt(G_hat^k + eps_root) + eps).
 
-  The lecture (and the slides) put epsilon inside the root: `eps=0, eps_root=epsilon`. The
-  defaults follow the paper and `optax.adam` (eps outside), which this matches.
+  The lecture (and the slides) put epsilon inside the root: `adam(eta, eps=0.0,
+  eps_root=epsilon)`. The defaults follow the paper and optax (eps outside); signature and
+  state layout are optax's.
 
   Args:
     learning_rate: eta, a float or a schedule.
@@ -290,14 +353,13 @@ def adam(learning_rate: base.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float
     b2: gamma, the second-moment coefficient.
     eps: added outside the root.
     eps_root: added inside the root.
-    pack_small_leaves: keep the state of small leaves in one vector (`base.pack_small_leaves`:
-      same updates, far fewer loops for trees of many small arrays).
+    mu_dtype: the dtype of M; None for the parameters' dtype.
+    nesterov: NAdam's first moment (see `scale_by_adam`).
 
   Returns:
-    An `optax.GradientTransformation`.
+    An `optax.GradientTransformationExtraArgs`.
 
   Reference: Kingma and Ba, "Adam: a method for stochastic optimization", ICLR 2015.
   """
-  return base.maybe_pack(
-      optax.chain(scale_by_adam(b1, b2, eps, eps_root), base.scale_by_learning_rate(learning_rate)),
-      pack_small_leaves)
+  return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+                     base.scale_by_learning_rate(learning_rate))

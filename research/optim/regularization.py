@@ -13,12 +13,22 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from optax.transforms import _adding as _optax_adding
 
 from research.optim import base
 
+# State of `add_l2_penalty`, `add_l1_penalty` and of a constant `decoupled_weight_decay`.
+PenaltyState = optax.EmptyState
 
-class PenaltyState(NamedTuple):
-  """State of `add_l2_penalty`, `add_l1_penalty`, `decoupled_weight_decay`: none is needed."""
+
+class _WeightDecaySchedule(NamedTuple):
+  """State of `weight_decay_term` with a scheduled rate (optax's name and fields)."""
+  count: jax.Array  # () int32: steps taken, the argument given to the schedule.
+
+
+# optax does not export this type; its own class is used when its module has it (the same
+# tree structure as optax's `add_decayed_weights` state), ours otherwise.
+WeightDecaySchedule = getattr(_optax_adding, "WeightDecaySchedule", _WeightDecaySchedule)
 
 
 def _needs_params(name: str, params):
@@ -41,6 +51,43 @@ def _add_penalty_gradient(name: str, penalty_grad) -> optax.GradientTransformati
     return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+def weight_decay_term(weight_decay: base.ScalarOrSchedule = 0.0, mask=None
+                      ) -> optax.GradientTransformation:
+  """g <- g + wd_k X (the L2 penalty's gradient), where `mask` is True; the first stage of
+  `adadelta` (optax's `add_decayed_weights`, with its state layout: `EmptyState`, a
+  `WeightDecaySchedule(count)` for a schedule, inside `optax.MaskedState` with a mask).
+
+  A constant 0 changes nothing and needs no params; any other rate needs them.
+
+  Args:
+    weight_decay: wd >= 0, a float or a schedule `step -> wd`.
+    mask: None (everywhere), or a tree of booleans like the params (or a prefix of it), or a
+      function of the params returning one.
+
+  Returns:
+    An `optax.GradientTransformation`.
+  """
+  scheduled = callable(weight_decay)
+  is_zero = isinstance(weight_decay, int | float) and weight_decay == 0.0
+
+  def init_fn(params):
+    del params
+    return WeightDecaySchedule(count=jnp.zeros([], jnp.int32)) if scheduled else PenaltyState()
+
+  def update_fn(updates, state, params=None):
+    new_state = WeightDecaySchedule(base.safe_increment(state.count)) if scheduled else state
+    if is_zero:
+      return updates, new_state
+    _needs_params("weight_decay", params)
+    rate = base.value_at(weight_decay, state.count) if scheduled else weight_decay
+    updates = jax.tree.map(lambda g, p: (g + rate * p).astype(jnp.result_type(g)), updates,
+                           params)
+    return updates, new_state
+
+  tx = optax.GradientTransformation(init_fn, update_fn)
+  return tx if mask is None else optax.masked(tx, mask)
 
 
 def add_l2_penalty(weight_decay: float) -> optax.GradientTransformation:
@@ -81,18 +128,24 @@ def decoupled_weight_decay(rate: base.ScalarOrSchedule) -> optax.GradientTransfo
     rate: r in [0, 1), a float or a schedule.
 
   Returns:
-    An `optax.GradientTransformation` with state `ScaleByLearningRateState` (its step count).
+    An `optax.GradientTransformation`; state `EmptyState()` for a constant rate,
+    `ScaleByScheduleState(count)` for a schedule.
   """
+  scheduled = callable(rate)
 
   def init_fn(params):
     del params
-    return base.ScaleByLearningRateState(count=jnp.zeros([], jnp.int32))
+    if scheduled:
+      return base.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+    return PenaltyState()
 
   def update_fn(updates, state, params=None):
     _needs_params("decoupled_weight_decay", params)
-    r = base.value_at(rate, state.count)
+    r = base.value_at(rate, state.count) if scheduled else rate
     updates = jax.tree.map(lambda u, p: (u - r * p).astype(jnp.result_type(u)), updates, params)
-    return updates, base.ScaleByLearningRateState(count=base.safe_increment(state.count))
+    if scheduled:
+      state = base.ScaleByScheduleState(count=base.safe_increment(state.count))
+    return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)
 

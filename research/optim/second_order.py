@@ -72,7 +72,7 @@ def preconditioned_gd(learning_rate: base.ScalarOrSchedule, matrix: jax.Array
     matrix: P, shape (n, n), n the total number of parameter entries.
 
   Returns:
-    An `optax.GradientTransformation` with state `ScaleByLearningRateState`.
+    An `optax.GradientTransformation`; state as `scale_by_learning_rate`'s.
   """
   matrix = jnp.asarray(matrix)
   if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
