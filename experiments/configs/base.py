@@ -14,6 +14,10 @@ Keys (every one can be overridden with --config.KEY=VALUE):
   optimizer: a `research.optim` rule (name, learning_rate, the rule's own hyperparameters),
     schedule, weight_decay (+ weight_decay_mode 'l2' | 'l1' | 'decoupled'), clip_norm,
     clip_value, skip_nonfinite, reduce_on_plateau (driven by evaluations).
+    Divergence stops a run (exit code 3): a non-finite loss (with skip_nonfinite, more than
+    max_skipped_steps such steps in a row, default 10), or a logged training loss above
+    max_loss_factor (default 100) x max(the run's first loss, 1), or a
+    non-finite evaluation.
   batch_size (global, over all devices and hosts), num_train_steps, log_every_steps,
   eval_every_steps, checkpoint_every_steps, keep_checkpoints, seed.
   init_from: another run's workdir (or checkpoint directory) to start from; head_pattern: the
@@ -41,7 +45,8 @@ def get_base_config() -> ml_collections.ConfigDict:
           name='constant', boundaries=(), factor=0.1, decay_rate=0.0, end_value=0.0, tau=0,
           decay_steps=0, warmup_steps=0, warmup_value=0.0)),
       weight_decay=0.0, weight_decay_mode='l2', clip_norm=config_dict.placeholder(float),
-      clip_value=config_dict.placeholder(float), skip_nonfinite=False,
+      clip_value=config_dict.placeholder(float), skip_nonfinite=False, max_skipped_steps=10,
+      max_loss_factor=100.0,
       reduce_on_plateau=ml_collections.ConfigDict(dict(
           enabled=False, metric='loss', factor=0.1, patience=10, threshold=1e-4, cooldown=0,
           min_scale=0.0))))

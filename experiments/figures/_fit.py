@@ -134,7 +134,7 @@ def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, ev
   train_step = steps.make_train_step(model, tx, extra_metrics=extra_metrics)
   dispatch = engine.make_train_dispatch(
       train_step, mesh, global_batch_size=batch_size, feed="memory", num_examples=num_train,
-      augment=augment or "none", stop_on_nonfinite=False, record_steps=eval_every)
+      augment=augment or "none", max_nonfinite_run=None, record_steps=eval_every)
   eval_step = steps.make_eval_step(model, num_classes=num_classes, task=task)
   evaluate = engine.make_eval_dispatch(eval_step, mesh,
                                        global_batch_size=min(eval_batch_size, eval_rows),

@@ -4,10 +4,15 @@
     train_and_evaluate(config, workdir)   # config: an experiments/configs/*.py get_config()
 """
 
-from research.train.loop import NonFiniteLossError, create_model, train_and_evaluate
+from research.train.errors import DiskFullError, DivergenceError, NonFiniteLossError
+from research.train.interrupt import Interrupted
+from research.train.loop import create_model, train_and_evaluate
 from research.train.optimizer import build_optimizer, build_plateau, build_schedule
 
 __all__ = [
+    "DiskFullError",
+    "DivergenceError",
+    "Interrupted",
     "NonFiniteLossError",
     "build_optimizer",
     "build_plateau",

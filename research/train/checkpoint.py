@@ -8,12 +8,19 @@ temporary directory that Orbax renames only when complete, so a process killed m
 the previous checkpoints intact and the partial one is discarded at the next start.
 
 Kept: the last `keep` checkpoints plus the best one by the validation metric.
+
+Reading back: a step whose arrays do not fit the config's state (another model width, another
+optimizer) is not damage: `check_compatible` refuses it, naming the differing arrays, and moves
+nothing. A step that fails to read for any other reason (a truncated or emptied file, whatever
+Orbax raises) is damaged: `restore_latest` reports it, moves it to DIR/checkpoints_corrupt/ under
+a name of its own, and falls back to the previous step. Nothing moved aside is ever deleted.
 """
 
 import concurrent.futures
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 
 import jax
@@ -21,9 +28,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-# What a damaged checkpoint raises when read: tensorstore / JSON errors are ValueErrors, a
-# missing item is a KeyError, missing or unreadable files are OSErrors.
-CORRUPTION_ERRORS = (ValueError, KeyError, OSError)
+MAX_LISTED = 6  # mismatched arrays named in a CheckpointMismatchError
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's arrays do not fit the state the config builds (not damage: nothing moves)."""
 
 
 def create_manager(directory: str, *, keep: int = 2, best_metric: str | None = None,
@@ -37,7 +46,9 @@ def create_manager(directory: str, *, keep: int = 2, best_metric: str | None = N
   options = ocp.CheckpointManagerOptions(
       preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
       create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save)
-  return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+  handlers = {'state': ocp.StandardCheckpointHandler(), 'loop': ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                               item_handlers=handlers)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, loop_state: dict,
@@ -104,32 +115,75 @@ def abstract_like(state):
 
 
 def _move_aside(manager: ocp.CheckpointManager, step: int) -> str:
-  """Moves a damaged step directory to DIR/checkpoints_corrupt/<step> (kept for inspection)."""
+  """Moves a damaged step directory to DIR/checkpoints_corrupt/<step>.<time> (never deleted)."""
   src = os.path.join(str(manager.directory), str(step))
   dst_root = str(manager.directory).rstrip('/') + '_corrupt'
-  dst = os.path.join(dst_root, str(step))
+  dst = os.path.join(dst_root, f'{step}.{time.strftime("%Y%m%d-%H%M%S")}')
   if jax.process_index() == 0:
     os.makedirs(dst_root, exist_ok=True)
-    if os.path.exists(dst):
-      shutil.rmtree(dst)
-    shutil.move(src, dst)
+    unique, n = dst, 1
+    while os.path.exists(unique):
+      unique, n = f'{dst}.{n}', n + 1
+    shutil.move(src, unique)
+    dst = unique
   multihost_utils.sync_global_devices(f'checkpoint_move_aside_{step}')
   manager.reload()
   return dst
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  """'/'-joined path -> (shape, dtype) of every array of a saved-form tree."""
+  return {'/'.join(map(str, k)): (tuple(v.shape), str(v.dtype))
+          for k, v in ocp.tree.to_flat_dict(tree).items() if hasattr(v, 'shape')}
+
+
+def mismatches(saved_metadata, target) -> list[str]:
+  """How the arrays of a checkpoint (its metadata tree) differ from `target`'s, one per line."""
+  saved = _shapes(saved_metadata)
+  wanted = _shapes(ocp.tree.serialize_tree(target, keep_empty_nodes=True))
+  out = []
+  for path in sorted(set(saved) | set(wanted)):
+    have, want = saved.get(path), wanted.get(path)
+    if have != want:
+      show = lambda s: 'absent' if s is None else f'{s[1]}{list(s[0])}'
+      out.append(f'{path}: checkpoint {show(have)}, config {show(want)}')
+  return out
+
+
+def check_compatible(manager: ocp.CheckpointManager, target) -> None:
+  """Raises CheckpointMismatchError if the newest readable step does not fit `target`.
+
+  Steps whose metadata cannot be read are left for `restore_latest` (damage, not mismatch).
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      metadata = manager.item_metadata(step)['state']
+    except Exception:  # noqa: BLE001  (unreadable metadata: damage, handled at restore)
+      continue
+    if metadata is None:
+      continue
+    diffs = mismatches(metadata, target)
+    if diffs:
+      listed = '; '.join(diffs[:MAX_LISTED]) + ('; ...' if len(diffs) > MAX_LISTED else '')
+      raise CheckpointMismatchError(
+          f'checkpoint {manager.directory}/{step} does not fit this config ({len(diffs)} arrays '
+          f'differ: {listed}); pass the config that wrote it, or another --workdir')
+    return
 
 
 def restore_latest(manager: ocp.CheckpointManager, target,
                    warn: Callable[[str], None] = logging.warning):
   """Restores the newest readable checkpoint: (state, loop_state, step), or None if none.
 
-  A checkpoint that fails to read (damaged files) is moved aside, reported through `warn`, and
-  the previous one is tried.
+  A checkpoint that fails to read (damaged files: any exception from Orbax) is moved aside,
+  reported through `warn`, and the previous one is tried. Call `check_compatible` first, so
+  that a checkpoint of another model is refused rather than taken for damage.
   """
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_like(target)), loop=ocp.args.JsonRestore()))
-    except CORRUPTION_ERRORS as e:
+    except Exception as e:  # noqa: BLE001  (Orbax raises bare Exceptions for damaged files)
       where = _move_aside(manager, step)
       warn(f'checkpoint at step {step} is unreadable ({type(e).__name__}: {str(e)[:200]}); '
            f'moved it to {where} and falling back to the previous checkpoint')

@@ -134,13 +134,36 @@ def _zeros_like_shapes(shapes):
 LOOPS = ('auto', 'while', 'calls')
 
 
+class Counters(NamedTuple):
+  """Step counts of a dispatch (() int32 each)."""
+
+  finite: jax.Array  # steps whose loss is finite
+  nonfinite: jax.Array  # the others
+  first_nonfinite: jax.Array  # the step index of the first of them, or -1
+  run: jax.Array  # non-finite steps in a row at the end (continuing the previous dispatch's)
+  longest_run: jax.Array  # the longest such run, counting the previous dispatch's last one
+
+  @classmethod
+  def start(cls, run):
+    zero = jnp.zeros((), jnp.int32)
+    run = jnp.asarray(run, jnp.int32)
+    return cls(zero, zero, jnp.full((), -1, jnp.int32), run, run)
+
+  def add(self, step, finite) -> 'Counters':
+    run = jnp.where(finite, 0, self.run + 1)
+    return Counters(self.finite + finite, self.nonfinite + ~finite,
+                    jnp.where((self.first_nonfinite < 0) & ~finite, step, self.first_nonfinite),
+                    run, jnp.maximum(self.longest_run, run))
+
+
 class Carry(NamedTuple):
   """What a dispatch carries from step to step (per device)."""
 
   i: jax.Array  # () int32: steps done in this dispatch
   orders: Any  # `EpochOrders` with a leading axis of 1 (memory feed), else ()
   sums: dict  # each metric summed over the steps with a finite loss
-  counters: tuple  # (finite steps, non-finite steps, step index of the first non-finite, or -1)
+  counters: Counters
+  first_loss: jax.Array  # () float32: the loss of the dispatch's first step
   records: Any  # (record_steps, ...) per-step metrics, or ()
 
 
@@ -160,7 +183,7 @@ def _has_convolution(jaxpr) -> bool:
 
 def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: int,
                         feed: str, num_examples: int | None = None, augment: Any = 'none',
-                        stats: dict | None = None, stop_on_nonfinite: bool = True,
+                        stats: dict | None = None, max_nonfinite_run: int | None = 0,
                         record_steps: int = 0, donate: bool = True,
                         loop: str = 'auto') -> Callable:
   """Returns dispatch(state, data, num_steps) -> (state, out) over the mesh.
@@ -174,7 +197,8 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     augment: a preset of `research.data.device` or an example function (memory feed only).
     stats: {'mean', 'std'} standardization and {'eigenvalues', 'eigenvectors'} (alexnet), or
       None.
-    stop_on_nonfinite: end the dispatch at the first step whose loss is not finite ('while').
+    max_nonfinite_run: end the dispatch once more than this many steps in a row had a loss
+      that is not finite (0: at the first; None: never).
     record_steps: > 0 also returns every step's metrics, (record_steps, ...) each, rows past
       `num_steps` zero (for figures that plot per-step curves).
     donate: the state's buffers are reused for the result (the caller must not read the state
@@ -186,10 +210,11 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
       jax#12868: a ResNet-20 step runs 16x slower in a loop here; on GPU and TPU loops are
       fine.) Either way each step is the same program whatever `num_steps` is.
 
-  `out` holds 'sums' (each metric summed over the steps with a finite loss), 'steps' (their
-  count), 'nonfinite' (the count of the others), 'first_nonfinite' (the step index of the
-  first, or -1) and, with `record_steps`, 'records'. `dispatch.loop` tells the mode chosen
-  (after the first call for 'auto').
+  `out` holds 'sums' (each metric summed over the steps with a finite loss), 'done' (the steps
+  run), 'steps' (those with a finite loss), 'nonfinite' (the others), 'first_nonfinite' (the
+  step index of the first, or -1), 'run' (non-finite steps in a row at the end), 'longest_run',
+  'first_loss' (the loss of its first step) and, with `record_steps`, 'records'.
+  `dispatch.loop` tells the mode chosen (after the first call for 'auto').
   """
   shapes = Shapes.of(global_batch_size, mesh)
   stats = {k: jnp.asarray(v) for k, v in (stats or {}).items()}
@@ -229,13 +254,13 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     batch, _ = get_batch(data, 0, state.step, first_orders(state, data))
     return train_step(state, batch)[1]
 
-  def start(state, data) -> Carry:
+  def start(state, data, run) -> Carry:
     metric_shapes = dispatch.metric_shapes
     records = (jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype),
                             metric_shapes) if record_steps else ())
-    counters = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
     return Carry(jnp.zeros((), jnp.int32), first_orders(state, data),
-                 _zeros_like_shapes(metric_shapes), counters, records)
+                 _zeros_like_shapes(metric_shapes), Counters.start(run),
+                 jnp.zeros((), jnp.float32), records)
 
   def one_step(state, data, carry: Carry):
     step = state.step
@@ -244,37 +269,40 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     finite = jnp.isfinite(metrics['loss'])
     sums = jax.tree.map(lambda s, m: s + jnp.where(finite, m, jnp.zeros_like(m)), carry.sums,
                         metrics)
-    finite_steps, nonfinite, first = carry.counters
-    first = jnp.where((first < 0) & ~finite, step, first)
     records = carry.records
     if record_steps:
       records = jax.tree.map(lambda r, m: r.at[carry.i].set(m), records, metrics)
-    return state, Carry(carry.i + 1, orders, sums,
-                        (finite_steps + finite, nonfinite + ~finite, first), records)
+    first_loss = jnp.where(carry.i == 0, metrics['loss'].astype(jnp.float32), carry.first_loss)
+    return state, Carry(carry.i + 1, orders, sums, carry.counters.add(step, finite), first_loss,
+                        records)
 
   def finish(carry: Carry) -> dict:
-    finite_steps, nonfinite, first = carry.counters
-    out = {'sums': carry.sums, 'steps': finite_steps, 'nonfinite': nonfinite,
-           'first_nonfinite': first}
+    c = carry.counters
+    out = {'sums': carry.sums, 'done': carry.i, 'steps': c.finite, 'nonfinite': c.nonfinite,
+           'first_nonfinite': c.first_nonfinite, 'run': c.run, 'longest_run': c.longest_run,
+           'first_loss': carry.first_loss}
     if record_steps:
       out['records'] = carry.records
     return out
 
-  def run_while(state, data, num_steps):
+  def run_while(state, data, num_steps, run):
     def cond(args):
       _, carry = args
       keep = carry.i < num_steps
-      return keep & (carry.counters[1] == 0) if stop_on_nonfinite else keep
+      if max_nonfinite_run is None:
+        return keep
+      return keep & (carry.counters.longest_run <= max_nonfinite_run)
 
     state, carry = jax.lax.while_loop(cond, lambda args: one_step(args[0], data, args[1]),
-                                      (state, start(state, data)))
+                                      (state, start(state, data, run)))
     return state, finish(carry)
 
   def data_specs(data):
     return _specs(data, P(AXIS) if feed == 'memory' else P(None, AXIS))
 
   # A prefix of the carry: the orders are per device, the rest is the same on every device.
-  carry_specs = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), records=P())
+  carry_specs = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), first_loss=P(),
+                      records=P())
 
   def mapped(fn, in_specs, out_specs):
     return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
@@ -283,12 +311,13 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
   donated = (0,) if donate else ()
 
   @functools.partial(jax.jit, donate_argnums=donated)
-  def while_program(state, data, num_steps):
-    return mapped(run_while, (P(), data_specs(data), P()), (P(), P()))(state, data, num_steps)
+  def while_program(state, data, num_steps, run):
+    return mapped(run_while, (P(), data_specs(data), P(), P()), (P(), P()))(
+        state, data, num_steps, run)
 
   @jax.jit
-  def start_program(state, data):
-    return mapped(start, (P(), data_specs(data)), carry_specs)(state, data)
+  def start_program(state, data, run):
+    return mapped(start, (P(), data_specs(data), P()), carry_specs)(state, data, run)
 
   @functools.partial(jax.jit, donate_argnums=(0, 2) if donate else (2,))
   def step_program(state, data, carry):
@@ -305,13 +334,20 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
       on_cpu = mesh.devices.flat[0].platform == 'cpu'
       dispatch.loop = 'calls' if on_cpu and _has_convolution(jaxpr) else 'while'
 
-  def dispatch(state, data, num_steps):
+  def dispatch(state, data, num_steps, *, run=0, stop: Callable[[], bool] | None = None):
+    """Runs up to `num_steps` steps; `run`: the previous dispatch's trailing non-finite run.
+
+    `stop()` (one-step calls only) is asked before each step; True ends the dispatch there.
+    """
     if dispatch.metric_shapes is None:
       probe(state, data)
+    run = np.int32(run)
     if dispatch.loop == 'while':
-      return while_program(state, data, num_steps)
-    carry = start_program(state, data)
+      return while_program(state, data, np.int32(num_steps), run)
+    carry = start_program(state, data, run)
     for _ in range(int(num_steps)):
+      if stop is not None and stop():
+        break
       state, carry = step_program(state, data, carry)
     return state, finish_program(carry)
 

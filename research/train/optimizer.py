@@ -35,7 +35,7 @@ WEIGHT_DECAY_MODES = ('l2', 'l1', 'decoupled')
 # Keys of the optimizer block that configure the chain; every other key goes to the rule.
 CHAIN_KEYS = frozenset({
     'name', 'learning_rate', 'schedule', 'weight_decay', 'weight_decay_mode', 'clip_norm',
-    'clip_value', 'skip_nonfinite', 'reduce_on_plateau'})
+    'clip_value', 'skip_nonfinite', 'reduce_on_plateau', 'max_skipped_steps', 'max_loss_factor'})
 
 
 def _as_dict(config) -> dict[str, Any]:
@@ -69,6 +69,12 @@ def check_optimizer_config(config: Mapping) -> None:
         f'optimizer.weight_decay_mode={mode!r} is unknown; use one of {WEIGHT_DECAY_MODES}')
   if cfg.get('weight_decay', 0.0) < 0:
     raise ValueError(f'optimizer.weight_decay={cfg["weight_decay"]!r} must be >= 0')
+  skipped = cfg.get('max_skipped_steps', 0)
+  if not isinstance(skipped, int) or skipped < 0:
+    raise ValueError(f'optimizer.max_skipped_steps={skipped!r} must be an integer >= 0')
+  factor = cfg.get('max_loss_factor', 100.0)
+  if not isinstance(factor, int | float) or not factor > 1:
+    raise ValueError(f'optimizer.max_loss_factor={factor!r} must be a number > 1, e.g. 100')
   for key in ('clip_norm', 'clip_value'):
     if cfg.get(key) is not None and not cfg[key] > 0:
       raise ValueError(f'optimizer.{key}={cfg[key]!r} must be positive (or None for no clipping)')

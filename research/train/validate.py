@@ -89,13 +89,14 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   with open(path) as f:
     saved = _flatten(json.load(f))
   current = _flatten(json.loads(config_json(config)))
-  diffs = [f'{k}: {saved.get(k, "<absent>")!r} in the workdir, {current.get(k, "<absent>")!r} now'
+  diffs = [f'{k}: {saved.get(k, "<absent>")!r} there, {current.get(k, "<absent>")!r} now'
            for k in sorted(set(saved) | set(current))
            if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)]
   if diffs:
+    listed = '; '.join(diffs[:5]) + (f'; and {len(diffs) - 5} more' if len(diffs) > 5 else '')
     raise ValueError(
-        f'workdir {workdir!r} holds a run with a different config:\n  ' + '\n  '.join(diffs)
-        + '\nuse a new --workdir, or pass the same config to resume that run')
+        f'workdir {workdir!r} holds a run with a different config ({listed}); use a new '
+        '--workdir, or pass the same config to resume that run')
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -68,7 +68,7 @@ def test_tpu_dry_run_prints_create_copy_install_train_delete():
     "--version=tpu-ubuntu2204-base",
     "--project=proj",
     CONFIG,
-    "--workdir=gs://bucket/run1",
+    "--workdir=/mnt/bucket/run1",
     *OVERRIDES,
     "--delete",
   )
@@ -106,7 +106,7 @@ def test_tpu_dry_run_prints_create_copy_install_train_delete():
     "research.main",
     "--distributed",
     CONFIG,
-    "--workdir=gs://bucket/run1",
+    "--workdir=/mnt/bucket/run1",
     *OVERRIDES,
   ]
   assert delete == [
@@ -132,7 +132,7 @@ def test_tpu_dry_run_git_url_clones_on_every_worker_and_skip_create():
     "--ref=dev",
     "--skip-create",
     CONFIG,
-    "--workdir=gs://b/r",
+    "--workdir=/mnt/b/r",
   )
   assert result.returncode == 0, result.stderr
   commands = _commands(result.stdout)
@@ -184,7 +184,7 @@ def test_tpu_real_run_calls_gcloud_and_deletes_even_when_training_fails(tmp_path
     "--skip-create",
     "--repo=https://example.com/r.git",
     CONFIG,
-    "--workdir=gs://b/r",
+    "--workdir=/mnt/b/r",
     "--delete",
     env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
   )
@@ -192,6 +192,47 @@ def test_tpu_real_run_calls_gcloud_and_deletes_even_when_training_fails(tmp_path
   calls = _logged_calls(log)
   assert [c[3] for c in calls] == ["ssh", "ssh", "ssh", "delete"]
   assert calls[-1][-1] == "--quiet"
+
+
+def test_tpu_spot_dry_run_creates_a_spot_vm_mounts_the_bucket_and_describes_the_restart():
+  result = _run(TPU, "--dry-run", "--name=t", "--zone=z", "--spot", "--retries=3",
+                "--bucket=my-bucket", CONFIG, "--workdir=~/gcs/my-bucket/run")
+  assert result.returncode == 0, result.stderr
+  commands = _commands(result.stdout)
+  assert commands[0][:5] == ["gcloud", "compute", "tpus", "tpu-vm", "create"]
+  assert "--spot" in commands[0]
+  assert any("gcsfuse --implicit-dirs my-bucket ~/gcs/my-bucket" in " ".join(c)
+             for c in commands)
+  assert "up to 3 times" in result.stdout and "resumes" in result.stdout
+
+
+def test_tpu_bucket_url_workdir_is_refused_with_the_mount_to_use():
+  result = _run(TPU, "--dry-run", "--name=t", "--zone=z", CONFIG, "--workdir=gs://b/run")
+  assert result.returncode == 2 and "--bucket=BUCKET" in result.stderr
+
+
+def test_tpu_preempted_run_is_recreated_and_resumed(tmp_path):
+  """Fake gcloud: the first training call exits 143 (SIGTERM, checkpoint saved) and the VM is
+  then PREEMPTED; the script deletes it, creates it again, reinstalls and trains again."""
+  log = tmp_path / "gcloud.log"
+  state = tmp_path / "trained_once"
+  body = (f'printf "%s\\0" "$@" >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}\n'
+          'case "$*" in\n'
+          f'  *research.main*) if [[ -e {shlex.quote(str(state))} ]]; then exit 0; fi\n'
+          f'    touch {shlex.quote(str(state))}; exit 143 ;;\n'
+          '  *describe*) echo PREEMPTED ;;\n'
+          'esac\nexit 0\n')
+  bin_dir = _fake_bin(tmp_path, "gcloud", body)
+  result = _run(TPU, "--name=t", "--zone=z", "--spot", "--retries=2",
+                "--repo=https://example.com/r.git", CONFIG, "--workdir=/mnt/b/r",
+                env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+  assert result.returncode == 0, result.stderr
+  assert "restart 1 of 2" in result.stderr
+  verbs = [c[3] for c in _logged_calls(log)]
+  assert verbs == ["create", "ssh", "ssh", "ssh", "describe", "delete", "create", "ssh", "ssh",
+                   "ssh"]
+  trains = [c for c in _logged_calls(log) if any("research.main" in a for a in c)]
+  assert len(trains) == 2 and trains[0] == trains[1]  # the same command resumes
 
 
 def test_tpu_unknown_argument_is_rejected():
@@ -261,7 +302,7 @@ def test_slurm_dry_run_outside_slurm_prints_srun_with_distributed_arguments():
   result = _run(SLURM, "--dry-run", CONFIG, "--workdir=/shared/run", *OVERRIDES)
   assert result.returncode == 0, result.stderr
   assert "example values" in result.stdout
-  srun = _commands(result.stdout)[-1]
+  srun = next(c for c in _commands(result.stdout) if c[0] == "srun")
   assert srun[:4] == ["srun", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
   assert srun[4:8] == ["bash", "-c", 'exec "$@" --process_id="$SLURM_PROCID"', "bash"]
   assert srun[8:] == [
@@ -330,6 +371,34 @@ def test_slurm_inside_allocation_gives_each_task_its_process_id(tmp_path):
       "--config.x=a b",
       f"--process_id={process_id}",
     ]
+
+
+def test_slurm_header_asks_for_a_warning_signal_and_allows_requeue():
+  header = [line for line in SLURM.read_text().splitlines() if line.startswith("#SBATCH")]
+  assert any(line.startswith("#SBATCH --signal=TERM@") for line in header)
+  assert "#SBATCH --requeue" in header and "#SBATCH --open-mode=append" in header
+
+
+@pytest.mark.parametrize("srun_exit, requeued, code", [(143, True, 0), (0, False, 0),
+                                                      (2, False, 2), (3, False, 3)])
+def test_slurm_requeues_a_run_stopped_by_sigterm_and_nothing_else(tmp_path, srun_exit, requeued,
+                                                                  code):
+  """A fake srun that exits as research.main does (143: stopped by SIGTERM with a checkpoint)."""
+  _fake_bin(tmp_path, "srun", f"exit {srun_exit}\n")
+  log = tmp_path / "scontrol.log"
+  bin_dir = _fake_bin(
+    tmp_path, "scontrol",
+    f'if [[ "$1" == show ]]; then echo node001; else echo "$@" >> {shlex.quote(str(log))}; fi\n')
+  env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node001",
+         "SLURM_NTASKS": "1", "SLURM_JOB_ID": "77", "SLURM_SUBMIT_DIR": str(REPO)}
+  result = _run(SLURM, f"--venv={tmp_path}", CONFIG, "--workdir=w", env=env)
+  assert result.returncode == code, result.stderr
+  assert (log.read_text() if log.exists() else "") == ("requeue 77\n" if requeued else "")
+
+
+def test_slurm_dry_run_shows_the_requeue():
+  result = _run(SLURM, "--dry-run", CONFIG, "--workdir=/shared/run")
+  assert result.returncode == 0 and "+ scontrol requeue 1234" in result.stdout
 
 
 def test_scripts_are_shellcheck_clean():

@@ -4,6 +4,8 @@ import json
 import socket
 import subprocess
 
+import pytest
+
 from research.train import checkpoint, loop
 from tests.train import helpers
 
@@ -14,13 +16,15 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_finish_and_agree(tmp_path):
+@pytest.mark.parametrize('in_memory', [True, False])
+def test_two_processes_finish_and_agree(in_memory, tmp_path):
   workdir, port = str(tmp_path / 'run'), _free_port()
   procs, logs = [], []
   for pid in range(2):
     logs.append(open(tmp_path / f'process_{pid}.log', 'w'))
     command = helpers.main_command(
-        workdir, 'test', '--config.num_train_steps=10', f'--coordinator_address=127.0.0.1:{port}',
+        workdir, 'test', '--config.num_train_steps=10', f'--config.dataset.in_memory={in_memory}',
+        f'--coordinator_address=127.0.0.1:{port}',
         '--num_processes=2', f'--process_id={pid}', f'--result_file={tmp_path}/result_{pid}.json')
     procs.append(subprocess.Popen(command, cwd=helpers.REPO, env=helpers.env(device_count=2),
                                   stdout=logs[-1], stderr=subprocess.STDOUT))
@@ -39,8 +43,8 @@ def test_two_processes_finish_and_agree(tmp_path):
   assert results[0]['params_sha256'] == results[1]['params_sha256']
   assert results[0]['eval_accuracy'] == results[1]['eval_accuracy']
   assert '4 devices, 2 process(es)' in output[0]
-  # Each process trained on its own half of the split, in device memory.
-  assert [r['input'] for r in results] == ['memory', 'memory']
+  # Each process trained on its own half of the split.
+  assert [r['input'] for r in results] == ['memory' if in_memory else 'host'] * 2
   assert results[0]['train_records'] == [0, 718] and results[1]['train_records'] == [718, 1436]
   # The checkpoint written by both processes holds the parameters both report.
   params = checkpoint.load_variables(workdir)['params']
