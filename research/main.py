@@ -14,6 +14,7 @@ stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes)
 
 import json
 import os
+import signal
 import sys
 import traceback
 
@@ -67,6 +68,18 @@ def _quiet_closed_loops(hook=sys.unraisablehook):
   sys.unraisablehook = unraisable
 
 
+def _stop_before_training(signum, frame) -> None:
+  """SIGTERM / SIGINT while starting up (imports, checks, compilation): nothing to save yet.
+
+  Exits at once (an exception raised here could land in a callback that swallows it); the
+  training loop installs its own handlers (research.train.interrupt) once it runs."""
+  del frame
+  name = signal.Signals(signum).name
+  print(f'interrupted by {name} before training started; nothing to save; run the same '
+        'command to start', flush=True)
+  os._exit(128 + signum)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with a bad flag or config override as one `error:` line and exit 2."""
   try:
@@ -102,6 +115,8 @@ def main(argv):
     # Orbax and TFDS log warnings (and Orbax the tracebacks of failed background writes) that
     # the run reports itself, in one line; --verbosity=0 or 1 shows them.
     logging.set_verbosity(logging.FATAL)
+  for signum in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(signum, _stop_before_training)
   if not _verbose():
     _quiet_closed_loops()
   try:

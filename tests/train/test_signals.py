@@ -55,7 +55,7 @@ def _wait_for_step(workdir: str, step: int, proc: subprocess.Popen, timeout: flo
   raise TimeoutError(f'no step {step} in {workdir} after {timeout} s')
 
 
-def _final_digest(workdir: str, log_path) -> str:
+def _final_digest(workdir: str) -> str:
   result = os.path.join(os.path.dirname(workdir), 'result.json')
   done = helpers.run_main(workdir, *FLAGS, f'--result_file={result}')
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -78,9 +78,28 @@ def test_signal_saves_a_checkpoint_and_the_resumed_run_is_bit_identical(signum, 
   assert 'Traceback' not in out
   step = int(line[0].split(' at step ')[1].split(';')[0])
   assert 30 <= step < 400 and os.path.isdir(os.path.join(workdir, 'checkpoints', str(step)))
-  assert _final_digest(workdir, tmp_path / 'log2') == _uninterrupted(tmp_path)
+  assert _final_digest(workdir) == _uninterrupted(tmp_path)
   records = metrics_lib.read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
   assert [r['step'] for r in records if r['split'] == 'train'] == list(range(5, 401, 5))
+
+
+def test_a_second_signal_exits_at_once_and_corrupts_nothing(tmp_path):
+  workdir = str(tmp_path / 'run')
+  proc = _start(workdir, tmp_path / 'log', '--config.checkpoint_every_steps=5')
+  _wait_for_step(workdir, 30, proc)
+  proc.send_signal(signal.SIGTERM)
+  time.sleep(0.05)  # the first is being served: a dispatch, a save
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=120) == 143
+  config = helpers.tiny_config(num_train_steps=400, steps_per_dispatch=5, log_every_steps=5,
+                               eval_every_steps=200, checkpoint_every_steps=5)
+  expected = train_and_evaluate(config, str(tmp_path / 'whole'))['params_sha256']
+  result = os.path.join(tmp_path, 'result.json')
+  done = helpers.run_main(workdir, *FLAGS, '--config.checkpoint_every_steps=5',
+                          f'--result_file={result}')
+  assert done.returncode == 0, done.stderr[-2000:]
+  with open(result) as f:
+    assert json.load(f)['params_sha256'] == expected
 
 
 def test_a_second_process_on_the_workdir_is_refused_at_once_naming_the_holder(tmp_path):
@@ -150,22 +169,26 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
 
 @pytest.mark.slow
 def test_soak_twenty_random_kills_and_terms_end_bit_identical(tmp_path):
-  """20 faults at random moments (mid-save included), then the run ends as one that never
-  stopped."""
+  """20 faults at random moments (start-up and mid-save included), then the run ends as one
+  that never stopped."""
   workdir = str(tmp_path / 'run')
   rng = random.Random(0)
-  flags = ('--config.checkpoint_every_steps=20',)  # frequent saves: kills land in them
-  for i in range(20):
-    proc = _start(workdir, tmp_path / f'{i}.log', *flags)
-    time.sleep(rng.uniform(2.0, 6.0))  # imports, compilation, some steps
+  flags = ('--config.num_train_steps=4000', '--config.checkpoint_every_steps=20')
+  faults = 0
+  while faults < 20:
+    proc = _start(workdir, tmp_path / f'{faults}.log', *flags)
+    time.sleep(rng.uniform(1.0, 7.0))  # imports, compilation, some steps and saves
     if proc.poll() is not None:
-      break  # finished
-    proc.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM]))
-    assert proc.wait(timeout=120) in (-signal.SIGKILL, 143, 0)
-  done = helpers.run_main(workdir, *FLAGS, *flags, f'--result_file={tmp_path}/r.json')
+      pytest.fail(f'the run finished after {faults} faults; make it longer')
+    signum = rng.choice([signal.SIGKILL, signal.SIGTERM])
+    proc.send_signal(signum)
+    assert proc.wait(timeout=120) == (-signal.SIGKILL if signum == signal.SIGKILL else 143)
+    faults += 1
+  done = helpers.run_main(workdir, *FLAGS, *flags, f'--result_file={tmp_path}/r.json',
+                          timeout=600)
   assert done.returncode == 0, done.stderr[-2000:]
   with open(tmp_path / 'r.json') as f:
     digest = json.load(f)['params_sha256']
-  config = helpers.tiny_config(num_train_steps=400, steps_per_dispatch=5, log_every_steps=5,
+  config = helpers.tiny_config(num_train_steps=4000, steps_per_dispatch=5, log_every_steps=5,
                                eval_every_steps=200, checkpoint_every_steps=20)
   assert digest == train_and_evaluate(config, str(tmp_path / 'whole'))['params_sha256']
