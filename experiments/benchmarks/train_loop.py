@@ -9,8 +9,9 @@ For each workload, in one run:
    (wall(N2) - wall(N1)) / (N2 - N1), each run a fresh process with the workload's config,
    evaluation and checkpoint only at the end (so the difference is training steps), the best
    of `--repeats` (after one warm-up run that fills the compilation cache, so both runs find
-   their programs there). The main job's default intervals (eval and checkpoint every 200
-   steps) are measured the same way in `mlp_digits_default`.
+   their programs there; N2 - N1 is some seconds of training, so that a process's start-up
+   jitter of a few tenths of a second stays small beside it). The main job's default intervals
+   (eval and checkpoint every 200 steps) are measured the same way in `mlp_digits_default`.
 2. step: the library's jitted train step alone (`parallel.data_parallel_train_step` of
    `steps.make_train_step`, donated), one call per step on one fixed device batch.
 3. hand: a minimal hand-written JAX loop: `jax.jit` of value_and_grad + an optax update, one call
@@ -47,12 +48,12 @@ def workloads(synthetic_dir: str) -> dict:
   """name -> (config file, overrides, (N1, N2), step_setup kwargs)."""
   mlp = ['--config.model.dropout_rate=0.0']
   return {
-      'mlp_digits': (MLP_CONFIG, mlp, (500, 4500), dict(dataset='digits', batch=64)),
+      'mlp_digits': (MLP_CONFIG, mlp, (600, 12600), dict(dataset='digits', batch=64)),
       'mlp_digits_default': (MLP_CONFIG, mlp + ['--config.eval_every_steps=200',
                                                 '--config.checkpoint_every_steps=200'],
-                             (600, 3000), dict(dataset='digits', batch=64)),
+                             (600, 12600), dict(dataset='digits', batch=64)),
       'mlp_fashion': (MLP_CONFIG, mlp + ['--config.dataset.name=fashion_mnist_idx',
-                                         '--config.batch_size=128'], (400, 2400),
+                                         '--config.batch_size=128'], (400, 3400),
                       dict(dataset='fashion_mnist_idx', batch=128)),
       'resnet20': (f'{RESNET_CONFIG}:resnet20', [f'--config.dataset.name=idx:{synthetic_dir}',
                                                  '--config.dataset.standardize=False',
@@ -214,7 +215,7 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workloads', nargs='+',
                       default=['mlp_digits', 'mlp_digits_default', 'mlp_fashion', 'resnet20'])
-  parser.add_argument('--repeats', type=int, default=2)
+  parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--json', default=None)
   args = parser.parse_args(argv)
   from research import runtime
