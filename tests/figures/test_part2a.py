@@ -70,16 +70,16 @@ def test_init_statistics_numbers_are_finite_and_ordered():
   assert stds["relu_he"][-1] > stds["relu_xavier"][-1]
 
 
-def test_fit_rejects_bad_stat_batch_size():
+def test_fit_rejects_steps_that_are_not_a_multiple_of_eval_every():
   from experiments.figures import _fit
   from research import optim
   from research.models import create
 
   x = np.zeros((8, 8, 8, 1), np.float32)
   y = np.zeros((8,), np.int32)
-  with pytest.raises(ValueError, match="stat_batch_size=3"):
+  with pytest.raises(ValueError, match="steps=5 is not a multiple of eval_every=2"):
     _fit.fit(create("linear", num_classes=10), optim.sgd(0.1), (x, y), (x, y), batch_size=8,
-             steps=2, stat_batch_size=3)
+             steps=5, eval_every=2)
 
 
 def test_load_data_falls_back_only_for_fashion_mnist(tmp_path, monkeypatch):
