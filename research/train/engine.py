@@ -27,7 +27,7 @@ through `DeviceInput`, one row per device.
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -76,9 +76,17 @@ def _per_device(values: list[np.ndarray], mesh: Mesh) -> jax.Array:
   return jax.make_array_from_single_device_arrays(shape, parallel.batch_sharded(mesh), arrays)
 
 
-def device_input(mesh: Mesh, seed: int) -> DeviceInput:
-  """Slots and this process's (shuffle, augment) keys from (seed, process index)."""
-  shuffle, augment = (np.asarray(k) for k in device_data.stream_keys(seed, jax.process_index()))
+def device_input(mesh: Mesh, seed: int | Sequence[int]) -> DeviceInput:
+  """Slots and this process's (shuffle, augment) keys from (seed, process index).
+
+  A sequence of seeds (one per trial of a sweep) gives keys (D, T, 2) instead of (D, 2).
+  """
+  if isinstance(seed, int):
+    shuffle, augment = (np.asarray(k) for k in device_data.stream_keys(seed,
+                                                                       jax.process_index()))
+  else:
+    pairs = [device_data.stream_keys(s, jax.process_index()) for s in seed]
+    shuffle, augment = (np.stack([np.asarray(p[i]) for p in pairs]) for i in (0, 1))
   count = len(_local_devices(mesh))
   return DeviceInput(
       slot=_per_device([np.array([i], np.int32) for i in range(count)], mesh),
@@ -86,7 +94,7 @@ def device_input(mesh: Mesh, seed: int) -> DeviceInput:
       augment_key=_per_device([augment[None]] * count, mesh))
 
 
-def put_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh, seed: int,
+def put_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh, seed: int | Sequence[int],
               pad_to: int | None = None) -> MemorySplit:
   """Copies this process's share (images (n, ...), labels (n, ...)) to each of its devices.
 
@@ -144,10 +152,10 @@ class Counters(NamedTuple):
   longest_run: jax.Array  # the longest such run, counting the previous dispatch's last one
 
   @classmethod
-  def start(cls, run):
-    zero = jnp.zeros((), jnp.int32)
-    run = jnp.asarray(run, jnp.int32)
-    return cls(zero, zero, jnp.full((), -1, jnp.int32), run, run)
+  def start(cls, run, shape=()):
+    zero = jnp.zeros(shape, jnp.int32)
+    run = jnp.broadcast_to(jnp.asarray(run, jnp.int32), shape)
+    return cls(zero, zero, jnp.full(shape, -1, jnp.int32), run, run)
 
   def add(self, step, finite) -> 'Counters':
     run = jnp.where(finite, 0, self.run + 1)
@@ -185,7 +193,7 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
                         feed: str, num_examples: int | None = None, augment: Any = 'none',
                         stats: dict | None = None, max_nonfinite_run: int | None = 0,
                         record_steps: int = 0, donate: bool = True,
-                        loop: str = 'auto') -> Callable:
+                        loop: str = 'auto', trials: int | None = None) -> Callable:
   """Returns dispatch(state, data, num_steps) -> (state, out) over the mesh.
 
   Args:
@@ -209,6 +217,9 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
       compiles a convolution's weight gradient inside a loop body without its fast path,
       jax#12868: a ResNet-20 step runs 16x slower in a loop here; on GPU and TPU loops are
       fine.) Either way each step is the same program whatever `num_steps` is.
+    trials: T trials of a sweep at once: `train_step` is vmapped over a leading trial axis of
+      the state and the batch, the split's keys are (D, T, 2) (`put_split(seed=[...])`), every
+      metric and count comes back with a trial axis; needs `max_nonfinite_run=None`.
 
   `out` holds 'sums' (each metric summed over the steps with a finite loss), 'done' (the steps
   run), 'steps' (those with a finite loss), 'nonfinite' (the others), 'first_nonfinite' (the
@@ -225,28 +236,45 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     raise ValueError(f"feed={feed!r} must be 'memory' or 'host'")
   if loop not in LOOPS:
     raise ValueError(f'loop={loop!r} must be one of {LOOPS}')
+  if trials and (feed != 'memory' or max_nonfinite_run is not None):
+    raise ValueError('trials need the memory feed and max_nonfinite_run=None (a diverging '
+                     'trial must not stop the others)')
 
-  def get_batch(data, i, step, orders):
-    """The batch of `step` (the dispatch's i-th) and the orders moved to its epoch."""
-    if feed == 'host':
-      return jax.tree.map(lambda x: x[i], data), orders
+  def memory_batch(data, shuffle_key, augment_key, step, orders):
+    """One trial's batch of `step` and its orders moved to the step's epoch."""
     rows = shapes.rows(data.device.slot[0])
-    orders = device_data.advance(jax.tree.map(lambda x: x[0], orders),
-                                 data.device.shuffle_key[0], step, shapes.per_process,
-                                 num_examples)
+    orders = device_data.advance(orders, shuffle_key, step, shapes.per_process, num_examples)
     index = device_data.batch_indices(orders, step, rows, shapes.per_process, num_examples)
-    keys = device_data.row_keys(data.device.augment_key[0], step, rows)
+    keys = device_data.row_keys(augment_key, step, rows)
     batch = device_data.prepare(augment, keys, data.images[index], data.labels[index],
                                 mean=stats.get('mean'), std=stats.get('std'),
                                 eigenvalues=stats.get('eigenvalues'),
                                 eigenvectors=stats.get('eigenvectors'))
+    return batch, orders
+
+  def get_batch(data, i, step, orders):
+    """The batch of `step` (the dispatch's i-th) and the orders moved to its epoch.
+
+    With `trials`, every trial has its own keys, step and orders, and the batch a leading trial
+    axis (T, b, ...).
+    """
+    if feed == 'host':
+      return jax.tree.map(lambda x: x[i], data), orders
+    keys = (data.device.shuffle_key[0], data.device.augment_key[0])
+    orders = jax.tree.map(lambda x: x[0], orders)
+    fn = functools.partial(memory_batch, data)
+    if trials:
+      fn = jax.vmap(fn)
+    batch, orders = fn(*keys, step, orders)
     return batch, jax.tree.map(lambda x: x[None], orders)
 
   def first_orders(state, data):
     if feed == 'host':
       return ()
-    epoch, _ = device_data.stream_position(state.step, shapes.per_process, num_examples)
-    orders = device_data.orders_at(data.device.shuffle_key[0], epoch, num_examples)
+    def one(shuffle_key, step):
+      epoch, _ = device_data.stream_position(step, shapes.per_process, num_examples)
+      return device_data.orders_at(shuffle_key, epoch, num_examples)
+    orders = (jax.vmap(one) if trials else one)(data.device.shuffle_key[0], state.step)
     return jax.tree.map(lambda x: x[None], orders)
 
   def step_metrics(state, data):
@@ -258,9 +286,10 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     metric_shapes = dispatch.metric_shapes
     records = (jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype),
                             metric_shapes) if record_steps else ())
+    per_trial = (trials,) if trials else ()
     return Carry(jnp.zeros((), jnp.int32), first_orders(state, data),
-                 _zeros_like_shapes(metric_shapes), Counters.start(run),
-                 jnp.zeros((), jnp.float32), records)
+                 _zeros_like_shapes(metric_shapes), Counters.start(run, per_trial),
+                 jnp.zeros(per_trial, jnp.float32), records)
 
   def one_step(state, data, carry: Carry):
     step = state.step

@@ -106,20 +106,22 @@ def device_stats(config: ml_collections.ConfigDict) -> dict:
   return out
 
 
-def _load(config, plan: SplitPlan, mesh: Mesh) -> engine.MemorySplit:
+def _load(config, plan: SplitPlan, mesh: Mesh, seeds=None) -> engine.MemorySplit:
   images, labels = data_lib.load_split(config.dataset.name, plan.split, config.dataset.data_dir,
                                        plan.start, plan.stop)
-  return engine.put_split(images, labels, mesh, config.seed,
+  return engine.put_split(images, labels, mesh, config.seed if seeds is None else seeds,
                           pad_to=None if plan.train else plan.rows)
 
 
 class TrainInput:
   """Feeds the train dispatches: `feed(num_steps)` is the dispatch's `data` argument."""
 
-  def __init__(self, config: ml_collections.ConfigDict, plan: SplitPlan, mesh: Mesh):
+  def __init__(self, config: ml_collections.ConfigDict, plan: SplitPlan, mesh: Mesh,
+               seeds: list[int] | None = None):
+    """`seeds`: one per trial of a vectorized sweep (memory feed only): per-trial orders."""
     self.plan, self.mesh, self.config = plan, mesh, config
     if plan.in_memory:
-      self.split = _load(config, plan, mesh)
+      self.split = _load(config, plan, mesh, seeds)
       self.iterator = None
     else:
       self.split = None

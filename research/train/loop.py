@@ -75,7 +75,8 @@ def initial_state(config, model, info, tx_base, plateau, init_from: str | None):
   return state_lib.create_train_state(variables, tx, plateau, state_rng), tx
 
 
-def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+  """Whether `value` beats `best` by more than `min_delta` (mode 'max' or 'min')."""
   if best is None:
     return True
   return value > best + min_delta if mode == 'max' else value < best - min_delta
@@ -83,7 +84,7 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
 
 def update_early_stopping(loop: dict, value: float, step: int, es) -> None:
   """Records an evaluation in `loop` (best, best_step, bad_evals, stopped_early)."""
-  if _improved(value, loop['best'], es.mode, es.get('min_delta', 0.0)):
+  if improved(value, loop['best'], es.mode, es.get('min_delta', 0.0)):
     loop.update(best=value, best_step=step, bad_evals=0)
     return
   loop['bad_evals'] += 1

@@ -13,6 +13,7 @@ loop advances it after each evaluation (`build_plateau`) and the train step mult
 chain's updates by its current `scale`.
 """
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -112,7 +113,18 @@ def build_schedule(learning_rate: float, schedule: Mapping | None) -> optax.Scal
       [warmup_steps])
 
 
-def build_optimizer(config: Mapping) -> optax.GradientTransformation:
+def _make(factory, inject: bool, *args, **kwargs):
+  """factory(*args, **kwargs), or with `inject` through `optax.inject_hyperparams`: numeric
+  hyperparameters then live in the optimizer state (booleans and strings stay static)."""
+  if not inject:
+    return factory(*args, **kwargs)
+  names = list(inspect.signature(factory).parameters)
+  kwargs = {**dict(zip(names, args, strict=False)), **kwargs}
+  static = tuple(k for k, v in kwargs.items() if isinstance(v, bool | str) or v is None)
+  return optax.inject_hyperparams(factory, static_args=static)(**kwargs)
+
+
+def build_optimizer(config: Mapping, *, inject: bool = False) -> optax.GradientTransformation:
   """The optax chain of an `optimizer` config block (module docstring gives the order).
 
   Args:
@@ -120,6 +132,9 @@ def build_optimizer(config: Mapping) -> optax.GradientTransformation:
       with `weight_decay_mode` ('l2' adds wd x to g, 'l1' adds wd sign(x), 'decoupled' multiplies
       x by 1 - wd after the step), `clip_value`, `clip_norm`, `skip_nonfinite`, and the rule's own
       hyperparameters (`beta`, `b1`, `decay`, ...).
+    inject: build every part through `optax.inject_hyperparams`, so that its numeric
+      hyperparameters are arrays of the state (a vectorized sweep stacks the states of trials
+      with different values and vmaps one update over them). The updates are the same.
 
   Returns:
     An `optax.GradientTransformationExtraArgs`, wrapped in `research.optim.pack_small_leaves`.
@@ -128,23 +143,23 @@ def build_optimizer(config: Mapping) -> optax.GradientTransformation:
   cfg = _as_dict(config)
   parts = []
   if cfg.get('clip_value') is not None:
-    parts.append(optim.clip(cfg['clip_value']))
+    parts.append(_make(optim.clip, inject, cfg['clip_value']))
   if cfg.get('clip_norm') is not None:
-    parts.append(optim.clip_by_global_norm(cfg['clip_norm']))
+    parts.append(_make(optim.clip_by_global_norm, inject, cfg['clip_norm']))
   weight_decay = cfg.get('weight_decay', 0.0) or 0.0
   mode = cfg.get('weight_decay_mode', 'l2')
   if weight_decay and mode == 'l2':
-    parts.append(optim.add_l2_penalty(weight_decay))
+    parts.append(_make(optim.add_l2_penalty, inject, weight_decay))
   elif weight_decay and mode == 'l1':
-    parts.append(optim.add_l1_penalty(weight_decay))
+    parts.append(_make(optim.add_l1_penalty, inject, weight_decay))
   learning_rate = build_schedule(cfg['learning_rate'], cfg.get('schedule'))
   try:
-    parts.append(RULES[cfg['name']](learning_rate, **rule_kwargs(cfg)))
+    parts.append(_make(RULES[cfg['name']], inject, learning_rate, **rule_kwargs(cfg)))
   except TypeError as e:
     raise ValueError(f'optimizer {cfg["name"]!r} rejected its hyperparameters '
                      f'{rule_kwargs(cfg)}: {e}') from e
   if weight_decay and mode == 'decoupled':
-    parts.append(optim.decoupled_weight_decay(weight_decay))
+    parts.append(_make(optim.decoupled_weight_decay, inject, weight_decay))
   tx = optax.chain(*parts) if len(parts) > 1 else parts[0]
   if cfg.get('skip_nonfinite', False):
     tx = optim.skip_nonfinite(tx)
