@@ -34,18 +34,30 @@ def _format(value) -> str:
   return f'{value:.4g}' if isinstance(value, float) else str(value)
 
 
+def _replace(path: str, write_to) -> None:
+  """Writes `path` through a temporary file of this process, then renames it: the tasks of a
+  job array that finish together each write whole files, and the last rename wins."""
+  tmp = f'{path}.{os.getpid()}.tmp'
+  write_to(tmp)
+  os.replace(tmp, path)
+
+
+def _text(text: str):
+  def write_to(tmp):
+    with open(tmp, 'w') as f:
+      f.write(text)
+  return write_to
+
+
 def write(workdir: str, records: list[dict], dims, metric: str, mode: str) -> dict:
   """Writes trials.jsonl, best_config.json and sweep.png; returns the best record."""
-  with open(os.path.join(workdir, 'trials.jsonl.tmp'), 'w') as f:
-    for r in records:
-      f.write(json.dumps({k: v for k, v in r.items() if k != 'config'}) + '\n')
-  os.replace(os.path.join(workdir, 'trials.jsonl.tmp'), os.path.join(workdir, 'trials.jsonl'))
+  lines = ''.join(json.dumps({k: v for k, v in r.items() if k != 'config'}) + '\n'
+                  for r in records)
+  _replace(os.path.join(workdir, 'trials.jsonl'), _text(lines))
   best = ranked(records, metric, mode)[0]
-  with open(os.path.join(workdir, 'best_config.json.tmp'), 'w') as f:
-    json.dump(best['config'], f, indent=2, sort_keys=True)
-  os.replace(os.path.join(workdir, 'best_config.json.tmp'),
-             os.path.join(workdir, 'best_config.json'))
-  plot(os.path.join(workdir, 'sweep.png'), records, dims, metric)
+  _replace(os.path.join(workdir, 'best_config.json'),
+           _text(json.dumps(best['config'], indent=2, sort_keys=True)))
+  _replace(os.path.join(workdir, 'sweep.png'), lambda tmp: plot(tmp, records, dims, metric))
   return best
 
 
@@ -89,5 +101,5 @@ def plot(path: str, records: list[dict], dims, metric: str) -> None:
     ax.set_ylabel(b.key)
     fig.colorbar(points, ax=ax, label=f'best eval {metric}')
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=110, format='png')
   plt.close(fig)

@@ -168,7 +168,14 @@ class Sweep:
 
   def run(self, only: int | None = None) -> list[dict] | None:
     """Runs what is not done yet; returns every trial's record, or None if some are missing
-    (`only`: run just that trial, as one task of a job array)."""
+    (`only`: run just that trial, as one task of a job array; trials of the refined stage
+    are numbered on from the first stage's and run once the first stage is done)."""
+    first = len(self.stages[0])
+    total = first + (self.trials if self.refine else 0)
+    if only is not None and not 0 <= only < total:
+      raise ValueError(f'--trial={only} is not a trial of this sweep; trials are numbered '
+                       f'0..{total - 1}' + (' (--refine: the second stage from '
+                                             f'{first} on)' if self.refine else ''))
     self._claim_workdir()
     records = self.run_stage(1, self.stages[0], 0, only)
     if self.refine and all(r is not None for r in records):
@@ -176,6 +183,13 @@ class Sweep:
       dims = space_lib.refined(self.dims, [r['overrides'] for r in best])
       points = space_lib.random_points(dims, self.trials, self.seed + 1)
       records += self.run_stage(2, points, len(records), only)
+    elif self.refine:
+      if only is not None and only >= first:
+        missing = sum(r is None for r in records)
+        raise ValueError(f'--trial={only} is in the refined stage, which starts once all {first} '
+                         f'first-stage trials are done ({missing} are not); submit the second '
+                         'array with --dependency=afterok:FIRST_JOB_ID')
+      records += [None] * self.trials  # the second stage waits for the whole first
     if any(r is None for r in records):
       return None
     return records

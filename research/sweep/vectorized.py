@@ -20,9 +20,9 @@ values all build the same optimizer structure. Anything that changes shapes or t
 (widths, depths, names, batch size, the dataset, dropout rates that Flax compares with 0) runs
 one trial after another instead (`research.sweep` mode `sequential`).
 
-Trials that do not fit in memory together run in chunks of `chunk_size` trials, each chunk a
-vectorized run with its own checkpoints under DIR/chunk_NNN; a killed sweep resumes every chunk
-from its last checkpoint and ends as an uninterrupted one.
+Trials that do not fit in memory together run in chunks (`research.sweep.run`), each chunk a
+vectorized run with its own checkpoints under DIR/stage<S>_trials_<first>-<last>; a killed
+sweep resumes every chunk from its last checkpoint and ends as an uninterrupted one.
 """
 
 import json

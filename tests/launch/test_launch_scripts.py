@@ -15,6 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 TPU = REPO / "launch" / "tpu_vm.sh"
 GPU = REPO / "launch" / "gpu.sh"
 SLURM = REPO / "launch" / "slurm.sbatch"
+SWEEP_ARRAY = REPO / "launch" / "sweep_array.sbatch"
 CONFIG = "--config=experiments/configs/cifar10_resnet.py:resnet20"
 OVERRIDES = ["--config.batch_size=256", "--config.optimizer.learning_rate=0.2"]
 
@@ -406,7 +407,8 @@ def test_scripts_are_shellcheck_clean():
   if shellcheck is None:
     pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
   result = subprocess.run(
-    [shellcheck, "-x", str(TPU), str(GPU), str(SLURM), str(TPU.parent / "_common.sh")],
+    [shellcheck, "-x", str(TPU), str(GPU), str(SLURM), str(SWEEP_ARRAY),
+     str(TPU.parent / "_common.sh")],
     capture_output=True, text=True, timeout=60, cwd=TPU.parent.parent,  # -x follows `source`
   )
   assert result.returncode == 0, result.stdout
@@ -467,3 +469,73 @@ def test_slurm_script_trains_two_real_processes(tmp_path):
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
   assert "2 process(es)" in result.stdout + result.stderr
   assert (workdir / "metrics.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------- sweep_array.sbatch
+
+SWEEP_ARGS = ["--config=experiments/configs/mlp_digits.py:test",
+              "--space=optimizer.learning_rate=loguniform(1e-3,1e-1)", "--trials=2"]
+
+
+def test_sweep_array_dry_run_runs_the_task_id_as_one_sequential_trial():
+  result = _run(SWEEP_ARRAY, "--dry-run", *SWEEP_ARGS, "--workdir=/shared/sweep",
+                "--config.num_train_steps=4", env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "9"})
+  assert result.returncode == 0, result.stderr
+  (command, requeue) = _commands(result.stdout)
+  assert command[1:] == ["-m", "research.sweep", SWEEP_ARGS[0], "--workdir=/shared/sweep",
+                         "--mode=sequential", "--trial=1", *SWEEP_ARGS[1:],
+                         "--config.num_train_steps=4"]
+  assert requeue == ["scontrol", "requeue", "9"]
+
+
+@pytest.mark.parametrize("args, missing", [
+    (SWEEP_ARGS[:2], "--trials=N"), ([SWEEP_ARGS[0], SWEEP_ARGS[2]], "--space=KEY=DISTRIBUTION")])
+def test_sweep_array_missing_argument_or_task_id_is_one_clear_line(args, missing):
+  result = _run(SWEEP_ARRAY, *args, "--workdir=w")
+  assert result.returncode == 2 and missing in result.stderr.splitlines()[0]
+  result = _run(SWEEP_ARRAY, *SWEEP_ARGS, "--workdir=w")
+  assert result.returncode == 2 and "SLURM_ARRAY_TASK_ID is unset" in result.stderr
+
+
+def test_sweep_array_header_and_requeue_on_sigterm(tmp_path):
+  header = [line for line in SWEEP_ARRAY.read_text().splitlines() if line.startswith("#SBATCH")]
+  assert any(line.startswith("#SBATCH --array=") for line in header)
+  assert "#SBATCH --requeue" in header and any(line.startswith("#SBATCH --signal=TERM@")
+                                               for line in header)
+  venv = tmp_path / "venv"
+  (venv / "bin").mkdir(parents=True)
+  fake_python = venv / "bin" / "python"
+  fake_python.write_text("#!/usr/bin/env bash\nexit 143\n")  # the trial saved and stopped
+  fake_python.chmod(0o755)
+  bin_dir, log = _logger(tmp_path, "scontrol")
+  result = _run(SWEEP_ARRAY, f"--venv={venv}", *SWEEP_ARGS, "--workdir=w",
+                env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_ARRAY_TASK_ID": "0",
+                     "SLURM_JOB_ID": "41", "SLURM_SUBMIT_DIR": str(REPO)})
+  assert result.returncode == 0, result.stderr
+  assert _logged_calls(log) == [["requeue", "41"]]
+
+
+@pytest.mark.slow
+def test_sweep_array_tasks_run_together_into_one_sweep(tmp_path):
+  """Two real array tasks at once into one directory: each runs its trial; the report is
+  whole (written by the last to finish); the same command without --trial only reports."""
+  workdir = tmp_path / "sweep"
+  args = [*SWEEP_ARGS, f"--workdir={workdir}", "--config.num_train_steps=4"]
+  env = {**{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
+         "JAX_PLATFORMS": "cpu"}
+  tasks = [subprocess.Popen(["bash", str(SWEEP_ARRAY), f"--repo={REPO}", *args],
+                            env={**env, "SLURM_ARRAY_TASK_ID": str(i), "SLURM_JOB_ID": str(i)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in (0, 1)]
+  outputs = [t.communicate(timeout=300) for t in tasks]
+  assert [t.returncode for t in tasks] == [0, 0], outputs
+  import json  # noqa: PLC0415
+
+  lines = [json.loads(x) for x in (workdir / "trials.jsonl").read_text().splitlines()]
+  assert [r["trial"] for r in lines] == [0, 1]
+  assert all(r["mode"] == "sequential" for r in lines)
+  assert sum("best: trial" in out for out, _ in outputs) >= 1
+  report = subprocess.run([sys.executable, "-m", "research.sweep", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert report.returncode == 0 and "to run" not in report.stdout, report.stderr[-2000:]
+  assert "best: trial" in report.stdout
