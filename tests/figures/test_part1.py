@@ -23,7 +23,8 @@ REDUCED = {
     "lr_schedules": {"steps": 2000, "num_points": 1000},
     "weight_decay_strong_convexity": {"steps": 2000},
     "saddle_escape": {"seeds": 8},
-    "hyperparameter_search": {"seeds": 20, "curve_points": 12, "curve_eps": 3, "steps": 60},
+    "hyperparameter_search": {"seeds": 20, "curve_points": 12, "curve_eps": 3, "steps": 60,
+                              "digits_steps": 100, "digits_width": 64},
     "rate_table": {"kappas": (10.0, 100.0, 1000.0), "smooth_steps": 1000},
 }
 
@@ -41,7 +42,8 @@ DATA_KEYS = {
     "lr_schedules": {"final_gap": None, "etas": None},
     "weight_decay_strong_convexity": {"slope_alpha0": None, "rates": 3},
     "saddle_escape": {"escape_gd_near": None, "escape_sgd": 8},
-    "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9},
+    "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9,
+                              "digits": None},
     "rate_table": {"table": None, "kappas": 3, "kappa_slope_gd": None},
 }
 
