@@ -28,10 +28,18 @@ def verbose() -> bool:
   return FLAGS['verbosity'].present and FLAGS.verbosity >= 1
 
 
+HELP_FLAGS = ('--help', '-help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml')
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parsing, with a bad flag or config override as one `error:` line and exit 2."""
+  """absl's parsing, with a bad flag or config override as one `error:` line and exit 2, and
+  --help (which absl ends with exit status 1) ending with 0, as users and scripts expect."""
   try:
     return FLAGS(argv)
+  except SystemExit as e:
+    if e.code == 1 and any(a in HELP_FLAGS for a in argv[1:]):
+      sys.exit(0)
+    raise
   except Exception as e:  # noqa: BLE001  (flags.Error, and what ml_collections raises)
     if '--verbosity=1' in argv or '-v=1' in argv:
       traceback.print_exc()

@@ -5,6 +5,8 @@
 Parameters are counted on `jax.eval_shape(model.init, ...)`, so nothing is allocated.
 """
 
+import argparse
+
 import jax
 import jax.numpy as jnp
 
@@ -65,5 +67,11 @@ def table() -> str:
   return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+  argparse.ArgumentParser(prog="python -m research.models", description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
   print(table())
+
+
+if __name__ == "__main__":
+  main()
