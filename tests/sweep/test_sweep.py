@@ -167,3 +167,22 @@ def test_sweep_errors_are_one_line_before_anything_runs(flag, message, tmp_path)
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0]
   assert not os.path.exists(tmp_path / 's')
+
+
+def test_sweep_benchmark_runs_and_the_modes_find_the_same_best(tmp_path):
+  """A smoke run of experiments/benchmarks/sweep.py (timings are never asserted): the same
+  trials run vectorized, in-process sequential and as research.main processes find the same
+  best trial."""
+  out = tmp_path / 'sweep.json'
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.benchmarks.sweep', '--trials=2', '--steps=10',
+       f'--json={out}'], cwd=helpers.REPO, env=helpers.env(), capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  modes = json.loads(out.read_text())
+  assert set(modes) == {'vectorized', 'sequential', 'processes'}
+  best = {m: (r['best_learning_rate'], r['best_accuracy']) for m, r in modes.items()}
+  assert best['sequential'] == best['processes']
+  assert best['vectorized'][0] == best['sequential'][0]
+  assert abs(best['vectorized'][1] - best['sequential'][1]) <= 1 / 360 + 1e-9
+  assert 'processes / vectorized wall time' in result.stdout
