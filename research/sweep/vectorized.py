@@ -34,7 +34,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from research import data as data_lib
 from research.train import checkpoint as ckpt
 from research.train import engine, inputs, interrupt, loop, parallel, steps, validate
 from research.train import metrics as metrics_lib
@@ -118,14 +117,7 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str,
   """
   base = configs[0]
   t_start = time.perf_counter()
-  info = data_lib.get_info(base.dataset.name, base.dataset.data_dir)
-  mesh = parallel.create_mesh(base.get('num_devices', 0) or None)
-  data_lib.check_batch_size(base.batch_size, mesh.size, jax.process_count())
-  eval_batch_size = base.get('eval_batch_size') or base.batch_size
-  train_plan = inputs.plan_split(base, info, base.dataset.train_split, train=True,
-                                 batch_size=base.batch_size)
-  eval_plan = inputs.plan_split(base, info, base.dataset.eval_split, train=False,
-                                batch_size=eval_batch_size)
+  info, mesh, (train_plan, eval_plan) = loop.plan_inputs(base)
   if not (train_plan.in_memory and eval_plan.in_memory):
     raise ValueError(f'{base.dataset.name} does not fit dataset.in_memory_limit_mb: vectorized '
                      'trials need their data in device memory; use --mode=sequential')

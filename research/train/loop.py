@@ -140,16 +140,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir_lib.check_free(workdir)  # a live run here is the first thing to say
   # 1. Checks that need no compilation and write nothing.
   validate.check_config(config)
-  info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
-  validate.check_metric(config, info.task)
-  mesh = parallel.create_mesh(config.get('num_devices', 0) or None)
-  data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
-  eval_batch_size = config.get('eval_batch_size') or config.batch_size
-  data_lib.check_batch_size(eval_batch_size, mesh.size, jax.process_count())
-  plans = (inputs.plan_split(config, info, config.dataset.train_split, train=True,
-                             batch_size=config.batch_size),
-           inputs.plan_split(config, info, config.dataset.eval_split, train=False,
-                             batch_size=eval_batch_size))
+  info, mesh, plans = plan_inputs(config)
   model = create_model(config, info.num_classes)
   validate.check_workdir(config, workdir)
   resuming = ckpt.has_checkpoints(workdir)
@@ -170,6 +161,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   finally:
     if lock is not None:
       lock.release()
+
+
+def plan_inputs(config) -> tuple:
+  """(info, mesh, (train plan, eval plan)) after the checks that need no compilation: the
+  metric fits the task, both batch sizes divide across the devices and processes, both splits
+  fit where `dataset.in_memory` puts them."""
+  info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
+  validate.check_metric(config, info.task)
+  mesh = parallel.create_mesh(config.get('num_devices', 0) or None)
+  data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
+  eval_batch_size = config.get('eval_batch_size') or config.batch_size
+  data_lib.check_batch_size(eval_batch_size, mesh.size, jax.process_count())
+  plans = (inputs.plan_split(config, info, config.dataset.train_split, train=True,
+                             batch_size=config.batch_size),
+           inputs.plan_split(config, info, config.dataset.eval_split, train=False,
+                             batch_size=eval_batch_size))
+  return info, mesh, plans
 
 
 def _committed(manager) -> int:
