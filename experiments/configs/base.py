@@ -21,7 +21,8 @@ Keys (every one can be overridden with --config.KEY=VALUE):
   batch_size (global, over all devices and hosts), num_train_steps, log_every_steps,
   eval_every_steps, checkpoint_every_steps, keep_checkpoints, seed.
   init_from: another run's workdir (or checkpoint directory) to start from; head_pattern: the
-    regex of the layers that may change shape (default: the model's last top-level module).
+    regex of the layers that may change shape (default: `research.models.head_pattern(model)`,
+    from the model class's HEAD).
   freeze: regex of parameter paths kept fixed ('/'-joined, e.g. '^Dense_0/').
   early_stopping: metric, mode ('max'/'min'), patience (evaluations; 0 = off), min_delta.
   num_devices: 0 = all devices; n = the first n (single process, for comparisons).

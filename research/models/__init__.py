@@ -20,6 +20,7 @@ from research.models.losses import (
     accuracy,
     confusion_iou,
     confusion_matrix,
+    eval_metrics,
     iou_from_confusion,
     l1_penalty,
     l2_penalty,
@@ -30,9 +31,22 @@ from research.models.losses import (
 )
 
 __all__ = [
-    "MODELS", "create", "count_params", "accuracy", "confusion_iou", "confusion_matrix",
-    "iou_from_confusion", "l1_penalty", "l2_penalty", "mean_iou", "multiclass_svm_loss",
-    "softmax_cross_entropy", "top_k_accuracy",
+    "MODELS",
+    "create",
+    "count_params",
+    "head_pattern",
+    "with_batch_axis",
+    "accuracy",
+    "confusion_iou",
+    "confusion_matrix",
+    "eval_metrics",
+    "iou_from_confusion",
+    "l1_penalty",
+    "l2_penalty",
+    "mean_iou",
+    "multiclass_svm_loss",
+    "softmax_cross_entropy",
+    "top_k_accuracy",
 ]
 
 # name -> constructor (a module class or a functools.partial of one).
@@ -100,6 +114,27 @@ def create(name: str, *, num_classes: int, **kwargs) -> nn.Module:
     raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
   _check_kwargs(name, kwargs)
   return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def head_pattern(model: nn.Module) -> str:
+  """A regex matching the '/'-joined parameter paths of `model`'s output layer(s).
+
+  These are the layers whose shapes follow `num_classes` ('head', 'fc8', 'linear', the FCNs'
+  'score_*'); fine-tuning re-initializes them when the number of classes changes. Each model
+  class names its own in `HEAD`.
+  """
+  return rf"(^|/)({type(model).HEAD})(/|$)"
+
+
+def with_batch_axis(model: nn.Module, axis_name: str) -> nn.Module:
+  """`model` with its BatchNorm statistics averaged over the device axis `axis_name`.
+
+  Models without BatchNorm (no `axis_name` option) come back unchanged, and so does a model
+  whose `axis_name` was already set.
+  """
+  if getattr(model, "axis_name", "absent") is None:
+    return model.clone(axis_name=axis_name)
+  return model
 
 
 def count_params(tree) -> int:

@@ -21,7 +21,7 @@ biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere.
 """
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -62,6 +62,7 @@ class AlexNet(nn.Module):
     width: multiplier on every hidden width (1.0 is the paper; small values for tests).
   """
 
+  HEAD: ClassVar[str] = r"fc8"  # the output layer(s), as a regex
   num_classes: int
   conv_features: tuple[int, ...] = (96, 256, 384, 384, 256)
   conv_kernels: tuple[int, ...] = (11, 5, 3, 3, 3)

@@ -12,7 +12,7 @@ norm-act-conv1x1(floor(theta C))-avgpool2x2 with compression theta = 0.5 between
 """
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -37,6 +37,7 @@ class DenseNet(nn.Module):
     axis_name: the device axis BatchNorm averages its statistics over.
   """
 
+  HEAD: ClassVar[str] = r"head"  # the output layer(s), as a regex
   num_classes: int
   block_sizes: tuple[int, ...] = (16, 16, 16)
   growth_rate: int = 12

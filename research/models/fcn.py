@@ -18,7 +18,7 @@ fc6 and fc7 load into an FCN by parameter path (with `fc6_kernel` equal to the c
 pool5 size); `transfer_backbone` does that copy with shape checks.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -195,6 +195,7 @@ class VGG16(nn.Module):
   fc6 / fc7 when the FCN's `fc6_kernel` equals the pool5 size, so fine-tuning by path works.
   """
 
+  HEAD: ClassVar[str] = r"fc8"  # the output layer(s), as a regex
   num_classes: int
   width: float = 1.0
   activation: str = "relu"
@@ -226,6 +227,7 @@ class FCN(nn.Module):
     activation, norm, kernel_init, dropout_rate, axis_name: as in `VGG16`.
   """
 
+  HEAD: ClassVar[str] = r"(up)?score\w*"  # the score and learned-upsampling layers
   num_classes: int
   skips: tuple[str, ...] = ()
   width: float = 1.0

@@ -136,3 +136,20 @@ def mean_iou(logits: Array, labels: Array, num_classes: int,
              weights: Array | None = None) -> Array:
   """Mean of the per-class IoU over the classes present in labels or predictions."""
   return jnp.nanmean(confusion_iou(logits, labels, num_classes, weights))
+
+
+TOP5_MIN_CLASSES = 100  # top-5 accuracy is reported from this many classes on (ImageNet, CIFAR-100)
+
+
+def eval_metrics(task: str, num_classes: int) -> tuple[str, ...]:
+  """The metrics an evaluation of a `task` model with `num_classes` outputs reports.
+
+  Classification: accuracy and loss, plus top-5 accuracy from TOP5_MIN_CLASSES classes on.
+  Segmentation: mean IoU (over the classes present, from `iou_from_confusion`), pixel accuracy
+  (also reported as accuracy) and loss.
+  """
+  if task == "segmentation":
+    return ("mean_iou", "pixel_accuracy", "accuracy", "loss")
+  if task == "classification":
+    return ("accuracy", "loss") + (("top5_accuracy",) if num_classes >= TOP5_MIN_CLASSES else ())
+  raise ValueError(f"unknown task {task!r}; expected 'classification' or 'segmentation'")

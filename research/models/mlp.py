@@ -3,7 +3,7 @@
 Both flatten NHWC images to vectors x in R^D first.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -20,6 +20,7 @@ class Linear(nn.Module):
   "template" of the slides (the score is the inner product of the image with the template).
   """
 
+  HEAD: ClassVar[str] = r"linear"  # the output layer(s), as a regex
   num_classes: int
   kernel_init: Any = "zeros"
   bias_init: Any = "zeros"
@@ -51,6 +52,7 @@ class MLP(nn.Module):
     axis_name: the device axis BatchNorm averages its statistics over.
   """
 
+  HEAD: ClassVar[str] = r"head"  # the output layer(s), as a regex
   num_classes: int
   depth: int = 2
   width: int = 256

@@ -15,7 +15,7 @@ for 50), projection shortcuts (option B: 1x1 conv + norm) where the shape change
 """
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -120,6 +120,7 @@ class CifarResNet(nn.Module):
     axis_name: the device axis BatchNorm averages its statistics over.
   """
 
+  HEAD: ClassVar[str] = r"head"  # the output layer(s), as a regex
   num_classes: int
   depth: int = 20
   shortcut: bool = True
@@ -159,6 +160,7 @@ class ResNet(nn.Module):
     activation, norm, kernel_init, axis_name: as in `CifarResNet`.
   """
 
+  HEAD: ClassVar[str] = r"head"  # the output layer(s), as a regex
   num_classes: int
   stage_sizes: tuple[int, ...] = (2, 2, 2, 2)
   bottleneck: bool = False

@@ -39,12 +39,6 @@ class MergeReport(NamedTuple):
             f'unused from checkpoint {self.unused or "none"}')
 
 
-# The output layers of research.models ('head' of the MLP, ResNets and DenseNets, 'fc8' of
-# VGG / AlexNet, 'linear' of the linear classifier, the FCNs' 'score_*'): the layers whose shape
-# changes with num_classes.
-DEFAULT_HEAD_PATTERN = r'(^|/)(head|fc8|linear|logits|classifier|score_\w+)(/|$)'
-
-
 def merge(fresh: dict, loaded: dict, head_pattern: str, *, collection: str = 'params'
           ) -> tuple[dict, MergeReport]:
   """Takes each array of `loaded` into `fresh` at the same path when shapes agree.
@@ -77,10 +71,12 @@ def merge(fresh: dict, loaded: dict, head_pattern: str, *, collection: str = 'pa
   return unflatten(merged) if merged else {}, report
 
 
-def merge_variables(fresh: dict, loaded: dict, head_pattern: str | None
-                    ) -> tuple[dict, MergeReport]:
-  """`merge` for 'params' and 'batch_stats'; raises if nothing at all matched."""
-  head_pattern = head_pattern or DEFAULT_HEAD_PATTERN
+def merge_variables(fresh: dict, loaded: dict, head_pattern: str) -> tuple[dict, MergeReport]:
+  """`merge` for 'params' and 'batch_stats'; raises if nothing at all matched.
+
+  `head_pattern`: the output layers' paths (`config.head_pattern`, else
+  `research.models.head_pattern(model)`).
+  """
   out, total = dict(fresh), MergeReport([], [], [], [])
   for collection in ('params', 'batch_stats'):
     if collection not in fresh:

@@ -5,7 +5,6 @@ Reads top to bottom: create_model, initial_state, early stopping, then the loop:
 at dispatch boundaries log, evaluate, early stop / reduce on plateau, checkpoint, resume.
 """
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -43,10 +42,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
   """The model of `config.model` ({'name', **kwargs}), its BatchNorm synced over 'batch'."""
   kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
   model = models.create(config.model.name, num_classes=num_classes, **kwargs)
-  fields = {f.name for f in dataclasses.fields(model)}
-  if 'axis_name' in fields and model.axis_name is None:
-    model = model.clone(axis_name=parallel.AXIS)
-  return model
+  return models.with_batch_axis(model, parallel.AXIS)
 
 
 def abstract_state(config, model, info, tx_base, plateau):
@@ -67,7 +63,8 @@ def initial_state(config, model, info, tx_base, plateau, init_from: str | None):
   variables = jax.tree.map(np.asarray, dict(variables))
   if init_from:
     loaded = ckpt.load_variables(init_from)
-    variables, report = finetune.merge_variables(variables, loaded, config.get('head_pattern'))
+    variables, report = finetune.merge_variables(
+        variables, loaded, config.get('head_pattern') or models.head_pattern(model))
     _log(report.summary())
   tx, frozen = finetune.apply_freeze(tx_base, variables['params'], config.freeze)
   if frozen:
@@ -168,7 +165,7 @@ def plan_inputs(config) -> tuple:
   metric fits the task, both batch sizes divide across the devices and processes, both splits
   fit where `dataset.in_memory` puts them."""
   info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
-  validate.check_metric(config, info.task)
+  validate.check_metric(config, info.task, info.num_classes)
   mesh = parallel.create_mesh(config.get('num_devices', 0) or None)
   data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
   eval_batch_size = config.get('eval_batch_size') or config.batch_size
@@ -202,7 +199,7 @@ def _train(config, workdir, info, mesh, plans, model, tx_base, plateau, init_fro
   host_state, tx = initial_state(config, model, info, tx_base, plateau, init_from)
   train_input = inputs.TrainInput(config, train_plan, mesh)
   interval = train_input.host_steps(dispatch_interval(config))
-  _log(f'{config.model.name}: {state_lib.param_count(host_state.params):,} parameters; '
+  _log(f'{config.model.name}: {models.count_params(host_state.params):,} parameters; '
        f'{config.dataset.name} ({info.task}); {mesh.size} devices, {jax.process_count()} '
        f'process(es); global batch {config.batch_size}; input from '
        f'{"device memory" if train_plan.in_memory else "the host pipeline"}, '

@@ -80,5 +80,3 @@ def plateau_scale(plateau_state) -> jax.Array:
   return jnp.asarray(plateau_state.scale, jnp.float32)
 
 
-def param_count(params) -> int:
-  return int(sum(x.size for x in jax.tree.leaves(params)))

@@ -109,7 +109,7 @@ def make_eval_step(model: nn.Module, *, num_classes: int, task: str = 'classific
       sums['confusion'] = losses.confusion_matrix(logits, labels, num_classes, weights=mask)
     else:
       sums['accuracy'] = losses.accuracy(logits, labels, weights=mask) * count
-      if num_classes >= 100:
+      if 'top5_accuracy' in losses.eval_metrics(task, num_classes):
         sums['top5_accuracy'] = losses.top_k_accuracy(logits, labels, 5, weights=mask) * count
     if axis_name is not None:
       sums = jax.lax.psum(sums, axis_name)
@@ -128,11 +128,9 @@ def summarize(sums: dict) -> dict[str, float]:
     if key in sums:
       out[key] = float(sums[key]) / count
   if 'confusion' in sums:
-    confusion = np.asarray(sums['confusion'], np.float64)
-    tp = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    present = union > 0
-    out['pixel_accuracy'] = float(tp.sum() / max(confusion.sum(), 1.0))
-    out['mean_iou'] = float(np.mean(tp[present] / union[present])) if present.any() else 0.0
+    confusion = np.asarray(sums['confusion'], np.float32)
+    iou = np.asarray(losses.iou_from_confusion(confusion))  # NaN for classes absent everywhere
+    out['pixel_accuracy'] = float(np.trace(confusion) / max(confusion.sum(), 1.0))
+    out['mean_iou'] = float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
     out['accuracy'] = out['pixel_accuracy']
   return out

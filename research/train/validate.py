@@ -7,6 +7,7 @@ import re
 
 import ml_collections
 
+from research import models
 from research.train import optimizer as optimizer_lib
 from research.train import steps
 
@@ -16,8 +17,6 @@ REQUIRED = ('model', 'dataset', 'optimizer', 'batch_size', 'num_train_steps', 'e
 # Keys that may change between a run and its resumption (they do not change the computation).
 RESUMABLE_CHANGES = ('num_train_steps', 'progress_bar', 'tensorboard', 'log_every_steps',
                      'steps_per_dispatch')
-METRICS = {'classification': ('accuracy', 'loss', 'top5_accuracy'),
-           'segmentation': ('mean_iou', 'pixel_accuracy', 'accuracy', 'loss')}
 
 
 def _positive_int(config, key: str) -> None:
@@ -55,9 +54,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f'config.{key}={config[key]!r} is not a valid regex: {e}') from e
 
 
-def check_metric(config: ml_collections.ConfigDict, task: str) -> None:
+def check_metric(config: ml_collections.ConfigDict, task: str, num_classes: int) -> None:
   """The monitored metrics must be ones that evaluation produces for this task."""
-  known = METRICS[task]
+  known = models.eval_metrics(task, num_classes)
   if config.early_stopping.metric not in known:
     raise ValueError(f'early_stopping.metric={config.early_stopping.metric!r} is not produced '
                      f'for {task}; use one of {known}')

@@ -255,3 +255,45 @@ def test_linear_templates_have_the_image_shape():
   templates = v["params"]["linear"]["kernel"].T.reshape(3, 4, 5, 2)
   scores = model.apply(v, x)
   np.testing.assert_allclose(scores[0], (templates * x).sum((1, 2, 3)) + 0.1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, head", [
+    ("linear", "linear"), ("mlp", "head"), ("alexnet", "fc8"), ("resnet20", "head"),
+    ("resnet18", "head"), ("densenet_bc_100", "head"), ("vgg16", "fc8"), ("fcn8s", "score_fr"),
+])
+def test_head_pattern_matches_the_output_layer_only(name, head):
+  """The head regex matches exactly the parameters whose shapes follow num_classes."""
+  import re
+
+  from flax import traverse_util
+
+  shape = (1, 224, 224, 3) if name in ("alexnet", "vgg16") else (1, 32, 32, 3)
+  shapes = {}
+  for num_classes in (3, 5):
+    model = models.create(name, num_classes=num_classes)
+    variables = jax.eval_shape(
+        lambda m=model: m.init({"params": jax.random.PRNGKey(0),
+                                "dropout": jax.random.PRNGKey(0)}, jnp.zeros(shape), train=False))
+    flat = traverse_util.flatten_dict(variables["params"], sep="/")
+    shapes[num_classes] = {p: v.shape for p, v in flat.items()}
+  pattern = re.compile(models.head_pattern(model))
+  changed = {p for p in shapes[3] if shapes[3][p] != shapes[5][p]}
+  matched = {p for p in shapes[3] if pattern.search(p)}
+  assert changed == matched, (changed, matched)
+  assert any(p.split("/")[0] == head for p in matched)
+
+
+def test_with_batch_axis_sets_the_axis_only_where_there_is_one():
+  assert models.with_batch_axis(models.create("resnet20", num_classes=10), "b").axis_name == "b"
+  kept = models.create("resnet20", num_classes=10, axis_name="x")
+  assert models.with_batch_axis(kept, "b").axis_name == "x"
+  linear = models.create("linear", num_classes=10)
+  assert models.with_batch_axis(linear, "b") is linear
+
+
+def test_eval_metrics_follow_task_and_classes():
+  assert models.eval_metrics("classification", 10) == ("accuracy", "loss")
+  assert "top5_accuracy" in models.eval_metrics("classification", 100)
+  assert "mean_iou" in models.eval_metrics("segmentation", 3)
+  with pytest.raises(ValueError, match="unknown task"):
+    models.eval_metrics("regression", 1)

@@ -12,6 +12,8 @@ from research.train import checkpoint, finetune, train_and_evaluate
 from research.train import state as state_lib
 from tests.train import helpers
 
+HEAD = models.head_pattern(models.create('mlp', num_classes=10))
+
 
 def _fresh(num_classes=10, width=32):
   model = models.create('mlp', num_classes=num_classes, depth=2, width=width)
@@ -23,7 +25,7 @@ def test_new_head_is_reinitialized_and_reported(tiny_run):
   workdir, _ = tiny_run
   loaded = checkpoint.load_variables(workdir)
   fresh = _fresh(num_classes=7)
-  merged, report = finetune.merge_variables(fresh, loaded, None)
+  merged, report = finetune.merge_variables(fresh, loaded, HEAD)
   assert sorted(report.reinitialized) == ['params/head/bias', 'params/head/kernel']
   np.testing.assert_array_equal(merged['params']['head']['kernel'],
                                 fresh['params']['head']['kernel'])
@@ -36,7 +38,7 @@ def test_new_head_is_reinitialized_and_reported(tiny_run):
 def test_shape_mismatch_outside_the_head_lists_the_paths(tiny_run):
   workdir, _ = tiny_run
   with pytest.raises(ValueError) as info:
-    finetune.merge_variables(_fresh(width=16), checkpoint.load_variables(workdir), None)
+    finetune.merge_variables(_fresh(width=16), checkpoint.load_variables(workdir), HEAD)
   text = str(info.value)
   assert 'params/dense_0/kernel' in text and 'params/dense_1/kernel' in text
   assert '(64, 32)' in text and '(64, 16)' in text
