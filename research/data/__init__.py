@@ -1,13 +1,16 @@
 """Datasets, input pipelines, augmentations and device batching (knows no model, no loop).
 
-TensorFlow is never imported at package import; TFDS only when a dataset is opened.
+One dataset is one `DatasetSpec` in `research.data.datasets.DATASETS`. TensorFlow is never
+imported to read data; TFDS only when a TFDS dataset is opened.
 """
 
-from research.data import augment, device, host_augment
+from research.data import augment, device
 from research.data.datasets import (
+  DATASETS,
   ChannelStats,
   DatasetInfo,
   DatasetNotFoundError,
+  DatasetSpec,
   channel_stats,
   eval_crop,
   get_info,
@@ -16,39 +19,46 @@ from research.data.datasets import (
   load_split,
   open_source,
   record_shape,
+  register,
+  register_arrays,
   resolve_data_dir,
+  spec,
   split_nbytes,
+  tfds_classification,
 )
 from research.data.pipeline import (
   DataIterator,
   check_batch_size,
   create_iterator,
+  host_augmentation,
   make_iterator,
-  prefetch_to_device,
-  shard_batch,
 )
 
 __all__ = [
+  "DATASETS",
   "ChannelStats",
   "DataIterator",
   "DatasetInfo",
   "DatasetNotFoundError",
+  "DatasetSpec",
   "augment",
-  "device",
   "channel_stats",
-  "eval_crop",
   "check_batch_size",
   "create_iterator",
+  "device",
+  "eval_crop",
   "get_info",
-  "host_augment",
+  "host_augmentation",
   "known_names",
   "load_arrays",
   "load_split",
   "make_iterator",
   "open_source",
-  "prefetch_to_device",
   "record_shape",
+  "register",
+  "register_arrays",
   "resolve_data_dir",
-  "shard_batch",
+  "spec",
   "split_nbytes",
+  "tfds_classification",
 ]

@@ -3,7 +3,7 @@
 Images are (H, W, C) float arrays, masks (H, W) integer arrays; every random function takes a
 ``jax.random`` key first and can be ``jax.vmap``-ed over a batch with split keys. Sizes
 (crop size, padding) are static Python ints. The host (NumPy) versions used inside the input
-pipeline are in :mod:`research.data.host_augment`.
+pipeline are the ``host_*`` functions of :mod:`research.data.pipeline`.
 
 AlexNet (Krizhevsky et al., 2012), as in the lecture: subtract the training mean; train on
 random 224 x 224 crops of the 256 x 256 images and their mirror images; at test time average

@@ -1,26 +1,35 @@
-"""Dataset names, their info, random-access sources, whole splits in memory, channel statistics.
+"""What a dataset is: one :class:`DatasetSpec` per name, random-access sources, splits in memory.
 
 Every dataset is read as a random-access source of records
-``{'image': uint8 (H, W, C), 'label': int32 () or int32 (H, W)}`` (a ``grain.MapDataset``):
+``{'image': uint8 (H, W, C), 'label': int32 () or int32 (H, W)}`` (a ``grain.MapDataset``).
+Everything the rest of the package asks about a dataset (its source, splits, shapes, task, how a
+stored record is decoded, the test-time view, the default training augmentation, how to prepare
+it) is a field of its spec in :data:`DATASETS`; nothing else switches on a dataset's name.
 
-* TFDS names go through ``tfds.builder(...).as_data_source(split)`` (``array_record`` files,
-  random access without TensorFlow), with no download: a dataset that is not prepared raises
-  :class:`DatasetNotFoundError` naming the dataset, the data directory and the command to
-  prepare it, before anything else runs.
-* ``digits`` is scikit-learn's digits, built locally into the data directory on first use
-  (:mod:`research.data.digits`).
-* ``fashion_mnist_idx`` and ``idx:<directory>`` read MNIST-format IDX files
-  (:mod:`research.data.idx`).
+Sources (``DatasetSpec.source``):
+
+* ``"tfds"``: a prepared TFDS dataset, read through ``tfds.builder(...).as_data_source(split)``
+  (``array_record`` files, random access, no TensorFlow). Nothing is downloaded: a dataset that
+  is not prepared raises :class:`DatasetNotFoundError` naming the dataset, the data directory and
+  the command that prepares it. Adding a TFDS classification dataset is one entry:
+  ``tfds_classification("svhn_cropped", 10, (32, 32, 3))``.
+* ``"builder"``: built locally on first use (scikit-learn's ``digits``,
+  :mod:`research.data.digits`).
+* ``"idx"``: MNIST-format IDX files in a directory (:mod:`research.data.idx`):
+  ``fashion_mnist_idx`` (``$RESEARCH_FASHION_MNIST_DIR``, by default the folder of Debian's
+  ``dataset-fashion-mnist``) and any ``idx:<directory>``.
+* ``"arrays"``: NumPy arrays registered in this process with :func:`register_arrays`.
 
 The data directory is ``data_dir`` if given, else ``$TFDS_DATA_DIR``, else
 ``~/tensorflow_datasets`` (TFDS's default).
 """
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import grain
@@ -28,11 +37,13 @@ import numpy as np
 
 from research.data import idx as idx_lib
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 STATS_MAX_EXAMPLES = 60_000  # channel statistics use at most this many training images
 IMAGENET_RESIZE = 256  # AlexNet: shorter side to 256, central 256 x 256 patch
 IMAGENET_CROP = 224
 PET_SIZE = 128  # oxford_iiit_pet images and masks are resized to PET_SIZE x PET_SIZE
+FASHION_MNIST_DIR_ENV = "RESEARCH_FASHION_MNIST_DIR"
+FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+TASKS = ("classification", "segmentation")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -62,99 +73,76 @@ class ChannelStats(NamedTuple):
   eigenvectors: np.ndarray  # (C, C) float32, column i belongs to eigenvalue i
 
 
-class _TfdsSpec(NamedTuple):
-  tfds_name: str
-  splits: tuple[str, ...]
-  num_classes: int
-  image_shape: tuple[int, int, int]
-  task: str
-  manual: bool = False
+def classification_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
+  """A TFDS classification record {'image', 'label', ...} -> {'image': uint8, 'label': int32}."""
+  return {"image": np.asarray(record["image"], np.uint8), "label": np.int32(record["label"])}
 
 
-TFDS_DATASETS: dict[str, _TfdsSpec] = {
-  "mnist": _TfdsSpec("mnist", ("train", "test"), 10, (28, 28, 1), "classification"),
-  "fashion_mnist": _TfdsSpec("fashion_mnist", ("train", "test"), 10, (28, 28, 1), "classification"),
-  "cifar10": _TfdsSpec("cifar10", ("train", "test"), 10, (32, 32, 3), "classification"),
-  "cifar100": _TfdsSpec("cifar100", ("train", "test"), 100, (32, 32, 3), "classification"),
-  "imagenet2012": _TfdsSpec(
-    "imagenet2012",
-    ("train", "validation"),
-    1000,
-    (IMAGENET_CROP, IMAGENET_CROP, 3),
-    "classification",
-    manual=True,
-  ),
-  "oxford_iiit_pet": _TfdsSpec(
-    "oxford_iiit_pet", ("train", "test"), 3, (PET_SIZE, PET_SIZE, 3), "segmentation"
-  ),
-}
-LOCAL_DATASETS = ("digits", "fashion_mnist_idx", "idx:<directory>")
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Everything about one dataset.
+
+  Attributes:
+    name: the name configs use (``config.dataset.name``).
+    source: where records come from: "tfds", "builder", "idx" or "arrays" (module docstring).
+    splits: the split names.
+    task: "classification" (int32 labels) or "segmentation" (int32 (H, W) masks).
+    num_classes: classes, or None to count them from the labels (IDX files, arrays).
+    image_shape: (H, W, C) of the images batches hold, or None to read it from the records.
+    stored_shape: (H, W, C) of the stored records where it differs from ``image_shape``
+      (ImageNet's 256 x 256 records, cropped to 224 by the augmentation or ``eval_crop``).
+    decode: a stored record -> ``{'image': uint8 (H, W, C), 'label': int32}``.
+    eval_crop: the side of the central crop that is the test-time view, or None (the record).
+    augmentation: the default training augmentation preset (``research.data.pipeline``).
+    prepare: how to make the dataset present, shown when it is missing; ``{data_dir}`` is
+      replaced by the data directory.
+    tfds_name: the TFDS name ("tfds" sources).
+    directory: the folder of the IDX files ("idx" sources).
+    arrays: {split: (images uint8 (N, H, W, C), labels)} ("arrays" sources).
+  """
+
+  name: str
+  source: str
+  splits: tuple[str, ...] = ("train", "test")
+  task: str = "classification"
+  num_classes: int | None = None
+  image_shape: tuple[int, int, int] | None = None
+  stored_shape: tuple[int, int, int] | None = None
+  decode: Callable[[dict[str, Any]], dict[str, np.ndarray]] = classification_record
+  eval_crop: int | None = None
+  augmentation: str = "none"
+  prepare: str = ""
+  tfds_name: str | None = None
+  directory: str | None = None
+  arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = dataclasses.field(
+    default=None, repr=False, compare=False
+  )
 
 
-def known_names() -> list[str]:
-  return [*LOCAL_DATASETS, *TFDS_DATASETS]
-
-
-def resolve_data_dir(data_dir: str | None = None) -> str:
-  """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
-  if data_dir:
-    return os.fspath(data_dir)
-  return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
-
-
-def _idx_dir(name: str) -> str | None:
-  if name == "fashion_mnist_idx":
-    return FASHION_MNIST_DIR
-  if name.startswith("idx:"):
-    return name[len("idx:") :]
-  return None
-
-
-def _check_name(name: str) -> None:
-  if name == "digits" or _idx_dir(name) is not None or name in TFDS_DATASETS:
-    return
-  raise ValueError(f"Unknown dataset name {name!r}; known: {', '.join(known_names())}.")
-
-
-def _check_split(name: str, split: str, splits: tuple[str, ...]) -> None:
-  if split not in splits:
-    raise ValueError(f"Dataset {name!r} has no split {split!r}; its splits are {list(splits)}.")
-
-
-# ----------------------------------------------------------------------------- TFDS datasets
-
-
-def _missing_message(name: str, data_dir: str, reason: str) -> str:
-  spec = TFDS_DATASETS[name]
-  build = f"tfds build {spec.tfds_name} --data_dir={data_dir} --file_format=array_record"
-  if spec.manual:
-    how = (
-      f"download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org "
-      f"into {os.path.join(data_dir, 'downloads', 'manual')}, then run `{build}`"
+def _tfds_prepare(tfds_name: str, manual: bool = False) -> str:
+  build = f"tfds build {tfds_name} --data_dir={{data_dir}} --file_format=array_record"
+  setup = "pip install -e '.[prepare]' (TensorFlow, which `tfds build` needs)"
+  if manual:
+    return (
+      f"{setup}; download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
+      f"https://image-net.org into {{data_dir}}/downloads/manual, then run `{build}`"
     )
-  else:
-    how = f"on a machine with internet access run `{build}` (then copy {data_dir} here if needed)"
-  return f"Dataset {name!r} {reason} in data dir {data_dir!r}. To prepare it, {how}."
+  return f"{setup}, then on a machine with internet access run `{build}` (copy {{data_dir}} here)"
 
 
-def _tfds_builder(name: str, data_dir: str):
-  """The prepared TFDS builder of ``name``; raises DatasetNotFoundError before any download."""
-  import tensorflow_datasets as tfds
-
-  builder = tfds.builder(TFDS_DATASETS[name].tfds_name, data_dir=data_dir)
-  if not builder.is_prepared():
-    raise DatasetNotFoundError(_missing_message(name, data_dir, "is not prepared"))
-  return builder
-
-
-def _tfds_source(name: str, split: str, data_dir: str):
-  builder = _tfds_builder(name, data_dir)
-  try:
-    return builder.as_data_source(split=split)
-  except NotImplementedError as error:  # prepared, but as tfrecord: no random access
-    raise DatasetNotFoundError(
-      _missing_message(name, data_dir, "is not stored as array_record (random access)")
-    ) from error
+def tfds_classification(
+  tfds_name: str, num_classes: int, image_shape: tuple[int, int, int], **fields
+) -> DatasetSpec:
+  """The spec of a TFDS image classification dataset stored as {'image', 'label'} records."""
+  fields = {"prepare": _tfds_prepare(tfds_name), **fields}
+  return DatasetSpec(
+    name=tfds_name,
+    source="tfds",
+    num_classes=num_classes,
+    image_shape=image_shape,
+    tfds_name=tfds_name,
+    **fields,
+  )
 
 
 def _resize(image: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
@@ -192,14 +180,190 @@ def _pet_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
   return {"image": image, "label": label}
 
 
-def classification_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
-  return {"image": np.asarray(record["image"], np.uint8), "label": np.int32(record["label"])}
+def fashion_mnist_dir() -> str:
+  """``$RESEARCH_FASHION_MNIST_DIR``, else Debian's ``/usr/share/datasets/fashion-mnist``."""
+  return os.environ.get(FASHION_MNIST_DIR_ENV) or FASHION_MNIST_DEFAULT_DIR
 
 
-def _record_fn(name: str) -> Callable[[dict[str, Any]], dict[str, np.ndarray]]:
-  return {"imagenet2012": _imagenet_record, "oxford_iiit_pet": _pet_record}.get(
-    name, classification_record
+_IDX_PREPARE = "put MNIST-format IDX files (train-images-idx3-ubyte[.gz], ...) in {directory}"
+
+DATASETS: dict[str, DatasetSpec] = {
+  spec.name: spec
+  for spec in (
+    DatasetSpec(
+      name="digits",
+      source="builder",
+      num_classes=10,
+      image_shape=(8, 8, 1),
+      prepare="nothing to do: it is built from scikit-learn into {data_dir} on first use",
+    ),
+    DatasetSpec(
+      name="fashion_mnist_idx",
+      source="idx",
+      num_classes=10,
+      image_shape=(28, 28, 1),
+      prepare=(
+        "on Debian `apt-get install dataset-fashion-mnist`, or " + _IDX_PREPARE
+        + f" (that folder is ${FASHION_MNIST_DIR_ENV}, else {FASHION_MNIST_DEFAULT_DIR})"
+      ),
+    ),
+    tfds_classification("mnist", 10, (28, 28, 1)),
+    tfds_classification("fashion_mnist", 10, (28, 28, 1)),
+    tfds_classification("cifar10", 10, (32, 32, 3), augmentation="crop_flip"),
+    tfds_classification("cifar100", 100, (32, 32, 3), augmentation="crop_flip"),
+    tfds_classification(
+      "imagenet2012",
+      1000,
+      (IMAGENET_CROP, IMAGENET_CROP, 3),
+      splits=("train", "validation"),
+      stored_shape=(IMAGENET_RESIZE, IMAGENET_RESIZE, 3),
+      decode=_imagenet_record,
+      eval_crop=IMAGENET_CROP,
+      augmentation="alexnet",
+      prepare=_tfds_prepare("imagenet2012", manual=True),
+    ),
+    DatasetSpec(
+      name="oxford_iiit_pet",
+      source="tfds",
+      task="segmentation",
+      num_classes=3,
+      image_shape=(PET_SIZE, PET_SIZE, 3),
+      decode=_pet_record,
+      augmentation="segmentation",
+      tfds_name="oxford_iiit_pet",
+      prepare=_tfds_prepare("oxford_iiit_pet"),
+    ),
   )
+}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+  """Adds ``spec`` to :data:`DATASETS` (a new name, or again an "arrays" name); returns it."""
+  if spec.source not in ("tfds", "builder", "idx", "arrays"):
+    raise ValueError(f"DatasetSpec.source={spec.source!r} must be tfds, builder, idx or arrays")
+  if spec.task not in TASKS:
+    raise ValueError(f"DatasetSpec.task={spec.task!r} must be one of {TASKS}")
+  old = DATASETS.get(spec.name)
+  if old is not None and not (old.source == spec.source == "arrays"):
+    raise ValueError(f"dataset {spec.name!r} is already defined; choose another name")
+  DATASETS[spec.name] = spec
+  return spec
+
+
+def register_arrays(
+  name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], *, task: str = "classification",
+  num_classes: int | None = None, augmentation: str = "none",
+) -> str:
+  """Registers in-memory arrays as the dataset ``name`` of this process; returns ``name``.
+
+  Args:
+    splits: {split: (images, labels)}: images uint8 (N, H, W, C), or floats in [0, 1] (stored
+      as ``round(255 x)``); labels int (N,), or (N, H, W) masks for segmentation.
+    num_classes: default: the largest label + 1 over all splits.
+
+  A training config then names it like any other dataset (``config.dataset.name = name``);
+  registering the same name again replaces the arrays.
+  """
+  stored = {}
+  for split, (images, labels) in splits.items():
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+      images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
+    labels = np.asarray(labels, np.int32)
+    if images.ndim != 4 or len(images) != len(labels):
+      raise ValueError(
+        f"register_arrays({name!r}): split {split!r} has images {images.shape} and labels "
+        f"{labels.shape}; expected (N, H, W, C) and (N,) or (N, H, W)"
+      )
+    stored[split] = idx_lib.IdxArrays(images, labels)
+  register(
+    DatasetSpec(
+      name=name,
+      source="arrays",
+      splits=tuple(stored),
+      task=task,
+      num_classes=num_classes,
+      augmentation=augmentation,
+      arrays=stored,
+      prepare="call research.data.register_arrays in this process first",
+    )
+  )
+  return name
+
+
+def known_names() -> list[str]:
+  return [*DATASETS, "idx:<directory>"]
+
+
+def spec(name: str) -> DatasetSpec:
+  """The spec of ``name`` (``idx:<directory>`` makes one); ValueError for an unknown name."""
+  if name.startswith("idx:"):
+    directory = name[len("idx:") :]
+    return DatasetSpec(name=name, source="idx", directory=directory, prepare=_IDX_PREPARE)
+  if name not in DATASETS:
+    raise ValueError(f"Unknown dataset name {name!r}; known: {', '.join(known_names())}.")
+  found = DATASETS[name]
+  if found.name == "fashion_mnist_idx":
+    return dataclasses.replace(found, directory=fashion_mnist_dir())
+  return found
+
+
+def resolve_data_dir(data_dir: str | None = None) -> str:
+  """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
+  if data_dir:
+    return os.fspath(data_dir)
+  return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def _check_split(spec_: DatasetSpec, split: str) -> None:
+  if split not in spec_.splits:
+    raise ValueError(
+      f"Dataset {spec_.name!r} has no split {split!r}; its splits are {list(spec_.splits)}."
+    )
+
+
+def _missing(spec_: DatasetSpec, data_dir: str, reason: str) -> DatasetNotFoundError:
+  how = spec_.prepare.format(data_dir=data_dir, directory=spec_.directory)
+  where = f"in {spec_.directory!r}" if spec_.source == "idx" else f"in data dir {data_dir!r}"
+  return DatasetNotFoundError(f"Dataset {spec_.name!r} {reason} {where}. To prepare it, {how}.")
+
+
+def _tfds_source(spec_: DatasetSpec, split: str, data_dir: str):
+  """The split's TFDS data source; raises DatasetNotFoundError before any download."""
+  import tensorflow_datasets as tfds
+
+  builder = tfds.builder(spec_.tfds_name, data_dir=data_dir)
+  if not builder.is_prepared():
+    raise _missing(spec_, data_dir, "is not prepared")
+  try:
+    return builder.as_data_source(split=split)
+  except NotImplementedError as error:  # prepared, but as tfrecord: no random access
+    raise _missing(spec_, data_dir, "is not stored as array_record (random access)") from error
+
+
+class ArraySource(Sequence):
+  """Random access to in-memory arrays: ``source[i] == {'image': uint8, 'label': int32}``."""
+
+  def __init__(self, arrays: idx_lib.IdxArrays):
+    self.arrays = arrays
+
+  def __len__(self) -> int:
+    return len(self.arrays.labels)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    return {"image": self.arrays.images[index], "label": self.arrays.labels[index]}
+
+
+def _arrays(spec_: DatasetSpec, split: str) -> idx_lib.IdxArrays | None:
+  """The split as arrays for the sources that hold them ("idx", "arrays"), else None."""
+  if spec_.source == "arrays":
+    return spec_.arrays[split]
+  if spec_.source == "idx":
+    try:
+      return idx_lib.read_split(spec_.directory, split)
+    except FileNotFoundError as error:
+      raise _missing(spec_, "", f"is missing: {error}") from error
+  return None
 
 
 # ----------------------------------------------------------------------------- all datasets
@@ -208,67 +372,51 @@ def _record_fn(name: str) -> Callable[[dict[str, Any]], dict[str, np.ndarray]]:
 def open_source(name: str, split: str, data_dir: str | None = None) -> grain.MapDataset:
   """A random-access dataset of records {'image': uint8 (H, W, C), 'label': int32}.
 
-  ImageNet records are 256 x 256 (crops to 224 happen in the pipeline); pet records are
-  PET_SIZE x PET_SIZE with an int32 (H, W) mask as label.
+  Records are at the spec's ``stored_shape`` (ImageNet's are 256 x 256; crops to 224 happen in
+  the pipeline); pet records are PET_SIZE x PET_SIZE with an int32 (H, W) mask as label.
   """
-  _check_name(name)
+  found = spec(name)
+  _check_split(found, split)
   data_dir = resolve_data_dir(data_dir)
-  if name == "digits":
+  arrays = _arrays(found, split)
+  if arrays is not None:
+    return grain.MapDataset.source(ArraySource(arrays))
+  if found.source == "builder":
     from research.data import digits
 
-    _check_split(name, split, ("train", "test"))
     source = digits.ensure_built(data_dir).as_data_source(split=split)
-    return grain.MapDataset.source(source).map(classification_record)
-  directory = _idx_dir(name)
-  if directory is not None:
-    _check_split(name, split, idx_lib.SPLITS)
-    return grain.MapDataset.source(idx_lib.IdxSource(directory, split))
-  spec = TFDS_DATASETS[name]
-  _check_split(name, split, spec.splits)
-  return grain.MapDataset.source(_tfds_source(name, split, data_dir)).map(_record_fn(name))
+  else:
+    source = _tfds_source(found, split, data_dir)
+  return grain.MapDataset.source(source).map(found.decode)
 
 
 def get_info(name: str, data_dir: str | None = None) -> DatasetInfo:
   """Number of classes, image shape (as the iterator yields it), split sizes and task."""
-  _check_name(name)
-  directory = _idx_dir(name)
-  if directory is not None:
-    train = idx_lib.read_split(directory, "train")
-    test = idx_lib.read_split(directory, "test")
-    return DatasetInfo(
-      name=name,
-      num_classes=int(max(train.labels.max(), test.labels.max())) + 1,
-      image_shape=tuple(train.images.shape[1:]),
-      num_examples={"train": len(train.labels), "test": len(test.labels)},
-      task="classification",
-    )
-  if name == "digits":
-    sources = {split: open_source(name, split, data_dir) for split in ("train", "test")}
-    return DatasetInfo(
-      name=name,
-      num_classes=10,
-      image_shape=(8, 8, 1),
-      num_examples={split: len(source) for split, source in sources.items()},
-      task="classification",
-    )
-  spec = TFDS_DATASETS[name]
-  data_dir = resolve_data_dir(data_dir)
+  found = spec(name)
+  sources = {split: open_source(name, split, data_dir) for split in found.splits}
+  num_classes, image_shape = found.num_classes, found.image_shape
+  if num_classes is None or image_shape is None:
+    arrays = [_arrays(found, split) for split in found.splits]
+    if num_classes is None:
+      num_classes = int(max(a.labels.max() for a in arrays)) + 1
+    if image_shape is None:
+      image_shape = tuple(int(d) for d in arrays[0].images.shape[1:])
   return DatasetInfo(
     name=name,
-    num_classes=spec.num_classes,
-    image_shape=spec.image_shape,
-    num_examples={split: len(_tfds_source(name, split, data_dir)) for split in spec.splits},
-    task=spec.task,
+    num_classes=num_classes,
+    image_shape=tuple(image_shape),
+    num_examples={split: len(source) for split, source in sources.items()},
+    task=found.task,
   )
 
 
 def eval_crop(name: str) -> int | None:
   """The side of the central crop that is the test-time view of ``name``'s records, or None."""
-  return IMAGENET_CROP if name == "imagenet2012" else None
+  return spec(name).eval_crop
 
 
 def eval_view(name: str, image: np.ndarray) -> np.ndarray:
-  """The deterministic test-time view of one record's image: ImageNet's central 224 crop."""
+  """The deterministic test-time view of one record's image (e.g. ImageNet's central 224)."""
   size = eval_crop(name)
   if size is None:
     return image
@@ -278,10 +426,8 @@ def eval_view(name: str, image: np.ndarray) -> np.ndarray:
 
 
 def record_shape(name: str, info: DatasetInfo) -> tuple[int, int, int]:
-  """(H, W, C) of the stored records: ImageNet's are 256 x 256 (crops happen later)."""
-  if name == "imagenet2012":
-    return (IMAGENET_RESIZE, IMAGENET_RESIZE, info.image_shape[2])
-  return tuple(info.image_shape)
+  """(H, W, C) of the stored records: the spec's ``stored_shape``, else the image shape."""
+  return tuple(spec(name).stored_shape or info.image_shape)
 
 
 def split_nbytes(name: str, info: DatasetInfo, num_examples: int) -> int:
@@ -300,14 +446,14 @@ def load_split(
     images: uint8 (n, H, W, C) at :func:`record_shape` (ImageNet 256 x 256, pet PET_SIZE).
     labels: int32 (n,) for classification, uint8 (n, H, W) masks for segmentation.
   """
-  directory = _idx_dir(name)
-  if directory is not None:
-    _check_split(name, split, idx_lib.SPLITS)
-    arrays = idx_lib.read_split(directory, split)
-    return arrays.images[start:stop], arrays.labels[start:stop]
+  found = spec(name)
+  _check_split(found, split)
+  arrays = _arrays(found, split)
+  if arrays is not None:
+    images, labels = arrays.images[start:stop], arrays.labels[start:stop]
+    return images, labels.astype(np.uint8) if found.task == "segmentation" else labels
   source = open_source(name, split, data_dir)
-  indices = range(len(source))[start:stop]
-  records = [source[i] for i in indices]
+  records = [source[i] for i in range(len(source))[start:stop]]
   if not records:
     raise ValueError(f"{name}:{split}[{start}:{stop}] holds no examples")
   images = np.stack([r["image"] for r in records]).astype(np.uint8, copy=False)
@@ -324,16 +470,15 @@ def load_arrays(name: str, split: str, data_dir: str | None = None):
     labels: int32 (N,) for classification, int32 (N, H, W) for segmentation.
   """
   images, labels = load_split(name, split, data_dir)
-  images = np.stack([eval_view(name, image) for image in images]) if name == "imagenet2012" \
-    else images
+  if eval_crop(name) is not None:
+    images = np.stack([eval_view(name, image) for image in images])
   return images.astype(np.float32) / 255.0, labels.astype(np.int32)
 
 
-def _stats_path(name: str, data_dir: str) -> str:
-  directory = _idx_dir(name)
-  key = re.sub(r"[^A-Za-z0-9_]", "_", name if directory is None else "idx")
-  if directory is not None:
-    key += "_" + hashlib.sha1(os.path.abspath(directory).encode()).hexdigest()[:12]
+def _stats_path(found: DatasetSpec, data_dir: str) -> str:
+  key = re.sub(r"[^A-Za-z0-9_]", "_", found.name if found.source != "idx" else "idx")
+  if found.source == "idx":
+    key += "_" + hashlib.sha1(os.path.abspath(found.directory).encode()).hexdigest()[:12]
   return os.path.join(data_dir, "research_stats", f"{key}.json")
 
 
@@ -369,29 +514,32 @@ def stats_of_images(images: Iterable[np.ndarray]) -> ChannelStats:
   )
 
 
-def _compute_stats(name: str, data_dir: str) -> ChannelStats:
-  directory = _idx_dir(name)
-  if directory is not None:
-    images = idx_lib.read_split(directory, "train").images
+def _compute_stats(found: DatasetSpec, data_dir: str) -> ChannelStats:
+  arrays = _arrays(found, "train")
+  if arrays is not None:
+    images = arrays.images
     return stats_of_images(images[i : i + 1024] for i in range(0, len(images), 1024))
-  source = open_source(name, "train", data_dir)
-  return stats_of_images(sample_images(source, lambda image: eval_view(name, image)))
+  source = open_source(found.name, "train", data_dir)
+  return stats_of_images(sample_images(source, lambda image: eval_view(found.name, image)))
 
 
 def channel_stats(name: str, data_dir: str | None = None) -> ChannelStats:
   """Per-channel mean / std (and RGB eigenpairs) of the training split, computed once.
 
-  Cached as JSON in ``<data dir>/research_stats/<name>.json`` (written atomically).
-  Uses every training image up to STATS_MAX_EXAMPLES, else that many evenly spaced ones.
+  Cached as JSON in ``<data dir>/research_stats/<name>.json`` (written atomically; not for
+  "arrays" datasets, which live only in this process). Uses every training image up to
+  STATS_MAX_EXAMPLES, else that many evenly spaced ones.
   """
-  _check_name(name)
+  found = spec(name)
   data_dir = resolve_data_dir(data_dir)
-  path = _stats_path(name, data_dir)
+  if found.source == "arrays":
+    return _compute_stats(found, data_dir)
+  path = _stats_path(found, data_dir)
   if os.path.exists(path):
     with open(path) as f:
       cached = json.load(f)
     return ChannelStats(**{k: np.asarray(v, np.float32) for k, v in cached.items()})
-  stats = _compute_stats(name, data_dir)
+  stats = _compute_stats(found, data_dir)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = f"{path}.{os.getpid()}.tmp"
   with open(tmp, "w") as f:

@@ -90,13 +90,7 @@ def _find(directory: str, split: str, kind: str) -> str:
     path = os.path.join(directory, candidate)
     if os.path.exists(path):
       return path
-  from research.data.datasets import DatasetNotFoundError
-
-  hint = " (on Debian: apt-get install dataset-fashion-mnist)" if "fashion" in directory else ""
-  raise DatasetNotFoundError(
-    f"IDX dataset in {directory!r}: no {candidates[0]}[.gz] for split {split!r}. "
-    f"Put MNIST-format IDX files there{hint}, or pass name='idx:<directory>'."
-  )
+  raise FileNotFoundError(f"no {candidates[0]}[.gz] for split {split!r}")
 
 
 @functools.lru_cache(maxsize=8)

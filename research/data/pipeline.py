@@ -14,7 +14,6 @@ are padded to the full size and carry ``'mask'`` (1.0 real, 0.0 padding), and ev
 yields the same number of batches.
 """
 
-import collections
 import functools
 import math
 import os
@@ -25,7 +24,7 @@ import grain
 import jax
 import numpy as np
 
-from research.data import datasets, host_augment
+from research.data import datasets
 
 Example = dict[str, np.ndarray]
 Augment = Callable[[Example, np.random.Generator], Example]
@@ -46,20 +45,6 @@ def check_batch_size(global_batch_size: int, num_devices: int, process_count: in
       f"(e.g. {lower} or {lower + total})."
     )
   return global_batch_size // total
-
-
-def shard_batch(batch: Any, num_devices: int) -> Any:
-  """Reshapes every array (B, ...) of a batch to (num_devices, B / num_devices, ...)."""
-
-  def reshape(x):
-    if x.shape[0] % num_devices:
-      raise ValueError(
-        f"batch size {x.shape[0]} does not divide across {num_devices} devices; use a "
-        f"global batch size that is a multiple of {num_devices} x the process count."
-      )
-    return x.reshape(num_devices, x.shape[0] // num_devices, *x.shape[1:])
-
-  return jax.tree.map(reshape, batch)
 
 
 def _collate(examples: list[Example], mean=None, std=None) -> Example:
@@ -123,13 +108,65 @@ class DataIterator(Iterator[Example]):
 
 
 def default_augmentation(name: str) -> str:
-  """The training augmentation used when ``augment=None``."""
-  return {
-    "cifar10": "crop_flip",
-    "cifar100": "crop_flip",
-    "imagenet2012": "alexnet",
-    "oxford_iiit_pet": "segmentation",
-  }.get(name, "none")
+  """The training augmentation used when ``augment=None``: the dataset spec's."""
+  return datasets.spec(name).augmentation
+
+
+# Host augmentations (NumPy, one example, in the grain workers). Each is pure given its ``rng``
+# (a ``np.random.Generator`` that grain derives from the pipeline seed and the example's
+# position, so a resumed pipeline draws the same numbers). Images are (H, W, C) arrays of any
+# dtype; masks (H, W). The device-side (JAX) augmentations are in research.data.augment.
+
+
+def host_random_flip(rng: np.random.Generator, image: np.ndarray, *others: np.ndarray):
+  """Flips ``image`` (and any ``others``, e.g. a mask) left-right with probability 1/2."""
+  flip = rng.random() < 0.5
+  out = [x[:, ::-1] if flip else x for x in (image, *others)]
+  return out[0] if not others else tuple(out)
+
+
+def host_random_crop(rng: np.random.Generator, image: np.ndarray, size: int, *others: np.ndarray):
+  """A uniformly placed ``size x size`` window of ``image`` (and the same one of ``others``).
+
+  AlexNet: random 224 x 224 patches of the 256 x 256 images.
+  """
+  h, w = image.shape[:2]
+  if size > h or size > w:
+    raise ValueError(f"crop size {size} exceeds the image size {h}x{w}; use size <= {min(h, w)}.")
+  top = int(rng.integers(0, h - size + 1))
+  left = int(rng.integers(0, w - size + 1))
+  out = [x[top : top + size, left : left + size] for x in (image, *others)]
+  return out[0] if not others else tuple(out)
+
+
+def host_pad_and_crop(
+  rng: np.random.Generator, image: np.ndarray, padding: int, *others: np.ndarray, other_fill=0
+):
+  """Zero-pads ``padding`` pixels on each side, then crops back to (H, W) at a random place.
+
+  The CIFAR augmentation of ResNet (padding 4). ``others`` (masks) get the same window, padded
+  with ``other_fill`` (e.g. the background class).
+  """
+  h, w = image.shape[:2]
+  widths = lambda x: [(padding, padding), (padding, padding)] + [(0, 0)] * (x.ndim - 2)
+  padded = [np.pad(image, widths(image))]
+  padded += [np.pad(x, widths(x), constant_values=other_fill) for x in others]
+  top = int(rng.integers(0, 2 * padding + 1))
+  left = int(rng.integers(0, 2 * padding + 1))
+  out = [x[top : top + h, left : left + w] for x in padded]
+  return out[0] if not others else tuple(out)
+
+
+def host_pca_colour_shift(
+  rng: np.random.Generator, eigenvalues: np.ndarray, eigenvectors: np.ndarray, std: float = 0.1
+) -> np.ndarray:
+  """AlexNet's colour shift: [P_1 P_2 P_3] [a_1 l_1, a_2 l_2, a_3 l_3]^T, a_i ~ N(0, std^2).
+
+  Returns the (C,) vector added to every pixel of one image (in the units of the statistics,
+  [0, 1] here); one draw per image.
+  """
+  alpha = rng.normal(0.0, std, size=eigenvalues.shape)
+  return (eigenvectors @ (alpha * eigenvalues)).astype(np.float32)
 
 
 def host_augmentation(preset: str, stats: datasets.ChannelStats | None = None) -> Augment:
@@ -146,23 +183,23 @@ def host_augmentation(preset: str, stats: datasets.ChannelStats | None = None) -
     return example
 
   def flip(example, rng):
-    return {**example, "image": host_augment.random_flip(rng, example["image"])}
+    return {**example, "image": host_random_flip(rng, example["image"])}
 
   def crop_flip(example, rng):
-    image = host_augment.pad_and_crop(rng, example["image"], 4)
-    return {**example, "image": host_augment.random_flip(rng, image)}
+    image = host_pad_and_crop(rng, example["image"], 4)
+    return {**example, "image": host_random_flip(rng, image)}
 
   def alexnet(example, rng):
-    image = host_augment.random_crop(rng, example["image"], datasets.IMAGENET_CROP)
-    image = host_augment.random_flip(rng, image).astype(np.float32) / 255.0
-    shift = host_augment.pca_colour_shift(rng, stats.eigenvalues, stats.eigenvectors)
+    image = host_random_crop(rng, example["image"], datasets.IMAGENET_CROP)
+    image = host_random_flip(rng, image).astype(np.float32) / 255.0
+    shift = host_pca_colour_shift(rng, stats.eigenvalues, stats.eigenvectors)
     return {**example, "image": image + shift}
 
   def segmentation(example, rng):
-    image, mask = host_augment.pad_and_crop(
+    image, mask = host_pad_and_crop(
       rng, example["image"], 8, example["label"], other_fill=1
     )
-    image, mask = host_augment.random_flip(rng, image, mask)
+    image, mask = host_random_flip(rng, image, mask)
     return {**example, "image": image, "label": mask}
 
   presets = {f.__name__: f for f in (none, flip, crop_flip, alexnet, segmentation)}
@@ -285,58 +322,3 @@ def create_iterator(
     settings={"name": name, "split": split},
     num_threads=num_threads,
   )
-
-
-def prefetch_to_device(iterator: Iterator[Any], size: int = 2, sharding=None) -> Iterator[Any]:
-  """Keeps the next ``size`` batches in flight to the devices.
-
-  ``jax.device_put`` is asynchronous, so queueing ``size`` transfers overlaps them with the
-  running step (as flax's ``prefetch_to_device``); the host work is already done ahead by the
-  pipeline's threads. ``sharding``: None places each array on the default device; a
-  ``jax.sharding.Sharding`` (e.g. ``NamedSharding(mesh, P('data'))`` over the batch axis) is
-  applied to every array. If ``iterator`` has ``get_state`` / ``set_state``, so does the
-  result, and its state is that of the next batch it will yield (not of those queued ahead).
-  """
-  return _DevicePrefetcher(iterator, size, sharding)
-
-
-class _DevicePrefetcher(Iterator[Any]):
-  def __init__(self, iterator, size: int, sharding):
-    self._iterator = iterator
-    self._size = size
-    self._put = functools.partial(jax.device_put, device=sharding)
-    self._queue: collections.deque = collections.deque()  # (device batch, state after it)
-    self._exhausted = False
-    self._state = self._source_state()
-
-  def _source_state(self):
-    get_state = getattr(self._iterator, "get_state", None)
-    return None if get_state is None else get_state()
-
-  def _fill(self):
-    while len(self._queue) < self._size and not self._exhausted:
-      try:
-        batch = next(self._iterator)
-      except StopIteration:
-        self._exhausted = True
-        return
-      self._queue.append((jax.tree.map(self._put, batch), self._source_state()))
-
-  def __next__(self):
-    self._fill()
-    if not self._queue:
-      raise StopIteration
-    batch, self._state = self._queue.popleft()
-    self._fill()  # start the next transfers now, so they overlap with the caller's step
-    return batch
-
-  def get_state(self) -> dict[str, Any]:
-    if self._state is None:
-      raise TypeError(f"{type(self._iterator).__name__} has no get_state(); nothing to save.")
-    return self._state
-
-  def set_state(self, state: dict[str, Any]) -> None:
-    self._queue.clear()
-    self._exhausted = False
-    self._iterator.set_state(state)
-    self._state = self._source_state()

@@ -1,11 +1,8 @@
 """Batch size checks, device sharding, per-process shares and prefetching to devices."""
 
-import json
 
-import jax
 import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import research.data as rd
 
@@ -17,15 +14,6 @@ def test_check_batch_size_names_the_numbers_and_the_fix():
     rd.check_batch_size(100, 8)
   with pytest.raises(ValueError, match=r"2 process\(es\) x 8 .* = 16; use a multiple of 16"):
     rd.check_batch_size(136, 8, process_count=2)
-
-
-def test_shard_batch_reshapes_every_array():
-  batch = {"image": np.zeros((16, 8, 8, 1)), "label": np.arange(16), "mask": np.ones(16)}
-  sharded = rd.shard_batch(batch, 8)
-  assert sharded["image"].shape == (8, 2, 8, 8, 1) and sharded["label"].shape == (8, 2)
-  np.testing.assert_array_equal(sharded["label"][1], [2, 3])
-  with pytest.raises(ValueError, match="batch size 16 does not divide across 3 devices"):
-    rd.shard_batch(batch, 3)
 
 
 def _labels_and_images(iterator, steps):
@@ -74,30 +62,6 @@ def test_eval_shares_cover_the_split_once_with_equal_batch_counts():
       seen.append(b["label"][b["mask"] == 1])
   assert len(set(lengths)) == 1
   np.testing.assert_array_equal(np.concatenate(seen), labels)
-
-
-def test_prefetch_to_device_places_batches_and_keeps_exact_state():
-  make = lambda: rd.create_iterator("digits", "train", global_batch_size=64, seed=5, train=True)
-  reference = _labels_and_images(make(), 8)
-  mesh = Mesh(np.array(jax.devices()), ("data",))
-  sharding = NamedSharding(mesh, PartitionSpec("data"))
-  prefetched = rd.prefetch_to_device(make(), size=3, sharding=sharding)
-  first = _labels_and_images(prefetched, 3)
-  assert first[0]["image"].sharding == sharding
-  assert len(first[0]["image"].addressable_shards) == 8
-  state = json.loads(json.dumps(prefetched.get_state()))  # the next batch, not the ones ahead
-  assert state["next_batch"] == 3
-  for expected, actual in zip(reference[:3], first, strict=True):
-    np.testing.assert_array_equal(expected["label"], np.asarray(actual["label"]))
-  resumed = rd.prefetch_to_device(make(), size=2)
-  resumed.set_state(state)
-  for expected, actual in zip(reference[3:], _labels_and_images(resumed, 5), strict=True):
-    np.testing.assert_array_equal(expected["image"], np.asarray(actual["image"]))
-
-
-def test_prefetch_ends_with_a_finite_iterator():
-  it = rd.create_iterator("digits", "test", global_batch_size=128, seed=0, train=False)
-  assert len(list(rd.prefetch_to_device(it))) == 3
 
 
 def test_batch_larger_than_a_share_is_refused():

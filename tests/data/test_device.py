@@ -7,8 +7,8 @@ import pytest
 
 from research.data import augment as A
 from research.data import device as D
-from research.data import host_augment as H
 from research.data import pipeline
+from research.data import pipeline as H
 
 
 def _stream(n, batch, num_steps, seed=0):
@@ -69,9 +69,9 @@ def _replayed(seed, draws):
 def test_device_pad_and_crop_and_flip_equal_the_host_for_the_same_offsets():
   image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
   for seed in range(12):
-    host = H.random_flip(np.random.default_rng(seed), image)
+    host = H.host_random_flip(np.random.default_rng(seed), image)
     top, left = _replayed(seed, [(0, 9), (0, 9)])
-    host_crop = H.pad_and_crop(np.random.default_rng(seed), image, 4)
+    host_crop = H.host_pad_and_crop(np.random.default_rng(seed), image, 4)
     np.testing.assert_array_equal(np.asarray(A.pad_and_crop_at(image, top, left, 4)), host_crop)
     flip = _replayed(seed, ["random"])[0] < 0.5
     device = A.flip_left_right(image) if flip else image
@@ -83,7 +83,7 @@ def test_device_segmentation_pair_equals_the_host_for_the_same_offsets():
   image = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
   mask = rng.integers(0, 3, (12, 10), dtype=np.uint8)
   for seed in range(8):
-    host_image, host_mask = H.pad_and_crop(np.random.default_rng(seed), image, 8, mask,
+    host_image, host_mask = H.host_pad_and_crop(np.random.default_rng(seed), image, 8, mask,
                                            other_fill=D.SEGMENTATION_MASK_FILL)
     top, left = _replayed(seed, [(0, 17), (0, 17)])
     np.testing.assert_array_equal(np.asarray(A.pad_and_crop_at(image, top, left, 8)), host_image)
@@ -100,7 +100,7 @@ def test_device_alexnet_crop_and_colour_equal_the_host_formula():
   rows, cols = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
   image = np.stack([rows, cols, (rows + cols) % 256], -1).astype(np.uint8)
   for seed in range(4):
-    host = H.random_crop(np.random.default_rng(seed), image, 224)
+    host = H.host_random_crop(np.random.default_rng(seed), image, 224)
     top, left = _replayed(seed, [(0, 33), (0, 33)])
     np.testing.assert_array_equal(np.asarray(A.crop(image, top, left, 224)), host)
   values = np.array([0.01, 0.02, 0.2], np.float32)

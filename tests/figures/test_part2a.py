@@ -88,7 +88,7 @@ def test_load_data_falls_back_only_for_fashion_mnist(tmp_path, monkeypatch):
   from experiments.figures import _fit
   from research.data import datasets as datasets_lib
 
-  monkeypatch.setattr(datasets_lib, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+  monkeypatch.setenv(datasets_lib.FASHION_MNIST_DIR_ENV, str(tmp_path / "absent"))
   _fit._load.cache_clear()  # other tests in this process may have loaded the real files
   name, (x_train, _), _ = _fit.load_data("fashion_mnist_idx")
   assert name == "digits" and x_train.shape[1:] == (8, 8, 1)
