@@ -1,7 +1,7 @@
 """FCN-32s / 16s / 8s (Long et al. 2015) on a small real segmentation set.
 
 Default: the real 512x512 fluorescence image of cell nuclei with its hand-drawn instance mask
-that ships in the stardist wheel (see `experiments.figures._nuclei`), turned into three classes
+that ships in the stardist wheel (see `research.data.nuclei`), turned into three classes
 (background, nucleus, nucleus boundary: the boundary class is what separates touching nuclei and
 needs fine resolution). The left three quarters of the image give the training tiles (64x64,
 stride 32, with their eight flips and quarter turns), the right quarter the test tiles.
@@ -25,8 +25,9 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit, _nuclei
+from experiments.figures import _fit
 from experiments.figures.common import FigureResult, check_greater, save_figure
+from research.data import nuclei
 
 NAME = "fcn_segmentation"
 TITLE = "FCN-32s / 16s / 8s: semantic segmentation of real nuclei, mean IoU"
@@ -83,10 +84,10 @@ def dihedral(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _nuclei_data(config):
-  (x_train, y_train), (x_test, y_test), source = _nuclei.train_test_tiles(
+  (x_train, y_train), (x_test, y_test), source = nuclei.train_test_tiles(
       config.image_size, train_fraction=0.75, stride=config.stride)
   x_train, y_train = dihedral(x_train, y_train)
-  return f"stardist nuclei ({source})", _nuclei.CLASS_NAMES, (x_train, y_train), (x_test, y_test)
+  return f"stardist nuclei ({source})", nuclei.CLASS_NAMES, (x_train, y_train), (x_test, y_test)
 
 
 def _pet_data(config):

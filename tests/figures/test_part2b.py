@@ -89,26 +89,6 @@ def test_interpolate_log():
   assert interpolate_log(1e6, [1000, 10], [0.9, 0.5]) == pytest.approx(0.9)
 
 
-def test_nucleus_tiles_and_labels():
-  from experiments.figures import _nuclei
-
-  instances = np.zeros((6, 6), np.int32)
-  instances[1:5, 1:3] = 1
-  instances[1:5, 3:5] = 2       # touching nuclei
-  labels = _nuclei.semantic_labels(instances)
-  # every nucleus pixel next to the background or the other nucleus is boundary
-  assert (labels[instances == 0] == 0).all()
-  assert (labels[instances > 0] == 2).all()
-  instances[0:6, 0:6] = 3
-  labels = _nuclei.semantic_labels(np.pad(instances, 1))
-  assert labels[3, 3] == 1 and labels[1, 1] == 2 and labels[0, 0] == 0
-  t = _nuclei.tiles(np.arange(16).reshape(4, 4), 2)
-  assert t.shape == (4, 2, 2) and t[1].tolist() == [[2, 3], [6, 7]]
-  assert _nuclei.tiles(np.zeros((4, 4)), 2, stride=1).shape == (9, 2, 2)
-  with pytest.raises(ValueError, match="tile size"):
-    _nuclei.tiles(np.zeros((4, 4)), 8)
-
-
 def test_fcn_helpers():
   from experiments.figures.fcn_segmentation import dihedral
   from research.models import iou_from_confusion  # what the figure's IoU comes from

@@ -1,5 +1,7 @@
 """A small real segmentation set: the nucleus image that ships inside the stardist wheel.
 
+Used by the FCN figure (`experiments/figures/fcn_segmentation.py`).
+
 The stardist package (PyPI) carries one real 512x512 fluorescence image of cell nuclei
 (`stardist/data/images/img2d.tif`, uint16) with its hand-drawn instance mask (`mask2d.tif`,
 0 = background, 1..183 = one id per nucleus). Installing stardist pulls numba, scikit-image and
@@ -14,8 +16,6 @@ csbdeep, far more than two small TIFF files are worth, so we only read the files
 The instance mask becomes a 3-class semantic map (background, nucleus interior, nucleus boundary),
 the classic setup for touching nuclei, where the boundary class is what needs fine resolution.
 """
-
-from __future__ import annotations
 
 import hashlib
 import importlib.metadata
