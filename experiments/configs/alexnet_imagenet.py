@@ -33,18 +33,10 @@ def get_config(arg: str | None = None):
   config.optimizer.reduce_on_plateau.factor = 0.1
   config.optimizer.reduce_on_plateau.patience = 2
   config.optimizer.reduce_on_plateau.threshold = 1e-3
-  config.batch_size = 128
-  config.num_train_steps = 90 * STEPS_PER_EPOCH
-  config.log_every_steps = 100
-  config.eval_every_steps = STEPS_PER_EPOCH
-  config.checkpoint_every_steps = STEPS_PER_EPOCH
+  base.set_run(config, batch_size=128, steps=90 * STEPS_PER_EPOCH, log_every=100,
+               eval_every=STEPS_PER_EPOCH)
   if test:
     config.model.width = 0.125
-    config.batch_size = 8
-    config.num_train_steps = 2
-    config.log_every_steps = 1
-    config.eval_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.tensorboard = False
-    config.progress_bar = False
+    base.set_run(config, batch_size=8, steps=2, log_every=1,
+                 eval_every=2, test=True)
   return config

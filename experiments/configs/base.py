@@ -71,6 +71,23 @@ def get_base_config() -> ml_collections.ConfigDict:
   return config
 
 
+def set_run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int, log_every: int,
+            eval_every: int, test: bool = False) -> ml_collections.ConfigDict:
+  """Sets a recipe's batch, length and intervals (a checkpoint at every evaluation).
+
+  `test=True` is the ':test' variant's run: also no TensorBoard and no progress bar.
+  """
+  config.batch_size = batch_size
+  config.num_train_steps = steps
+  config.log_every_steps = log_every
+  config.eval_every_steps = eval_every
+  config.checkpoint_every_steps = eval_every
+  if test:
+    config.tensorboard = False
+    config.progress_bar = False
+  return config
+
+
 def parse_arg(arg: str | None) -> tuple[str, bool]:
   """'resnet56,test' -> ('resnet56', True); the 'test' flag is the runlocal switch."""
   parts = [p for p in (arg or '').split(',') if p]

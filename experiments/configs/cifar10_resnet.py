@@ -38,19 +38,11 @@ def get_config(arg: str | None = None):
   if network.endswith('110'):
     config.optimizer.schedule.warmup_steps = 400
     config.optimizer.schedule.warmup_value = 0.01
-  config.batch_size = 128
-  config.num_train_steps = 64_000
-  config.log_every_steps = 100
-  config.eval_every_steps = 2_000
-  config.checkpoint_every_steps = 2_000
+  base.set_run(config, batch_size=128, steps=64_000, log_every=100,
+               eval_every=2_000)
   if test:
     config.model.name = 'resnet20' if network.startswith('resnet') else 'plain20'
-    config.batch_size = 16
-    config.num_train_steps = 4
     config.optimizer.schedule.boundaries = (2, 3)
-    config.log_every_steps = 2
-    config.eval_every_steps = 4
-    config.checkpoint_every_steps = 4
-    config.tensorboard = False
-    config.progress_bar = False
+    base.set_run(config, batch_size=16, steps=4, log_every=2,
+                 eval_every=4, test=True)
   return config

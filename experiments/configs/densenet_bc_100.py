@@ -28,18 +28,10 @@ def get_config(arg: str | None = None):
   config.optimizer.schedule.name = 'step_decay'
   config.optimizer.schedule.boundaries = (STEPS // 2, STEPS * 3 // 4)
   config.optimizer.schedule.factor = 0.1
-  config.batch_size = 64
-  config.num_train_steps = STEPS
-  config.log_every_steps = 100
-  config.eval_every_steps = 5_000
-  config.checkpoint_every_steps = 5_000
+  base.set_run(config, batch_size=64, steps=STEPS, log_every=100,
+               eval_every=5_000)
   if test:
-    config.batch_size = 8
-    config.num_train_steps = 2
     config.optimizer.schedule.boundaries = (1,)
-    config.log_every_steps = 1
-    config.eval_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.tensorboard = False
-    config.progress_bar = False
+    base.set_run(config, batch_size=8, steps=2, log_every=1,
+                 eval_every=2, test=True)
   return config

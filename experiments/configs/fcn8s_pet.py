@@ -26,20 +26,12 @@ def get_config(arg: str | None = None):
   config.optimizer.learning_rate = 0.01
   config.optimizer.beta = 0.99
   config.optimizer.weight_decay = 5e-4
-  config.batch_size = 16
-  config.num_train_steps = 20_000
-  config.log_every_steps = 100
-  config.eval_every_steps = 1_000
-  config.checkpoint_every_steps = 1_000
+  base.set_run(config, batch_size=16, steps=20_000, log_every=100,
+               eval_every=1_000)
   config.early_stopping.metric = 'mean_iou'
   config.early_stopping.patience = 5
   if test:
     config.model.width = 0.0625
-    config.batch_size = 8
-    config.num_train_steps = 2
-    config.log_every_steps = 1
-    config.eval_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.tensorboard = False
-    config.progress_bar = False
+    base.set_run(config, batch_size=8, steps=2, log_every=1,
+                 eval_every=2, test=True)
   return config

@@ -18,18 +18,9 @@ def get_config(arg: str | None = None):
   config.dataset.name = 'digits'
   config.optimizer.name = 'adam'
   config.optimizer.learning_rate = 1e-3
-  config.batch_size = 64
-  config.num_train_steps = 600
-  config.log_every_steps = 50
-  config.eval_every_steps = 200
-  config.checkpoint_every_steps = 200
+  base.set_run(config, batch_size=64, steps=600, log_every=50, eval_every=200)
   if test:
     config.model.width = 32
-    config.batch_size = 16
-    config.num_train_steps = 20
-    config.log_every_steps = 5
-    config.eval_every_steps = 10
-    config.checkpoint_every_steps = 10
-    config.tensorboard = False
-    config.progress_bar = False
+    base.set_run(config, batch_size=16, steps=20, log_every=5,
+                 eval_every=10, test=True)
   return config

@@ -31,20 +31,12 @@ def get_config(arg: str | None = None):
   config.optimizer.learning_rate = 1e-3
   config.optimizer.schedule.name = 'cosine'
   config.optimizer.schedule.decay_steps = 9_400
-  config.batch_size = 128
-  config.num_train_steps = 9_400  # about 20 epochs of 60,000
-  config.log_every_steps = 100
-  config.eval_every_steps = 940
-  config.checkpoint_every_steps = 940
+  base.set_run(config, batch_size=128, steps=9_400, log_every=100,
+               eval_every=940)  # about 20 epochs of 60,000
   config.early_stopping.patience = 4
   if test:
     config.model.width = 32
-    config.batch_size = 16
-    config.num_train_steps = 4
     config.optimizer.schedule.decay_steps = 4
-    config.log_every_steps = 2
-    config.eval_every_steps = 4
-    config.checkpoint_every_steps = 4
-    config.tensorboard = False
-    config.progress_bar = False
+    base.set_run(config, batch_size=16, steps=4, log_every=2,
+                 eval_every=4, test=True)
   return config
