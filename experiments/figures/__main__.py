@@ -1,9 +1,14 @@
 """Builds the lecture's figures and their report.
 
-    python -m experiments.figures --out DIR [--only NAME ...] [--full] [--set KEY=VALUE ...]
+    python -m experiments.figures --out DIR [--only NAME ...] [--size {test,default,full}]
+                                  [--full] [--set KEY=VALUE ...]
 
 writes DIR/NAME.png (and DIR/NAME.gif for animations), DIR/REPORT.md and DIR/report.json.
 Exits 1 when any figure's checks fail (the report is written all the same).
+
+`--size` picks each figure's `get_config(size)`: "test" (the reduced runs of tests/figures),
+"default" (CPU size, the default) or "full" (paper size, meant for accelerators); `--full` is
+`--size full`.
 
 `--set` overrides fields of the selected figures' configs (each figure's `get_config`), e.g.
 `--full --only batch_norm --set dataset=idx:/data/mnist steps=20000`. VALUE is read as a
@@ -22,7 +27,7 @@ import sys
 import time
 
 from experiments.figures import FIGURES
-from experiments.figures.common import FigureResult, check
+from experiments.figures.common import SIZES, FigureResult, check
 from research import runtime
 
 
@@ -32,12 +37,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--out", required=True, type=pathlib.Path, help="output directory")
   parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
                       help="build only these figures")
+  parser.add_argument("--size", choices=SIZES, default=None,
+                      help="each figure's get_config(size) (default: default)")
   parser.add_argument("--full", action="store_true",
-                      help="paper-size runs (meant for accelerators)")
+                      help="paper-size runs (meant for accelerators): --size full")
   parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
                       dest="overrides",
                       help="override config fields of the selected figures")
   args = parser.parse_args(argv)
+  if args.full and args.size not in (None, "full"):
+    parser.error(f"--full means --size full, not --size {args.size}; give one of them")
+  args.size = "full" if args.full else (args.size or "default")
   if args.only:
     unknown = sorted(set(args.only) - set(FIGURES))
     if unknown:
@@ -61,8 +71,8 @@ def _parse_override(item: str) -> tuple[str, object]:
   return key, value
 
 
-def _config(name: str, full: bool, overrides: list[tuple[str, object]]):
-  """The figure's `get_config(full)` with `overrides` applied; None for a missing module.
+def _config(name: str, size: str, overrides: list[tuple[str, object]]):
+  """The figure's `get_config(size)` with `overrides` applied; None for a missing module.
 
   Raises ValueError naming the figure, the key and what it accepts, before anything runs.
   """
@@ -72,7 +82,7 @@ def _config(name: str, full: bool, overrides: list[tuple[str, object]]):
     if e.name != f"experiments.figures.{name}":
       raise
     return None
-  config = module.get_config(full=full)
+  config = module.get_config(size)
   for key, value in overrides:
     if key not in config:
       raise ValueError(f"--set {key}=...: figure {name!r} has no config field {key!r}; its "
@@ -99,14 +109,15 @@ def _build(name: str, config, out: pathlib.Path) -> tuple[dict, list[pathlib.Pat
   return {**result.as_dict(), "config": config.to_dict()}, [pathlib.Path(p) for p in paths]
 
 
-def _markdown(entries: list[dict], images: dict[str, list[pathlib.Path]], full: bool,
+def _markdown(entries: list[dict], images: dict[str, list[pathlib.Path]], size: str,
               overrides: list[tuple[str, object]] = ()) -> str:
   ok = sum(e["passed"] for e in entries)
   sets = "".join(f" {k}={v if isinstance(v, str) else repr(v)}" for k, v in overrides)
   lines = ["# The lecture's figures", "",
            f"{ok} of {len(entries)} figures pass their checks "
-           f"({'full' if full else 'default'} size). Built by "
-           "`python -m experiments.figures --out DIR" + (" --full" if full else "")
+           f"({size} size). Built by "
+           "`python -m experiments.figures --out DIR"
+           + {"default": "", "full": " --full"}.get(size, f" --size {size}")
            + (f" --set{sets}" if sets else "") + "`.", ""]
   for e in entries:
     mark = "PASS" if e["passed"] else "FAIL"
@@ -133,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
   args = _parse(sys.argv[1:] if argv is None else argv)
   names = [n for n in FIGURES if args.only is None or n in args.only]
   try:
-    configs = {name: _config(name, args.full, args.overrides) for name in names}
+    configs = {name: _config(name, args.size, args.overrides) for name in names}
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -150,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({n_ok}/{len(entry['checks'])} checks, {time.perf_counter() - start:.1f}s)",
           flush=True)
   (args.out / "report.json").write_text(json.dumps(entries, indent=1))
-  (args.out / "REPORT.md").write_text(_markdown(entries, images, args.full, args.overrides))
+  (args.out / "REPORT.md").write_text(_markdown(entries, images, args.size, args.overrides))
   failed = [e["name"] for e in entries if not e["passed"]]
   print(f"{len(entries) - len(failed)} of {len(entries)} figures passed"
         + (f"; failed: {', '.join(failed)}" if failed else "") + f". Report: {args.out}/REPORT.md")

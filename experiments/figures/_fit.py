@@ -30,6 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from research.data import load_arrays
+from research.models import diagnostics
+from research.train import engine, parallel
+from research.train import state as state_lib
+from research.train import steps as steps_lib
+
 Array = jax.Array
 
 
@@ -53,7 +59,6 @@ class FitResult(NamedTuple):
 
 @functools.lru_cache(maxsize=8)
 def _load(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  from research.data import load_arrays  # noqa: PLC0415 (TFDS only when data is needed)
   return load_arrays(name, split)
 
 
@@ -89,6 +94,20 @@ def load_data(prefer: str = "digits", *, max_train: int | None = None,
   return name, subset(train, max_train), subset(val, max_val)
 
 
+def standardize(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+  """(train, val) with images (N, H, W, C) mapped to (x - mean) / std, per channel, with the
+  mean and std of the training images; labels unchanged."""
+  mean, std = train[0].mean(axis=(0, 1, 2)), train[0].std(axis=(0, 1, 2))
+  return ((train[0] - mean) / std, train[1]), ((val[0] - mean) / std, val[1])
+
+
+def dense_layers(result: FitResult) -> list[int]:
+  """Columns of `result.layer_grad_norms` that belong to the hidden dense layers 'dense_<i>'
+  (in network order; the head and any normalization layers left out)."""
+  return [i for i, n in enumerate(result.layer_names) if n.startswith("dense_")]
+
+
 def _layer_order(name: str) -> tuple:
   """Sorts 'dense_10' after 'dense_2' and 'head' last: by the first module's trailing integer."""
   first = name.split("/")[0]
@@ -99,14 +118,12 @@ def _layer_order(name: str) -> tuple:
 def layer_names(params: dict) -> list[str]:
   """Module paths of `params` (as `research.models.diagnostics.grouped_norms` names them),
   in network order for numbered layers ('dense_0', ..., 'dense_9', then 'head')."""
-  from research.models import diagnostics  # noqa: PLC0415
   names = jax.eval_shape(diagnostics.grouped_norms, params).keys()  # names only: no compiling
   return sorted(names, key=_layer_order)
 
 
 def layer_grad_norms(grads: dict, names: list[str]) -> Array:
   """Per-layer norms ||dL/dtheta_l||_2 (kernel and bias together) in the order of `names`. (L,)."""
-  from research.models import diagnostics  # noqa: PLC0415
   norms = diagnostics.grouped_norms(grads)
   return jnp.stack([norms[n] for n in names])
 
@@ -119,10 +136,6 @@ def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, ev
 
   Cached, so runs that share them (other seeds, the same network again) compile nothing.
   """
-  import optax  # noqa: PLC0415
-
-  from research.train import engine, parallel, steps  # noqa: PLC0415
-
   mesh = parallel.create_mesh(1)
 
   def extra_metrics(grads, updates):
@@ -131,11 +144,11 @@ def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, ev
       record["layer"] = layer_grad_norms(grads, list(names))
     return record
 
-  train_step = steps.make_train_step(model, tx, extra_metrics=extra_metrics)
+  train_step = steps_lib.make_train_step(model, tx, extra_metrics=extra_metrics)
   dispatch = engine.make_train_dispatch(
       train_step, mesh, global_batch_size=batch_size, feed="memory", num_examples=num_train,
       augment=augment or "none", max_nonfinite_run=None, record_steps=eval_every)
-  eval_step = steps.make_eval_step(model, num_classes=num_classes, task=task)
+  eval_step = steps_lib.make_eval_step(model, num_classes=num_classes, task=task)
   evaluate = engine.make_eval_dispatch(eval_step, mesh,
                                        global_batch_size=min(eval_batch_size, eval_rows),
                                        num_examples=eval_rows)
@@ -171,10 +184,6 @@ def fit(model, tx: optax.GradientTransformation,
     A `FitResult`; `val_sums` holds the validation sums of `research.train.steps.make_eval_step`
     at each evaluation (with the (C, C) confusion for segmentation labels).
   """
-  from research.train import parallel  # noqa: PLC0415
-  from research.train import state as state_lib  # noqa: PLC0415
-  from research.train import steps as steps_lib
-
   x_train, y_train = train
   x_val, y_val = val
   if eval_every is None:
@@ -241,7 +250,6 @@ def fit(model, tx: optax.GradientTransformation,
 
 def _on_device(images, labels, mesh, seed, pad_to=None):
   """A split in device memory for the engine (`seed` picks its epoch orders)."""
-  from research.train import engine  # noqa: PLC0415
   return engine.put_split(np.asarray(images), np.asarray(labels), mesh, seed, pad_to=pad_to)
 
 
@@ -253,5 +261,4 @@ def _variables(state) -> dict:
 
 
 def _init(model, key, x):
-  from research.train import state as state_lib  # noqa: PLC0415
   return state_lib.init_variables(model, key, x.shape[1:])

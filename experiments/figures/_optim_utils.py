@@ -1,5 +1,6 @@
-"""Shared pieces of the optimization figures (part 1): a scanned optimizer loop, test
-functions, rate fits and plotting helpers.
+"""Shared pieces of the optimization figures (part 1): a scanned optimizer loop, the GD / NAG
+runs on the quadratics of `convergence_rates` and `rate_table`, rate fits and contour plots.
+The test functions themselves are in `experiments.figures.problems`.
 
     trace = optimize(research.optim.sgd(0.1), fun, x0, num_steps=100)
     trace.xs      # (num_steps + 1, d) iterates x_0 ... x_K
@@ -12,7 +13,6 @@ is whatever optax transformation the caller passes (normally from `research.opti
 from __future__ import annotations
 
 import math
-import pathlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.figures.common import save_figure
+from experiments.figures import problems
+from research import optim
 
 Array = jax.Array
 Fun = Callable[[Array], Array]
@@ -81,31 +82,45 @@ def line_search_extra(fun: Fun) -> Callable[[Array, Array, Array], dict]:
   return lambda x, value, g: {"value": value, "grad": g, "value_fn": fun}
 
 
-# ---------------------------------------------------------------------------------- problems
+def newton_minimizer(fun: Fun, x0: Array, steps: int = 15) -> Array:
+  """x* of a smooth strongly convex `fun` (d,) -> (): `steps` undamped Newton steps from x0
+  (`research.optim.newton`), to machine precision for the logistic losses here. Jit the
+  caller."""
+  return optimize(optim.newton(1.0), fun, x0, steps, extra=line_search_extra(fun)).xs[-1]
 
 
-def quadratic(eigenvalues: Array) -> Fun:
-  """f(x) = 1/2 sum_i lambda_i x_i^2: L = max lambda, mu = min lambda, minimum 0 at 0."""
-  lam = jnp.asarray(eigenvalues)
-  return lambda x: 0.5 * jnp.sum(lam * x * x)
+# ----------------------------------------------- GD vs NAG (convergence_rates, rate_table)
 
 
-def spectrum(n: int, smallest: float, largest: float) -> np.ndarray:
-  """n eigenvalues spaced evenly on a log scale in [smallest, largest] (float64)."""
-  return np.geomspace(smallest, largest, n)
+def nag_schedule(count):
+  """beta_k = k / (k + 3): the momentum schedule of the O(1/k^2) method."""
+  return count / (count + 3.0)
 
 
-def beale(p: Array) -> Array:
-  """Beale's function; minimum 0 at (3, 0.5)."""
-  x, y = p[0], p[1]
-  return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
-          + (2.625 - x + x * y ** 3) ** 2)
+def smooth_runs(dim: int, smallest: float, steps: int) -> dict:
+  """GD and NAG (beta_k = k/(k+3)), eta = 1/L = 1, on the smooth quadratic with eigenvalues
+  `problems.spectrum(dim, smallest, 1)` from x_0 = 1; values (steps + 1,) each, R^2 = |x_0|^2."""
+  lam = jnp.asarray(problems.spectrum(dim, smallest, 1.0))
+  f, x0 = problems.quadratic(lam), jnp.ones(dim)
+  nag = optax.inject_hyperparams(optim.nesterov)(learning_rate=1.0, beta=nag_schedule)
+  run = jax.jit(lambda: (optimize(optim.sgd(1.0), f, x0, steps).values,
+                         optimize(nag, f, x0, steps).values))
+  gd_values, nag_values = run()
+  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values),
+          "R2": float(dim), "L": 1.0}
 
 
-def double_well(p: Array) -> Array:
-  """f(x, y) = x^2 / 2 + y^4 / 4 - y^2 / 2: a saddle at 0, minima -1/4 at (0, +-1)."""
-  x, y = p[0], p[1]
-  return 0.5 * x ** 2 + 0.25 * y ** 4 - 0.5 * y ** 2
+def strongly_convex_runs(kappa: float, dim: int, steps: int) -> dict:
+  """GD and NAG (constant beta = (sqrt(kappa) - 1) / (sqrt(kappa) + 1)) with eta = 1/L on the
+  quadratic with eigenvalues `problems.spectrum(dim, 1/kappa, 1)` from x_0 = 1."""
+  lam = jnp.asarray(problems.spectrum(dim, 1.0 / kappa, 1.0))
+  f, x0 = problems.quadratic(lam), jnp.ones(dim)
+  beta = (np.sqrt(kappa) - 1.0) / (np.sqrt(kappa) + 1.0)
+  run = jax.jit(lambda: (optimize(optim.sgd(1.0), f, x0, steps).values,
+                         optimize(optim.nesterov(1.0, beta), f, x0, steps).values))
+  gd_values, nag_values = run()
+  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values), "beta": beta,
+          "R2": float(dim), "mu": 1.0 / kappa}
 
 
 # -------------------------------------------------------------------------------------- fits
@@ -122,6 +137,19 @@ def linear_rate(y: np.ndarray, k: np.ndarray | None = None) -> float:
   y = np.asarray(y, np.float64)
   k = np.arange(len(y)) if k is None else np.asarray(k, np.float64)
   return float(np.exp(np.polyfit(k, np.log(y), 1)[0]))
+
+
+def fit_window(lo: int, hi: int, num: int = 60) -> np.ndarray:
+  """Log-spaced integer iterations in [lo, hi] at which slopes are fitted."""
+  return np.unique(np.geomspace(lo, hi, num).astype(int))
+
+
+def tail_rate(values: np.ndarray, floor: float = 1e-13) -> float:
+  """Per-step factor fitted on the second half of the run above `floor` (relative to f_0)."""
+  rel = values / values[0]
+  stop = iterations_to(rel, floor)
+  stop = int(stop) if np.isfinite(stop) else len(rel)
+  return linear_rate(rel[stop // 2:stop], np.arange(stop // 2, stop))
 
 
 def iterations_to(y: np.ndarray, tol: float) -> float:
@@ -141,7 +169,7 @@ def bisect(diverges: Callable[[float], bool], lo: float, hi: float, iters: int =
   return 0.5 * (lo + hi)
 
 
-# ---------------------------------------------------------------------------------- plotting
+# ----------------------------------------------------------------------------- contour plots
 
 
 def grid_values(fun: Fun, xlim: tuple[float, float], ylim: tuple[float, float],
@@ -170,18 +198,3 @@ def contour(ax, fun: Fun, xlim, ylim, *, levels: int = 25, log: bool = True, min
   ax.set_xlabel("$x_1$")
   ax.set_ylabel("$x_2$")
 
-
-def save(fig, out_dir, name: str) -> pathlib.Path:
-  """Lays out `fig` and saves it as out_dir/name.png (part 1's size), closing it."""
-  fig.tight_layout()
-  return save_figure(fig, out_dir, name, dpi=110)
-
-
-def figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 4.0):
-  """A matplotlib figure with the Agg backend (no display needed)."""
-  import matplotlib  # noqa: PLC0415
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-
-  return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)

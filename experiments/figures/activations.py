@@ -19,8 +19,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check, check_greater
+from research import optim
+from research.models import create
 
 NAME = "activations"
 TITLE = "Seven activations on the same 4-hidden-layer MLP: training loss and validation accuracy"
@@ -35,22 +37,19 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout"
 RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "maxout")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.depth = 4
   config.width = 64
   config.batch_size = 64
-  config.steps = 3000 if full else 500
+  config.steps = 500
   config.learning_rate = 0.05
   config.seed = 0
-  return config
+  return common.sized(size, config, test={"steps": 200}, full={"steps": 3000})
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   runs = {}
   for act in ACTIVATIONS:
@@ -89,12 +88,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+  fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   z = np.linspace(-3, 3, 301)
   shapes = {"sigmoid": 1 / (1 + np.exp(-z)), "tanh": np.tanh(z), "relu": np.maximum(z, 0),
             "leaky_relu": np.where(z > 0, z, 0.01 * z), "prelu": np.where(z > 0, z, 0.25 * z),
@@ -114,6 +110,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   axes[2].set(xlabel="SGD step", ylabel="validation accuracy", title="Validation accuracy")
   for ax in axes:
     ax.legend(fontsize=7)
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -27,8 +27,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, check_less, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater, check_less
+from research import optim
+from research.models import create
 
 NAME = "batch_norm"
 TITLE = "Batch norm (Ioffe & Szegedy Fig. 1): 3 x 100 sigmoid MLP, batch 60, with vs without BN"
@@ -42,22 +44,26 @@ CAPTION = (
 PERCENTILES = (15.0, 50.0, 85.0)
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.dataset = "mnist" if full else "fashion_mnist_idx"
+  config.dataset = "fashion_mnist_idx"
   config.width = 100
   config.depth = 3
   config.batch_size = 60
-  config.steps = 50_000 if full else 3000
-  config.eval_every = 500 if full else 100
+  config.steps = 3000
+  config.eval_every = 100
   config.learning_rate = 0.1
-  config.max_train = None if full else 20_000
-  config.max_val = None if full else 5000
+  config.max_train = 20_000
+  config.max_val = 5000
   config.probe_size = 1000
   config.unit = 0
   config.settle = 0.1
   config.seed = 0
-  return config
+  return common.sized(
+      size, config,
+      test={"steps": 600, "eval_every": 60, "max_train": 10_000, "max_val": 2000},
+      full={"dataset": "mnist", "steps": 50_000, "eval_every": 500, "max_train": None,
+            "max_val": None})
 
 
 def drift(tracks: np.ndarray, settle: float) -> float:
@@ -67,9 +73,6 @@ def drift(tracks: np.ndarray, settle: float) -> float:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, max_train=config.max_train,
                                     max_val=config.max_val, seed=config.seed)
   probe_x = jax.numpy.asarray(val[0][: config.probe_size])
@@ -114,13 +117,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   steps = np.asarray(d["steps"])
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+  fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   axes[0].plot(steps, d["test_accuracy"]["no_bn"], "--", label="without BN")
   axes[0].plot(steps, d["test_accuracy"]["bn"], label="with BN")
   axes[0].set(xlabel="training step", ylabel=f"test accuracy ({d['dataset']})",
@@ -137,6 +137,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   hi = max(np.max(d["percentiles"]["bn"]), np.max(d["percentiles"]["no_bn"]))
   for ax in axes[1:]:
     ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -1,15 +1,34 @@
-"""What every figure module shares: the result record, checks and the figure contract.
+"""What every figure module shares: the figure contract, sizes, the result record, checks and
+the plotting helpers.
 
 A figure module `experiments/figures/<NAME>.py` defines
 
     NAME: str                    # the file stem, e.g. "lr_regimes"
     TITLE: str                   # one line
     CAPTION: str                 # what the figure shows and what the lecture claims
-    get_config(full: bool = False) -> ml_collections.ConfigDict
+    get_config(size: str = "default") -> ml_collections.ConfigDict   # size in SIZES
     run(config) -> FigureResult  # the computation and its checks; no drawing
     plot(result, out_dir) -> list[pathlib.Path]   # writes out_dir/NAME.png (and NAME.gif)
 
-so that tests run `run(config)` at reduced size without drawing anything.
+so that tests run `run(get_config("test"))` without drawing anything. `get_config` builds the
+default settings and returns `sized(size, config, test=..., full=...)`: "test" is the reduced
+run the tests use (still large enough for every check to mean what it says), "default" the
+CPU-size run of `python -m experiments.figures`, "full" the paper-size run (`--full`, meant
+for accelerators).
+
+Where shared code lives (a figure never imports another figure):
+
+* `common` (this module): the contract, `sized`, `Check` / `FigureResult` and the `check*`
+  builders, and the plotting helpers `subplots` / `figure` / `save_figure` (the house style:
+  Agg canvases, `DPI`, tight layout) that every `plot` uses;
+* `problems`: the test problems, losses and small networks used by more than one figure;
+* `_optim_utils`: part 1's scanned optimizer loop (`optimize`), rate fits and contour plots;
+* `_fit`: part 2's training through `research.train`'s engine (`fit`) and `load_data`.
+
+Imports stand at the top of every module (`research`, JAX, matplotlib alike; the only ones left
+inside functions are data-loading lines of `fine_tuning` and `fcn_segmentation`, on their way
+into `research.data`). None of them starts a JAX backend, so `python -m experiments.figures`
+still applies `research.runtime`'s settings before the first computation.
 """
 
 from __future__ import annotations
@@ -19,7 +38,34 @@ import math
 import pathlib
 from typing import Any
 
+import ml_collections
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+SIZES = ("test", "default", "full")
+
+
+def sized(size: str, default: ml_collections.ConfigDict | dict, *, test: dict | None = None,
+          full: dict | None = None) -> ml_collections.ConfigDict:
+  """The config of one size: `default`, with `test` or `full` merged over it for those sizes.
+
+  The merge is `ConfigDict.update` (nested dicts are merged field by field). Every top-level
+  key of `test` and `full` must be a field of `default`.
+
+  Raises:
+    ValueError: `size` is not one of SIZES, or an override names a field `default` lacks.
+  """
+  if size not in SIZES:
+    raise ValueError(f"unknown size {size!r}; choose from {', '.join(map(repr, SIZES))}")
+  config = ml_collections.ConfigDict(default)
+  overrides = {"test": test, "full": full}.get(size) or {}
+  unknown = sorted(set(overrides) - set(config.keys()))
+  if unknown:
+    raise ValueError(f"size {size!r} overrides {unknown}, which are not fields of the default "
+                     f"config ({', '.join(sorted(config.keys()))})")
+  config.update(overrides)
+  return config
 
 
 def to_builtin(x: Any) -> Any:
@@ -106,12 +152,51 @@ def check_close(what: str, measured: float, expected: float, rtol: float = 0.1,
   return check(what, measured, f"{expected:.6g} (rtol {rtol:g}, atol {atol:g})", ok)
 
 
-def save_figure(fig, out_dir, name: str, dpi: int = 100, **savefig_kwargs) -> pathlib.Path:
-  """Writes `fig` to out_dir/name.png (creating out_dir), closes it, and returns the path."""
-  import matplotlib.pyplot as plt  # noqa: PLC0415 (plotting stays out of run())
+# ------------------------------------------------------------------------------------ plotting
 
+DPI = 110             # every figure's PNG resolution
+PANEL = (5.0, 4.0)    # inches (width, height) of one panel of `subplots`
+TITLE_SIZE = 10       # font size of a figure's suptitle
+
+
+def figure(figsize: tuple[float, float], *, title: str | None = None) -> Figure:
+  """An empty figure in the house style, for layouts built with `fig.add_gridspec`.
+
+  It is a `matplotlib.figure.Figure` on an Agg canvas, outside pyplot: no display is needed,
+  no global backend changes and there is nothing to close. `title` becomes the suptitle.
+  """
+  fig = Figure(figsize=figsize)
+  FigureCanvasAgg(fig)
+  if title:
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+  return fig
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = PANEL,
+             figsize: tuple[float, float] | None = None, title: str | None = None, **kwargs):
+  """`figure` with an nrows x ncols grid of axes: (fig, axes) as `pyplot.subplots` returns them.
+
+  Each panel is `panel` inches unless `figsize` sizes the whole figure. `axes` is squeezed as
+  in pyplot (one axes, a 1-d array for one row or column) unless `squeeze=False`; other
+  keywords (`sharey=`, `gridspec_kw=`) go to `Figure.subplots`.
+  """
+  if figsize is None:
+    figsize = (panel[0] * ncols, panel[1] * nrows)
+  fig = figure(figsize, title=title)
+  return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save_figure(fig: Figure, out_dir, name: str, *, tight: bool = True,
+                rect: tuple[float, float, float, float] | None = None,
+                **savefig_kwargs) -> pathlib.Path:
+  """Writes `fig` to out_dir/name.png (creating out_dir) at `DPI` and returns the path.
+
+  `tight`: lay the figure out first with `tight_layout` (within `rect` when given); False for
+  figures that placed their axes themselves (`subplots_adjust`, gridspec spacing).
+  """
+  if tight:
+    fig.tight_layout(**({} if rect is None else {"rect": rect}))
   path = pathlib.Path(out_dir) / f"{name}.png"
   path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=dpi, **savefig_kwargs)
-  plt.close(fig)
+  fig.savefig(path, **{"dpi": DPI, **savefig_kwargs})
   return path

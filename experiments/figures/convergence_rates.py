@@ -13,14 +13,12 @@ Both problems are quadratics f(x) = 1/2 sum_i lambda_i x_i^2 (minimum 0 at 0) fr
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common
 from experiments.figures.common import FigureResult, check, check_close, check_less
-from research import optim
 
 NAME = "convergence_rates"
 TITLE = "Convergence rates of GD and Nesterov (NAG): smooth vs strongly convex"
@@ -31,71 +29,32 @@ CAPTION = (
     "(1 - mu/L)^k for GD and exp(-k / sqrt(kappa)) for NAG, with the fitted per-step rates.")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dim = 400                   # eigenvalues of the smooth problem
   c.smallest = 1e-8             # lambda_min / L of the smooth problem
-  c.smooth_steps = 10000 if full else 2000
+  c.smooth_steps = 2000
   c.fit_from = 30               # fit slopes over k in [fit_from, smooth_steps]
   c.kappa = 100.0
   c.strong_dim = 100
-  c.strong_steps = 3000 if full else 1500
-  return c
-
-
-def nag_schedule(count):
-  """beta_k = k / (k + 3): the momentum schedule of the O(1/k^2) method."""
-  return count / (count + 3.0)
-
-
-def smooth_runs(dim: int, smallest: float, steps: int) -> dict:
-  """GD and NAG (beta_k = k/(k+3)) on the smooth quadratic; values (steps + 1,) each."""
-  lam = jnp.asarray(U.spectrum(dim, smallest, 1.0))
-  f, x0 = U.quadratic(lam), jnp.ones(dim)
-  nag = optax.inject_hyperparams(optim.nesterov)(learning_rate=1.0, beta=nag_schedule)
-  run = jax.jit(lambda: (U.optimize(optim.sgd(1.0), f, x0, steps).values,
-                         U.optimize(nag, f, x0, steps).values))
-  gd_values, nag_values = run()
-  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values),
-          "R2": float(dim), "L": 1.0}
-
-
-def strongly_convex_runs(kappa: float, dim: int, steps: int) -> dict:
-  """GD and NAG (constant beta) with eta = 1/L on lambda in [1/kappa, 1]."""
-  lam = jnp.asarray(U.spectrum(dim, 1.0 / kappa, 1.0))
-  f, x0 = U.quadratic(lam), jnp.ones(dim)
-  beta = (np.sqrt(kappa) - 1.0) / (np.sqrt(kappa) + 1.0)
-  run = jax.jit(lambda: (U.optimize(optim.sgd(1.0), f, x0, steps).values,
-                         U.optimize(optim.nesterov(1.0, beta), f, x0, steps).values))
-  gd_values, nag_values = run()
-  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values), "beta": beta,
-          "R2": float(dim), "mu": 1.0 / kappa}
-
-
-def fit_window(lo: int, hi: int, num: int = 60) -> np.ndarray:
-  """Log-spaced integer iterations in [lo, hi] at which slopes are fitted."""
-  return np.unique(np.geomspace(lo, hi, num).astype(int))
-
-
-def tail_rate(values: np.ndarray, floor: float = 1e-13) -> float:
-  """Per-step factor fitted on the second half of the run above `floor` (relative to f_0)."""
-  rel = values / values[0]
-  stop = U.iterations_to(rel, floor)
-  stop = int(stop) if np.isfinite(stop) else len(rel)
-  return U.linear_rate(rel[stop // 2:stop], np.arange(stop // 2, stop))
+  c.strong_steps = 1500
+  return common.sized(
+      size, c,
+      test={"smooth_steps": 1000, "strong_steps": 800},
+      full={"smooth_steps": 10000, "strong_steps": 3000})
 
 
 def run(config) -> FigureResult:
   with jax.enable_x64(True):
-    sm = smooth_runs(config.dim, config.smallest, config.smooth_steps)
-    sc = strongly_convex_runs(config.kappa, config.strong_dim, config.strong_steps)
-  k = fit_window(config.fit_from, config.smooth_steps)
+    sm = U.smooth_runs(config.dim, config.smallest, config.smooth_steps)
+    sc = U.strongly_convex_runs(config.kappa, config.strong_dim, config.strong_steps)
+  k = U.fit_window(config.fit_from, config.smooth_steps)
   slope_gd, slope_nag = U.loglog_slope(k, sm["gd"][k]), U.loglog_slope(k, sm["nag"][k])
   ks = np.arange(1, config.smooth_steps + 1)
   gd_bound_ratio = float(np.max(sm["gd"][1:] / (sm["L"] * sm["R2"] / (2 * ks))))
   nag_bound_ratio = float(np.max(sm["nag"][1:] / (2 * sm["L"] * sm["R2"] / (ks + 1) ** 2)))
   kappa, mu = config.kappa, sc["mu"]
-  rho_gd, rho_nag = tail_rate(sc["gd"]), tail_rate(sc["nag"])
+  rho_gd, rho_nag = U.tail_rate(sc["gd"]), U.tail_rate(sc["nag"])
   kk = np.arange(config.strong_steps + 1)
   rel_gd = sc["gd"] / sc["gd"][0]
   gd_linear_ratio = float(np.max(rel_gd[1:] / (1 - mu) ** kk[1:]))
@@ -127,8 +86,8 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(2, width=5.5)
-  ax = axes[0, 0]
+  fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
+  ax = axes[0]
   gd, nag = np.asarray(d["smooth_gd"]), np.asarray(d["smooth_nag"])
   k = np.arange(1, len(gd))
   ax.loglog(k, gd[1:], label=f"GD (fitted slope {d['smooth_slope_gd']:.2f})")
@@ -141,7 +100,7 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$f(x_k) - f^*$")
   ax.set_title("L-smooth convex: O(1/k) vs O(1/k$^2$)")
   ax.legend(fontsize=8)
-  ax = axes[0, 1]
+  ax = axes[1]
   gd, nag = np.asarray(d["strong_gd"]), np.asarray(d["strong_nag"])
   kk = np.arange(len(gd))
   kappa = d["kappa"]
@@ -155,4 +114,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$(f(x_k) - f^*) / (f(x_0) - f^*)$")
   ax.set_title(f"strongly convex, $\\kappa$ = {kappa:g}: linear rates")
   ax.legend(fontsize=8)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -6,11 +6,11 @@ RGB photograph (scikit-learn's bundled sample image 'china.jpg', downscaled): ra
 (I += [P1 P2 P3][a1 l1, a2 l2, a3 l3]^T, a ~ N(0, 0.1^2), eigenpairs of the photo's pixels; a
 second row with a ~ N(0, 0.5^2) to make the direction visible), rotations and stretches, random
 erasing, Gaussian noise.
-(b) The same small CNN (the 4-layer net of `relu_vs_tanh_cnn`) trained on a small subset of the
-real digits (or Fashion-MNIST) with and without label-preserving augmentation: pad-1 random
-crops (shifts) and rotations/stretches (no flips: a mirrored digit is another symbol; flips and
-random erasing are added for Fashion-MNIST). Check: validation accuracy with augmentation higher
-than without (mean over seeds, final evaluation).
+(b) The same small CNN (`problems.SmallCNN`, the 4-layer net of `relu_vs_tanh_cnn`) trained on a
+small subset of the real digits (or Fashion-MNIST) with and without label-preserving
+augmentation: pad-1 random crops (shifts) and rotations/stretches (no flips: a mirrored digit is
+another symbol; flips and random erasing are added for Fashion-MNIST). Check: validation
+accuracy with augmentation higher than without (mean over seeds, final evaluation).
 """
 
 from __future__ import annotations
@@ -18,11 +18,17 @@ from __future__ import annotations
 import functools
 import pathlib
 
+import jax
 import ml_collections
 import numpy as np
+from sklearn.datasets import load_sample_image
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater
+from experiments.figures.problems import SmallCNN
+from research import optim
+from research.data import augment
+from research.data.datasets import stats_of_images
 
 NAME = "data_augmentation"
 TITLE = "Data augmentation: crops, flips, PCA colour, rotation, erasing; effect on accuracy"
@@ -34,27 +40,30 @@ CAPTION = (
 )
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.dataset = "fashion_mnist_idx" if full else "digits"
-  config.max_train = 1000 if full else 150
-  config.max_val = 10_000 if full else None
+  config.dataset = "digits"
+  config.max_train = 150
+  config.max_val = None
   config.width = 16
   config.batch_size = 64
-  config.steps = 3000 if full else 1000
+  config.steps = 1000
   config.eval_every = 100
   config.learning_rate = 3e-3
-  config.seeds = (0, 1) if not full else (0, 1, 2)
+  config.seeds = (0, 1)
   config.photo_size = 128   # short side of the photo in the picture
   config.num_samples = 4
-  return config
+  return common.sized(
+      size, config,
+      test={"steps": 20, "eval_every": 10, "seeds": (0,), "width": 4, "photo_size": 32,
+            "num_samples": 2},
+      full={"dataset": "fashion_mnist_idx", "max_train": 1000, "max_val": 10_000,
+            "steps": 3000, "seeds": (0, 1, 2)})
 
 
 def photo(short_side: int) -> np.ndarray:
   """scikit-learn's 'china.jpg' (a real 427x640 photo), resized: (short, long, 3) in [0, 1]."""
-  import jax
-  from sklearn.datasets import load_sample_image
-
   image = load_sample_image("china.jpg").astype(np.float32) / 255.0
   h, w = image.shape[:2]
   size = (short_side, int(round(w * short_side / h)), 3)
@@ -63,11 +72,6 @@ def photo(short_side: int) -> np.ndarray:
 
 def augmented_examples(image: np.ndarray, num: int, seed: int = 0) -> dict[str, np.ndarray]:
   """Each augmentation `num` times on `image` (H, W, 3): name -> (num, h, w, 3) in [0, 1]."""
-  import jax
-
-  from research.data import augment
-  from research.data.datasets import stats_of_images
-
   stats = stats_of_images([np.round(image * 255).astype(np.uint8)])
   vals, vecs = stats.eigenvalues, stats.eigenvectors
   crop = int(round(image.shape[0] * 7 / 8))
@@ -88,10 +92,6 @@ def augmented_examples(image: np.ndarray, num: int, seed: int = 0) -> dict[str, 
 @functools.lru_cache
 def batch_augment(flips: bool):
   """augment(key, image, label): shift by <= 1 pixel, rotate/stretch (+ erase, flip)."""
-  import jax
-
-  from research.data import augment
-
   def one(key, image, label):
     k1, k2, k3, k4 = jax.random.split(key, 4)
     image = augment.pad_and_crop(k1, image, 1)
@@ -105,9 +105,6 @@ def batch_augment(flips: bool):
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from experiments.figures.relu_vs_tanh_cnn import SmallCNN
-  from research import optim
-
   examples = augmented_examples(photo(config.photo_size), config.num_samples)
   curves = {"without": [], "with": []}
   name = None
@@ -139,15 +136,11 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   data = result.data
   names = list(data["examples"])
   num = len(data["examples"][names[0]])
-  fig = plt.figure(figsize=(2.0 * num + 2.5, 1.45 * len(names) + 3.6))
+  fig = common.figure((2.0 * num + 2.5, 1.45 * len(names) + 3.6))
   grid = fig.add_gridspec(len(names) + 2, num + 1, width_ratios=(0.9,) + (1,) * num)
   for i, op in enumerate(names):
     label = fig.add_subplot(grid[i, 0])
@@ -171,5 +164,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.set_title(f"small CNN on {data['train_size']} {data['dataset']} training images",
                fontsize=9)
   ax.legend(fontsize=8, loc="lower right")
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

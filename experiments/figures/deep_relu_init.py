@@ -18,8 +18,10 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, check_less, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater, check_less
+from research import optim
+from research.models import create
 
 NAME = "deep_relu_init"
 TITLE = "30-layer plain ReLU network: He initialization trains, Xavier stalls (He et al. 2015)"
@@ -34,23 +36,20 @@ CAPTION = (
 INITS = ("he_normal", "xavier_normal")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.depth = 30
   config.width = 64
   config.batch_size = 64
-  config.steps = 4000 if full else 1000
+  config.steps = 1000
   config.learning_rate = 0.003
   config.momentum = 0.9
   config.seed = 0
-  return config
+  return common.sized(size, config, test={"steps": 600}, full={"steps": 4000})
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   results = {}
   for init in INITS:
@@ -61,7 +60,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
                              seed=config.seed, eval_every=config.steps // 10,
                              per_layer_grads=True)
   he, xavier = results["he_normal"], results["xavier_normal"]
-  dense = [i for i, n in enumerate(he.layer_names) if n.startswith("dense_")]
+  dense = _fit.dense_layers(he)
   first = {k: r.layer_grad_norms[0, dense] for k, r in results.items()}   # step 0, per layer
   early_ratio = float(first["he_normal"][:3].mean() / first["xavier_normal"][:3].mean())
   loss0 = {k: float(r.train_loss[0]) for k, r in results.items()}
@@ -90,13 +89,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   labels = {"he_normal": "He N(0, 2/N)", "xavier_normal": "Xavier N(0, 1/N)"}
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+  fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   for k in INITS:
     axes[0].plot(d["steps"], d["train_loss"][k], "o-", ms=3, label=labels[k])
     g = d["first_step_layer_grad_norms"][k]
@@ -111,6 +107,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
               title="Early layers' gradient norms during training")
   for ax in axes:
     ax.legend(fontsize=8)
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

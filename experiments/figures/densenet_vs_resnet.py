@@ -19,9 +19,12 @@ import pathlib
 
 import ml_collections
 import numpy as np
+import optax
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check
+from research import optim
+from research.models import count_params, create
 
 NAME = "densenet_vs_resnet"
 TITLE = "DenseNet-BC vs ResNet: test accuracy against parameter count"
@@ -33,39 +36,34 @@ CAPTION = (
 )
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  if full:  # Huang et al.: CIFAR-10, 300 epochs at batch 64, lr 0.1 / 10 at 50% and 75%
-    config.dataset = "cifar10"
-    config.resnets = ((20, (16, 32, 64)), (56, (16, 32, 64)), (110, (16, 32, 64)))
-    config.densenets = (((16, 16, 16), 12), ((32, 32, 32), 12), ((16, 16, 16), 24))
-    config.batch_size = 64
-    config.steps = 234_000
-    config.boundaries = (117_000, 175_500)
-    config.weight_decay = 1e-4
-    config.eval_every = 2000
-    config.max_train = None
-    config.seeds = (0,)
-  else:
-    config.dataset = "digits"
-    config.resnets = ((8, (8, 16, 32)), (14, (12, 24, 48)))
-    config.densenets = (((2, 2, 2), 6), ((4, 4, 4), 8))
-    config.batch_size = 64
-    config.steps = 200
-    config.boundaries = (150,)
-    config.weight_decay = 0.0
-    config.eval_every = 100
-    config.max_train = None
-    config.seeds = (0,)
+  config.dataset = "digits"
+  config.resnets = ((8, (8, 16, 32)), (14, (12, 24, 48)))
+  config.densenets = (((2, 2, 2), 6), ((4, 4, 4), 8))
+  config.batch_size = 64
+  config.steps = 200
+  config.boundaries = (150,)
+  config.weight_decay = 0.0
+  config.eval_every = 100
+  config.max_train = None
+  config.seeds = (0,)
   config.learning_rate = 0.1
-  return config
+  return common.sized(
+      size, config,
+      test={"resnets": ((8, (4, 8, 8)), (8, (8, 16, 16))),
+            "densenets": (((2, 2, 2), 4),), "steps": 20, "eval_every": 10,
+            "boundaries": (15,)},
+      # Huang et al.: CIFAR-10, 300 epochs at batch 64, lr 0.1 / 10 at 50% and 75%
+      full={"dataset": "cifar10",
+            "resnets": ((20, (16, 32, 64)), (56, (16, 32, 64)), (110, (16, 32, 64))),
+            "densenets": (((16, 16, 16), 12), ((32, 32, 32), 12), ((16, 16, 16), 24)),
+            "steps": 234_000, "boundaries": (117_000, 175_500), "weight_decay": 1e-4,
+            "eval_every": 2000})
 
 
 def _optimizer(config):
-  import optax
-
-  from research import optim
-
   lr = optim.step_decay(config.learning_rate, tuple(config.boundaries), 0.1)
   parts = [optim.add_l2_penalty(config.weight_decay)] if config.weight_decay else []
   return optax.chain(*parts, optim.nesterov(lr, 0.9))
@@ -78,14 +76,9 @@ def interpolate_log(x: float, xs: list[float], ys: list[float]) -> float:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research.models import count_params, create
-
-  name, (x_train, y_train), (x_val, y_val) = _fit.load_data(config.dataset,
-                                                            max_train=config.max_train)
-  mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
-  train = ((x_train - mean) / std, y_train)
-  val = ((x_val - mean) / std, y_val)
-  num_classes = int(y_train.max()) + 1
+  name, train, val = _fit.load_data(config.dataset, max_train=config.max_train)
+  train, val = _fit.standardize(train, val)
+  num_classes = int(train[1].max()) + 1
   models = {}
   for depth, widths in config.resnets:
     models[f"ResNet-{depth} {tuple(widths)}"] = ("resnet", create(
@@ -125,13 +118,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   data = result.data
-  fig, ax = plt.subplots(figsize=(7, 4.5))
+  fig, ax = common.subplots(figsize=(7, 4.5))
   for family, color, marker in (("resnet", "tab:blue", "o"), ("densenet", "tab:green", "s")):
     pts = sorted(((p["params"], p["test_accuracy"], label)
                   for label, p in data["models"].items() if p["family"] == family))
@@ -149,5 +138,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
                fontsize=10)
   ax.legend(fontsize=9)
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME, dpi=120)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from matplotlib.colors import ListedColormap
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater
+from research import optim
 from research.data import nuclei
+from research.models import create, iou_from_confusion
 
 NAME = "fcn_segmentation"
 TITLE = "FCN-32s / 16s / 8s: semantic segmentation of real nuclei, mean IoU"
@@ -38,36 +43,32 @@ CAPTION = (
     "alone (FCN-32s) blurs boundaries; fusing pool4 (16s) and pool3 (8s) scores sharpens them."
 )
 
+
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  if full:  # Long et al.: VGG-16 at full width, batch 20, Adam-free SGD momentum 0.99 (lr 1e-4)
-    config.dataset = "oxford_iiit_pet"
-    config.image_size = 224
-    config.width = 1.0
-    config.fc6_kernel = 7
-    config.batch_size = 20
-    config.steps = 20_000
-    config.eval_every = 1000
-    config.learning_rate = 1e-4
-    config.optimizer = "nesterov"
-    config.max_test = 512
-  else:
-    config.dataset = "stardist_nuclei"
-    config.image_size = 64
-    config.stride = 32
-    config.width = 1 / 16
-    config.fc6_kernel = 1
-    config.batch_size = 8
-    config.steps = 200
-    config.eval_every = 100
-    config.learning_rate = 3e-3
-    config.optimizer = "adam"
-    config.max_test = None
+  config.dataset = "stardist_nuclei"
+  config.image_size = 64
+  config.stride = 32            # of the nucleus tiles (unused by Oxford-IIIT Pet)
+  config.width = 1 / 16
+  config.fc6_kernel = 1
+  config.batch_size = 8
+  config.steps = 200
+  config.eval_every = 100
+  config.learning_rate = 3e-3
+  config.optimizer = "adam"
+  config.max_test = None
   config.seed = 0
-  return config
+  return common.sized(
+      size, config,
+      test={"image_size": 128, "stride": 128, "steps": 10, "eval_every": 5,
+            "width": 1 / 32},
+      # Long et al.: VGG-16 at full width, batch 20, Adam-free SGD momentum 0.99 (lr 1e-4)
+      full={"dataset": "oxford_iiit_pet", "image_size": 224, "width": 1.0,
+            "fc6_kernel": 7, "batch_size": 20, "steps": 20_000, "eval_every": 1000,
+            "learning_rate": 1e-4, "optimizer": "nesterov", "max_test": 512})
 
 
 def dihedral(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,12 +109,6 @@ def _pet_data(config):
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  import jax
-  import jax.numpy as jnp
-
-  from research import optim
-  from research.models import create, iou_from_confusion
-
   loader = _nuclei_data if config.dataset == "stardist_nuclei" else _pet_data
   name, class_names, train, test = loader(config)
   num_classes = len(class_names)
@@ -165,18 +160,15 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   data = result.data
   ex = data["examples"]
   n = len(ex["image"])
-  fig = plt.figure(figsize=(14, 2.2 * n + 0.8))
+  fig = common.figure((14, 2.2 * n + 0.8),
+                      title="Held-out test tiles: black background, green nucleus, yellow boundary")
   grid = fig.add_gridspec(n, 7, width_ratios=(1, 1, 1, 1, 1, 0.3, 2.6), wspace=0.08)
   cols = ("image", "label", *VARIANTS)
-  cmap = matplotlib.colors.ListedColormap(["black", "tab:green", "yellow"][:len(data["classes"])])
+  cmap = ListedColormap(["black", "tab:green", "yellow"][:len(data["classes"])])
   for i in range(n):
     for j, key in enumerate(cols):
       ax = fig.add_subplot(grid[i, j])
@@ -203,7 +195,5 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.legend(fontsize=7, loc="upper left", title="final per-class test IoU", title_fontsize=7)
   ax.set_title(f"{data['num_train_tiles']} train / {data['num_test_tiles']} test tiles "
                f"of {data['tile']}x{data['tile']}", fontsize=9)
-  fig.suptitle("Held-out test tiles: black background, green nucleus, yellow boundary",
-               fontsize=10)
   fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.08)
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME, tight=False)]

@@ -28,7 +28,10 @@ import tempfile
 import ml_collections
 import numpy as np
 
-from experiments.figures.common import FigureResult, check_greater, save_figure
+from experiments.configs import base
+from experiments.figures import common
+from experiments.figures.common import FigureResult, check_greater
+from research.train import train_and_evaluate
 
 NAME = "fine_tuning"
 TITLE = "Fine-tuning: pretrained initialization (init_from, freeze) vs scratch on a small set"
@@ -42,20 +45,25 @@ CAPTION = (
 STARTS = ("scratch", "fine-tune all", "frozen early layers")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.model = ml_collections.ConfigDict({"name": "resnet20", "depth": 8,
                                             "widths": (8, 16, 32)})
   config.source_classes = (0, 1, 2, 3, 4)
   config.target_classes = (5, 6, 7, 8, 9)
-  config.shots = 5 if not full else 10
-  config.pretrain_steps = 400 if not full else 2000
-  config.target_steps = 150 if not full else 500
+  config.shots = 5
+  config.pretrain_steps = 400
+  config.target_steps = 150
   config.batch_size = 25
   config.learning_rate = 1e-3
   config.freeze = r"^(stem|stage1_)"   # the stem convolution and the first stage's blocks
-  config.seeds = (0, 1) if not full else (0, 1, 2, 3, 4)
-  return config
+  config.seeds = (0, 1)
+  return common.sized(
+      size, config,
+      test={"pretrain_steps": 30, "target_steps": 10, "seeds": (0,),
+            "model": {"widths": (4, 8, 8)}},
+      full={"shots": 10, "pretrain_steps": 2000, "target_steps": 500,
+            "seeds": (0, 1, 2, 3, 4)})
 
 
 def write_task(directory: pathlib.Path, splits: dict) -> str:
@@ -82,8 +90,6 @@ def select(images, labels, classes, per_class=None, rng=None, relabel=True):
 
 
 def train_config(config, dataset: str, steps: int, seed: int, **extra):
-  from experiments.configs import base
-
   c = base.get_base_config()
   c.model = ml_collections.ConfigDict(config.model.to_dict())
   c.dataset.name = dataset
@@ -110,8 +116,6 @@ def _eval_curve(workdir: pathlib.Path) -> list[tuple[int, float]]:
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   from research.data import load_arrays
-  from research.train import train_and_evaluate
-
   x_train, y_train = load_arrays("digits", "train")
   x_test, y_test = load_arrays("digits", "test")
   results = {s: [] for s in STARTS}
@@ -156,13 +160,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   data = result.data
-  fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": (1.4, 1)})
+  fig, (ax, bx) = common.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": (1.4, 1)})
   colors = {"scratch": "tab:gray", "fine-tune all": "tab:blue", "frozen early layers": "tab:green"}
   for start, runs in data["curves"].items():
     for i, curve in enumerate(runs):
@@ -184,5 +184,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   bx.set_ylim(0, 1.05)
   bx.set_title(f"source: {data['source']}\n(source test accuracy "
                f"{data['source_test_accuracy']:.3f})", fontsize=9)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME, dpi=120)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -25,10 +25,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from experiments.configs import mlp_digits
 from experiments.figures import _optim_utils as U
-from experiments.figures import sgd_minibatch_logistic as logistic
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_less
+from research import data as data_lib
 from research import optim
+from research.sweep import run as sweep_lib
+from research.sweep import space
 
 NAME = "hyperparameter_search"
 TITLE = "Grid vs random search (9 trials), learning rate on a log scale, coarse to fine"
@@ -41,7 +45,7 @@ CAPTION = (
     "(learning rate and epsilon) run by research.sweep.")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.num_points = 500
   c.dim = 20
@@ -50,27 +54,27 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   c.log10_lr = (-6.0, 1.0)       # a wide first range, as a coarse search starts
   c.log10_eps = (-8.0, -4.0)
   c.trials = 9
-  c.seeds = 200 if full else 50
+  c.seeds = 50
   c.keep = 3                      # coarse-to-fine: narrow to the range of the best `keep`
   c.curve_points = 40             # background map: learning rates x epsilons
   c.curve_eps = 6
   c.seed = 0
   # the real search: research.sweep on digits (vectorized), Adam's lr and eps
-  c.digits_steps = 600 if full else 300
+  c.digits_steps = 300
   c.digits_width = 256
   c.digits_lr = (1e-5, 1.0)
   c.digits_eps = (1e-10, 1e-6)
-  return c
+  return common.sized(
+      size, c,
+      test={"seeds": 20, "curve_points": 12, "curve_eps": 3, "steps": 60,
+            "digits_steps": 100, "digits_width": 64},
+      full={"seeds": 200, "digits_steps": 600})
 
 
 def digits_searches(c) -> dict:
   """{'grid': records, 'random': records, 'eval_examples': n}: `research.sweep`'s trial records
   (trials.jsonl lines with their configs) of c.trials grid and c.trials random trials of Adam
   on digits, and the size of the split they are evaluated on."""
-  from experiments.configs import mlp_digits  # noqa: PLC0415
-  from research.sweep import run as sweep_lib  # noqa: PLC0415
-  from research.sweep import space  # noqa: PLC0415
-
   config = mlp_digits.get_config()
   config.optimizer.eps = 1e-8  # adam's own hyperparameter, swept below
   config.model.width = c.digits_width
@@ -80,8 +84,6 @@ def digits_searches(c) -> dict:
   dims = [space.parse(f"optimizer.learning_rate=loguniform({c.digits_lr[0]},"
                       f"{c.digits_lr[1]})", config),
           space.parse(f"optimizer.eps=loguniform({c.digits_eps[0]},{c.digits_eps[1]})", config)]
-  from research import data as data_lib  # noqa: PLC0415
-
   info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
   out = {"eval_examples": info.num_examples[config.dataset.eval_split]}
   with tempfile.TemporaryDirectory(prefix="hyperparameter_search_") as workdir:
@@ -113,14 +115,13 @@ def _digits_numbers(searches: dict) -> dict:
 
 def _score_fn(c):
   """(log10 lr, log10 eps) -> validation loss after c.steps of full-batch RMSProp."""
-  x, y = logistic.make_data(2 * c.num_points, c.dim, c.seed)
-  xt, yt, xv, yv = x[:c.num_points], y[:c.num_points], x[c.num_points:], y[c.num_points:]
-  train = lambda w: logistic._loss(w, xt, yt, c.l2)
+  (xt, yt), (xv, yv) = problems.logistic_train_val(c.num_points, c.dim, c.seed)
+  train = lambda w: problems.logistic_loss(w, xt, yt, c.l2)
 
   def score(log_lr, log_eps):
     tx = optim.rmsprop(10.0 ** log_lr, 0.9, 10.0 ** log_eps)
     w = U.optimize(tx, train, jnp.zeros(c.dim), c.steps).xs[-1]
-    return logistic._loss(w, xv, yv, 0.0)
+    return problems.logistic_loss(w, xv, yv, 0.0)
 
   return jax.vmap(score)
 
@@ -205,12 +206,12 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(4, width=4.6)
+  fig, axes = common.subplots(1, 4, panel=(4.6, 4.0))
   lr_axis, eps_axis = np.asarray(d["lr_axis"]), np.asarray(d["eps_axis"])
   score_map = np.asarray(d["score_map"])
   vmax = np.quantile(score_map, 0.75)
-  for ax, pts, title in ((axes[0, 0], np.asarray(d["grid"]), "grid search: 3 learning rates"),
-                         (axes[0, 1], np.asarray(d["random_example"]),
+  for ax, pts, title in ((axes[0], np.asarray(d["grid"]), "grid search: 3 learning rates"),
+                         (axes[1], np.asarray(d["random_example"]),
                           "random search: 9 learning rates")):
     mesh = ax.pcolormesh(lr_axis, eps_axis, score_map, shading="nearest", cmap="viridis_r",
                          vmax=vmax)
@@ -220,11 +221,11 @@ def plot(result: FigureResult, out_dir) -> list:
     ax.set_xlabel("$\\log_{10}$ learning rate (important)")
     ax.set_ylabel("$\\log_{10} \\epsilon$ (unimportant)")
     ax.set_title(title)
-  fig.colorbar(mesh, ax=axes[0, 1], label="validation loss")
+  fig.colorbar(mesh, ax=axes[1], label="validation loss")
   fine = np.asarray(d["fine_example"])
-  axes[0, 1].plot(fine[:, 0], fine[:, 1], "r+", ms=7, label="fine stage (coarse to fine)")
-  axes[0, 1].legend(fontsize=7, loc="lower left")
-  ax = axes[0, 2]
+  axes[1].plot(fine[:, 0], fine[:, 1], "r+", ms=7, label="fine stage (coarse to fine)")
+  axes[1].legend(fontsize=7, loc="lower left")
+  ax = axes[2]
   ax.plot(lr_axis, score_map.mean(axis=0), "k-", label="mean over $\\epsilon$")
   grid = np.asarray(d["grid"])
   ax.plot(grid[:, 0], d["grid_scores"], "s", ms=8, mfc="none", label="grid trials")
@@ -237,7 +238,7 @@ def plot(result: FigureResult, out_dir) -> list:
                f"{d['random_best_mean']:.4f}", fontsize=9)
   ax.legend(fontsize=7)
   real = d["digits"]
-  ax = axes[0, 3]
+  ax = axes[3]
   for key, marker, label in (("grid", "s", "grid (3 x 3)"), ("random", "o", "random (9)")):
     pts = np.asarray(real[key])
     ax.scatter(pts[:, 0], pts[:, 2], marker=marker, s=36, facecolors="none" if key == "grid"
@@ -248,4 +249,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_title(f"digits via research.sweep: grid {real['grid_best']:.3f}, random "
                f"{real['random_best']:.3f}", fontsize=9)
   ax.legend(fontsize=7)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

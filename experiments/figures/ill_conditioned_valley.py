@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_close, check_greater
 from research import optim
 
@@ -34,15 +35,15 @@ METHODS = ("GD", "heavy ball", "NAG", "AdaGrad", "RMSProp", "Adam", "preconditio
 COLORS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple", "k", "tab:orange")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.mu = 1.0
   c.L = 25.0
   c.x0 = (-4.0, 0.8)
-  c.steps = 300 if full else 150
+  c.steps = 150
   c.tol = 1e-6
   c.adaptive_lr = (1.0, 0.2, 0.2)   # AdaGrad, RMSProp, Adam
-  return c
+  return common.sized(size, c, full={"steps": 300})
 
 
 def _rules(config):
@@ -62,7 +63,7 @@ def _rules(config):
 
 def run(config) -> FigureResult:
   with jax.enable_x64(True):
-    f = U.quadratic(jnp.array([config.mu, config.L]))
+    f = problems.quadratic(jnp.array([config.mu, config.L]))
     x0 = jnp.asarray(config.x0)
     traces = jax.jit(lambda: [U.optimize(tx, f, x0, config.steps) for tx in _rules(config)])()
     xs = np.stack([np.asarray(t.xs) for t in traces])        # (methods, K+1, 2)
@@ -105,15 +106,15 @@ def plot(result: FigureResult, out_dir) -> list:
   d = result.data
   mu, L = d["mu"], d["L"]
   xs, values = np.asarray(d["xs"]), np.asarray(d["values"])
-  fig, axes = U.figure(3, width=4.8)
-  ax = axes[0, 0]
-  U.contour(ax, U.quadratic(jnp.array([mu, L])), (-4.5, 1.5), (-1.2, 1.2), levels=15, log=False,
-            minimum=(0, 0))
+  fig, axes = common.subplots(1, 3, panel=(4.8, 4.0))
+  ax = axes[0]
+  U.contour(ax, problems.quadratic(jnp.array([mu, L])), (-4.5, 1.5), (-1.2, 1.2), levels=15,
+            log=False, minimum=(0, 0))
   for path, lab, col in zip(xs, METHODS, COLORS, strict=True):
     ax.plot(path[:60, 0], path[:60, 1], ".-", ms=3, lw=1, color=col, label=lab)
   ax.set_title(f"paths (first 60 steps), $\\kappa$ = {L / mu:g}")
   ax.legend(fontsize=7, loc="lower right")
-  ax = axes[0, 1]
+  ax = axes[1]
   for vals, lab, col, n in zip(values, METHODS, COLORS, d["iterations_to_tol"], strict=True):
     vals = np.where(vals > 0, vals / vals[0], np.nan)
     ax.semilogy(vals, color=col, label=f"{lab} ({n:g} it.)")
@@ -123,9 +124,9 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$f(x_k) / f(x_0)$")
   ax.set_title("iterations to $f \\leq 10^{-6} f_0$ in the legend")
   ax.legend(fontsize=7)
-  ax = axes[0, 2]
+  ax = axes[2]
   scale = np.sqrt(np.array([mu, L]))
-  U.contour(ax, U.quadratic(jnp.ones(2)), (-4.5, 4.5), (-4.5, 4.5), levels=12, log=False,
+  U.contour(ax, problems.quadratic(jnp.ones(2)), (-4.5, 4.5), (-4.5, 4.5), levels=12, log=False,
             minimum=(0, 0))
   for i, col in ((0, COLORS[0]), (len(METHODS) - 1, COLORS[-1])):
     hat = xs[i, :60] * scale
@@ -135,4 +136,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$x'_2 = \\sqrt{L} x_2$")
   ax.set_title("in $X' = A^{1/2} X$ the level sets are circles")
   ax.legend(fontsize=7, loc="lower right")
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

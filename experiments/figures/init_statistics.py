@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.figures.common import FigureResult, check, check_greater, check_less, save_figure
+from experiments.figures import common
+from experiments.figures.common import FigureResult, check, check_greater, check_less
+from research.models import create, diagnostics
 
 NAME = "init_statistics"
 TITLE = "Activation statistics of 10 layers x 500 units under five initializations (slides)"
@@ -50,15 +52,14 @@ CASES = {
 SATURATION = 0.9   # |tanh| above this counts as saturated
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
-  del full  # the slides' size is already small
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.depth = 10
   config.width = 500
   config.num_samples = 1000
   config.bins = 40
   config.seed = 0
-  return config
+  return common.sized(size, config)  # the slides' size is already small: one size for all
 
 
 def layer_activations(activation: str, kernel_init: str, x: jax.Array, depth: int, width: int,
@@ -69,8 +70,6 @@ def layer_activations(activation: str, kernel_init: str, x: jax.Array, depth: in
     (activations (depth, N, width), means (depth,), stds (depth,)); the statistics come from
     `research.models.diagnostics.activation_stats`.
   """
-  from research.models import create, diagnostics
-
   model = create("mlp", num_classes=10, depth=depth, width=width, activation=activation,
                  kernel_init=kernel_init, bias_init="zeros")
   variables = model.init(jax.random.PRNGKey(seed), x, train=False)
@@ -134,13 +133,11 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   depth = len(d["relu_he"])
-  fig = plt.figure(figsize=(20, 12))
+  fig = common.figure((20, 12), title=TITLE + "\n(rows: tanh N(0,0.01^2), tanh N(0,1), tanh "
+                      "Xavier, ReLU Xavier, ReLU He; left: per-layer mean and std)")
   grid = fig.add_gridspec(len(CASES), depth + 2, width_ratios=[2.4, 0.25] + [1] * depth,
                           hspace=0.55, wspace=0.25)
   for row, key in enumerate(CASES):
@@ -169,6 +166,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
       if layer == 0:
         hax.set_ylabel("count", fontsize=7)
       hax.set_xlabel("activation", fontsize=6)
-  fig.suptitle(TITLE + "\n(rows: tanh N(0,0.01^2), tanh N(0,1), tanh Xavier, ReLU Xavier, "
-               "ReLU He; left: per-layer mean and std)", fontsize=12)
-  return [save_figure(fig, out_dir, NAME, dpi=90, bbox_inches="tight")]
+  return [common.save_figure(fig, out_dir, NAME, tight=False, bbox_inches="tight")]

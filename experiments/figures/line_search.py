@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common
 from experiments.figures.common import FigureResult, check, check_less
 from research import optim
 
@@ -36,9 +37,9 @@ def rosenbrock(p, b: float = 10.0):
   return (1.0 - p[0]) ** 2 + b * (p[1] - p[0] ** 2) ** 2
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.steps = 400 if full else 200
+  c.steps = 200
   c.start = (-1.5, 2.0)
   # more starts for the Armijo-vs-naive comparison (final f after `steps` iterations)
   c.starts = ((-1.2, 1.0), (-1.5, 2.0), (0.0, 0.0), (-1.0, -0.5), (1.5, 0.5), (-0.5, 1.5),
@@ -46,7 +47,7 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   c.eta0 = 1.0
   c.c = 0.3
   c.fixed = (0.01, 0.03)
-  return c
+  return common.sized(size, c, test={"steps": 120}, full={"steps": 400})
 
 
 def _compute(config):
@@ -116,8 +117,8 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(3, width=4.6)
-  ax = axes[0, 0]
+  fig, axes = common.subplots(1, 3, panel=(4.6, 4.0))
+  ax = axes[0]
   U.contour(ax, rosenbrock, (-1.6, 1.6), (-0.6, 1.8), levels=25, minimum=(1, 1))
   runs = [("Armijo", d["armijo_path"], d["armijo_values"], "tab:green"),
           ("naive halving", d["naive_path"], d["naive_values"], "tab:purple")]
@@ -130,7 +131,7 @@ def plot(result: FigureResult, out_dir) -> list:
     ax.plot(path[ok, 0], path[ok, 1], ".-", ms=2, lw=0.8, color=col, label=lab)
   ax.legend(fontsize=7, loc="lower right")
   ax.set_title("paths on Rosenbrock's valley (b = 10)")
-  ax = axes[0, 1]
+  ax = axes[1]
   for lab, _, values, col in runs:
     values = np.asarray(values, np.float64)
     ax.semilogy(np.where(np.isfinite(values), values - d["f_star"], np.nan), color=col,
@@ -140,7 +141,7 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylim(1e-6, 1e3)
   ax.set_title("function value (fixed 0.03 diverges)")
   ax.legend(fontsize=7)
-  ax = axes[0, 2]
+  ax = axes[2]
   ax.semilogy(d["armijo_steps"], ".", ms=3, color="tab:green", label=f"Armijo (c = {d['c']:g})")
   ax.semilogy(d["naive_steps"], ".", ms=3, color="tab:purple", label="naive halving")
   for e, col in zip(d["fixed_etas"], ("tab:blue", "tab:red"), strict=True):
@@ -149,4 +150,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("accepted step size $\\eta_k$")
   ax.set_title("accepted steps")
   ax.legend(fontsize=7)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

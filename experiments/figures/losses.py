@@ -22,7 +22,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.figures.common import FigureResult, check, check_close, check_less, save_figure
+from experiments.figures import common
+from experiments.figures.common import FigureResult, check, check_close, check_less
+from research.models.losses import multiclass_svm_loss, softmax_cross_entropy
 
 NAME = "losses"
 TITLE = "Cross-entropy vs multiclass SVM loss on the slides' scores; H(p,q) = H(p) + KL(p||q)"
@@ -39,13 +41,12 @@ SLIDE_CE_BASE10 = (0.0004, 0.2395, 1.5e-48)
 SLIDE_Q = (0.21, 0.01, 0.78)   # classifier's distribution over (bird, cat, car)
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
-  del full  # the computation is exact and tiny at any size
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.num_pairs = 200
   config.num_classes = 10
   config.seed = 0
-  return config
+  return common.sized(size, config)  # exact and tiny: one size for all
 
 
 def entropy(p: jax.Array) -> jax.Array:
@@ -66,8 +67,6 @@ def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
 
 def _losses(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Per-example package losses (float32) of score rows (N, C) whose true class is 0."""
-  from research.models.losses import multiclass_svm_loss, softmax_cross_entropy
-
   labels = jnp.zeros((1,), jnp.int32)
   ce = [softmax_cross_entropy(jnp.asarray(s[None], jnp.float32), labels) for s in scores]
   svm = [multiclass_svm_loss(jnp.asarray(s[None], jnp.float32), labels) for s in scores]
@@ -118,7 +117,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     p_bird = np.asarray([1.0, 0.0, 0.0])
     slide_terms = [float(cross_entropy(p_bird, q_slide)), float(entropy(p_bird)),
                    float(kl_divergence(p_bird, q_slide))]
-    from research.models.losses import softmax_cross_entropy
     package_ce = float(softmax_cross_entropy(jnp.log(jnp.asarray(q_slide))[None],
                                              jnp.zeros((1,), jnp.int32)))
   checks.append(check_close("one-hot p: H(p,q) = -log q_bird = package CE",
@@ -147,12 +145,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+  fig, axes = common.subplots(1, 3, figsize=(15, 4.3), title=TITLE)
   ax = axes[0]
   x = np.arange(3)
   ce = np.maximum(np.asarray(d["cross_entropy_base10"]), 1e-60)
@@ -191,6 +186,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.set_ylabel("nats")
   ax.set_title(f"H(p,q) = H(p) + KL(p||q)  (max gap {d['identity_max_gap']:.1e})")
   ax.legend(fontsize=8)
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME, dpi=110)]
+  return [common.save_figure(fig, out_dir, NAME)]

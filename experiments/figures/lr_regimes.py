@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_close, check_greater
 from research import optim
 
@@ -25,23 +26,26 @@ CAPTION = (
     "the step size at which GD starts to diverge and compares it with 2/L.")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.smoothness = 10.0           # L
   c.strong_convexity = 1.0      # mu
   c.x0 = (1.0, 1.5)
   c.num_steps = 60              # plotted runs
   c.factors = (0.1, 1.0, 1.9, 2.1)  # eta = factor / L
-  c.bisect_steps = 4000 if full else 2000
+  c.bisect_steps = 2000
   c.bisect_iters = 40
-  c.sweep = 200 if full else 40  # step sizes in (0, 2/L) checked for monotone decrease
-  return c
+  c.sweep = 40                   # step sizes in (0, 2/L) checked for monotone decrease
+  return common.sized(
+      size, c,
+      test={"bisect_steps": 500, "sweep": 10},
+      full={"bisect_steps": 4000, "sweep": 200})
 
 
 def _runner(config, num_steps: int):
   """etas (n,) -> GD traces for each step size (jitted once, vmapped; eta is traced)."""
   lam = jnp.array([config.smoothness, config.strong_convexity])
-  f = U.quadratic(lam)
+  f = problems.quadratic(lam)
   x0 = jnp.asarray(config.x0, jnp.float64)
   run = jax.jit(jax.vmap(lambda eta: U.optimize(optim.sgd(eta), f, x0, num_steps)))
   return lambda etas: run(jnp.asarray(etas, jnp.float64))
@@ -90,11 +94,11 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(2, width=5.5)
+  fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
   L, mu = d["eigenvalues"]
-  ax = axes[0, 0]
-  U.contour(ax, U.quadratic(jnp.array([L, mu])), (-1.6, 1.6), (-1.6, 1.6), log=False, levels=12,
-            minimum=(0, 0))
+  ax = axes[0]
+  U.contour(ax, problems.quadratic(jnp.array([L, mu])), (-1.6, 1.6), (-1.6, 1.6), log=False,
+            levels=12, minimum=(0, 0))
   labels = [f"$\\eta$ = {e * L:.1f}/L" for e in d["etas"]]
   colors = ["tab:blue", "tab:green", "tab:orange", "tab:red"]
   for xs, lab, col in zip(d["xs"], labels, colors, strict=True):
@@ -103,11 +107,11 @@ def plot(result: FigureResult, out_dir) -> list:
     ax.plot(xs[inside, 0], xs[inside, 1], "o-", ms=2.5, lw=1, color=col, label=lab)
   ax.set_title(f"GD iterates on $f = (L x_1^2 + \\mu x_2^2)/2$, L = {L:g}, $\\mu$ = {mu:g}")
   ax.legend(loc="lower right", fontsize=8)
-  ax = axes[0, 1]
+  ax = axes[1]
   for vals, lab, col in zip(d["values"], labels, colors, strict=True):
     ax.semilogy(vals, color=col, label=lab)
   ax.set_xlabel("iteration k")
   ax.set_ylabel("$f(x_k) - f^*$")
   ax.set_title(f"divergence threshold: bisected {d['critical_eta'] * L:.4f}/L vs 2/L")
   ax.legend(fontsize=8)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

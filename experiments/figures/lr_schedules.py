@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from experiments.figures import _optim_utils as U
-from experiments.figures import sgd_minibatch_logistic as logistic
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_greater
 from research import optim
 
@@ -36,14 +36,14 @@ CAPTION = (
 NAMES = ("constant", "1/k", "linear decay to tau", "step decay", "reduce on plateau")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.num_points = 2000
   c.dim = 20
   c.l2 = 1e-3
   c.batch = 10
   c.eta0 = 0.5
-  c.steps = 8000 if full else 4000
+  c.steps = 4000
   c.k0 = 200                     # 1/k: eta halves at k0
   c.tau_fraction = 0.5           # linear decay ends at tau = steps * tau_fraction
   c.boundaries_fraction = (1 / 3, 2 / 3)
@@ -51,7 +51,7 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   c.patience = 4
   c.min_scale = 0.01             # eta stays >= eta_0 / 100, as linear decay's eta_tau
   c.seed = 0
-  return c
+  return common.sized(size, c, test={"steps": 2000, "num_points": 1000}, full={"steps": 8000})
 
 
 def _schedules(c):
@@ -68,7 +68,7 @@ def _schedules(c):
 def _train(tx, c, data, plateau: bool):
   """SGD with batches drawn with replacement; returns (train loss, eta_k) per step."""
   x, y, xv, yv = data
-  loss = lambda w, x, y: logistic._loss(w, x, y, c.l2)
+  loss = lambda w, x, y: problems.logistic_loss(w, x, y, c.l2)
   n = x.shape[0]
 
   def step(carry, inputs):
@@ -90,11 +90,10 @@ def _train(tx, c, data, plateau: bool):
 def run(config) -> FigureResult:
   c = config
   with jax.enable_x64(True):
-    x, y = logistic.make_data(2 * c.num_points, c.dim, c.seed)
-    data = (x[:c.num_points], y[:c.num_points], x[c.num_points:], y[c.num_points:])
-    f = lambda w: logistic._loss(w, data[0], data[1], c.l2)
-    f_star = float(jax.jit(lambda: f(U.optimize(optim.newton(1.0), f, jnp.zeros(c.dim), 15,
-                                                extra=U.line_search_extra(f)).xs[-1]))())
+    (x, y), (xv, yv) = problems.logistic_train_val(c.num_points, c.dim, c.seed)
+    data = (x, y, xv, yv)
+    f = lambda w: problems.logistic_loss(w, x, y, c.l2)
+    f_star = float(jax.jit(lambda: f(U.newton_minimizer(f, jnp.zeros(c.dim))))())
     schedules = _schedules(c)
     plateau_tx = optax.chain(optim.sgd(c.eta0),
                              optim.reduce_on_plateau(0.1, c.patience, min_scale=c.min_scale))
@@ -146,22 +145,22 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(2, width=5.5)
+  fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
   colors = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")
   every, window = d["every"], d["window"]
   for name, col in zip(NAMES, colors, strict=True):
     smooth = np.asarray(d["smoothed_gaps"][name])
-    axes[0, 0].semilogy(np.arange(len(smooth)) * every + window, smooth, color=col, label=name)
+    axes[0].semilogy(np.arange(len(smooth)) * every + window, smooth, color=col, label=name)
     eta = np.asarray(d["etas"][name])
-    axes[0, 1].semilogy(np.arange(len(eta)) * every, eta, color=col, label=name)
-  axes[0, 0].set_xlabel("step k")
-  axes[0, 0].set_ylabel("$f(w_k) - f^*$ (training, 50-step moving average)")
-  axes[0, 0].set_title("noisy SGD (b = 10) under five schedules")
-  axes[0, 1].axvline(d["tau"], color="gray", ls=":", lw=0.8)
-  axes[0, 1].text(d["tau"], 0.3, " $\\tau$", color="gray")
-  axes[0, 1].set_xlabel("step k")
-  axes[0, 1].set_ylabel("learning rate $\\eta_k$")
-  axes[0, 1].set_title("the schedules")
-  for ax in axes[0]:
+    axes[1].semilogy(np.arange(len(eta)) * every, eta, color=col, label=name)
+  axes[0].set_xlabel("step k")
+  axes[0].set_ylabel("$f(w_k) - f^*$ (training, 50-step moving average)")
+  axes[0].set_title("noisy SGD (b = 10) under five schedules")
+  axes[1].axvline(d["tau"], color="gray", ls=":", lw=0.8)
+  axes[1].text(d["tau"], 0.3, " $\\tau$", color="gray")
+  axes[1].set_xlabel("step k")
+  axes[1].set_ylabel("learning rate $\\eta_k$")
+  axes[1].set_title("the schedules")
+  for ax in axes:
     ax.legend(fontsize=8)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_close, check_greater
 from research import optim
 
@@ -29,9 +30,9 @@ CAPTION = (
     "plain Newton converges to the saddle (0, 0), damped Newton (H + 2 I) to the minimum (0, 1).")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.num_points = 2000 if full else 500
+  c.num_points = 500
   c.dim = 10
   c.l2 = 0.02
   c.seed = 0
@@ -40,23 +41,16 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   c.damping = 2.0
   c.start = (0.8, 0.3)
   c.nonconvex_steps = 30
-  return c
+  return common.sized(size, c, test={"num_points": 200}, full={"num_points": 2000})
 
 
 def logistic_problem(num_points: int, dim: int, l2: float, seed: int):
-  """f(w) for a fixed random data set (float64; call inside `jax.enable_x64`)."""
-  rng = np.random.default_rng(seed)
-  x = rng.normal(size=(num_points, dim))
-  w_true = rng.normal(size=dim)
-  y = np.where(rng.random(num_points) < 1 / (1 + np.exp(-x @ w_true)), 1.0, -1.0)
-  x, y = jnp.asarray(x), jnp.asarray(y)
+  """f(w) = `problems.logistic_loss` on `problems.logistic_data` (w_true ~ N(0, I)) and its
+  smoothness L = lambda_max(X^T X) / (4N) + l2 (float64; call inside `jax.enable_x64`)."""
+  x, y = problems.logistic_data(num_points, dim, seed, signal=None)
   smoothness = float(np.linalg.eigvalsh(np.asarray(x).T @ np.asarray(x))[-1] / (4 * num_points)
                      + l2)
-
-  def f(w):
-    return jnp.mean(jnp.logaddexp(0.0, -y * (x @ w))) + 0.5 * l2 * jnp.sum(w * w)
-
-  return f, smoothness
+  return (lambda w: problems.logistic_loss(w, x, y, l2)), smoothness
 
 
 def convergence_order(errors: np.ndarray, lo: float = 1e-13, hi: float = 1e-1) -> float:
@@ -76,7 +70,7 @@ def _compute(config, f, smoothness):
   w0 = jnp.zeros(config.dim)
   newton = optim.newton(1.0)
   extra = U.line_search_extra(f)
-  g = U.double_well
+  g = problems.double_well
   x0 = jnp.asarray(config.start)
   extra_g = U.line_search_extra(g)
 
@@ -136,9 +130,9 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(3, width=4.6)
+  fig, axes = common.subplots(1, 3, panel=(4.6, 4.0))
   newton_err, gd_err = np.asarray(d["newton_errors"]), np.asarray(d["gd_errors"])
-  ax = axes[0, 0]
+  ax = axes[0]
   ax.semilogy(newton_err, "o-", label=f"Newton (order {d['order_newton']:.2f})")
   ax.semilogy(np.where(gd_err > 1e-15, gd_err, np.nan),
               label=f"GD, $\\eta = 1/L$ (order {d['order_gd']:.2f})")
@@ -146,7 +140,7 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$|w_k - w^*|$")
   ax.set_title("regularized logistic regression")
   ax.legend(fontsize=8)
-  ax = axes[0, 1]
+  ax = axes[1]
   k = np.arange(len(newton_err))
   ax.bar(k - 0.2, d["newton_digits"], width=0.4, label="Newton")
   ax.bar(k + 0.2, -np.log10(gd_err[:len(k)]), width=0.4, label="GD")
@@ -154,8 +148,8 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("correct digits $-\\log_{10} |w_k - w^*|$")
   ax.set_title("Newton doubles the correct digits")
   ax.legend(fontsize=8)
-  ax = axes[0, 2]
-  U.contour(ax, U.double_well, (-1.2, 1.2), (-1.5, 1.5), levels=25, log=False)
+  ax = axes[2]
+  U.contour(ax, problems.double_well, (-1.2, 1.2), (-1.5, 1.5), levels=25, log=False)
   for path, lab, col in ((d["plain_path"], "plain Newton", "tab:red"),
                          (d["damped_path"], f"damped Newton, $H + {d['damping']:g} I$",
                           "tab:green")):
@@ -165,4 +159,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.plot([0, 0], [-1, 1], "k*", ms=10, linestyle="none", label="minima")
   ax.set_title("$f = x^2/2 + y^4/4 - y^2/2$")
   ax.legend(fontsize=8, loc="lower left")
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -23,8 +23,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, check_less, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater, check_less
+from research import optim
+from research.models import initializers, layers
 
 NAME = "norms_vs_batch_size"
 TITLE = "Validation error vs per-device batch size for BN, LN, GN and IN (small CNN, digits)"
@@ -39,7 +41,7 @@ CAPTION = (
 NORMS = {"batch": "BN", "layer": "LN", "group": "GN", "instance": "IN"}
 
 
-class SmallCNN(nn.Module):
+class NormalizedCNN(nn.Module):
   """conv3x3(c1) - norm - ReLU - conv3x3(c2, stride 2) - norm - ReLU - mean pool - dense.
 
   The normalizations are the package's (`research.models.layers`); GroupNorm uses `groups`
@@ -54,8 +56,6 @@ class SmallCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    from research.models import initializers, layers
-
     for i, (c, stride) in enumerate(zip(self.channels, (1, 2), strict=True)):
       x = nn.Conv(c, (3, 3), strides=stride, padding="SAME", use_bias=False,
                   kernel_init=initializers.get("he_normal"), name=f"conv_{i}")(x)
@@ -69,22 +69,23 @@ class SmallCNN(nn.Module):
     return nn.Dense(self.num_classes, name="head")(x)
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.batch_size = 32
-  config.per_device = (32, 8, 4, 2) if full else (32, 2)
-  config.norms = tuple(NORMS)   # a subset runs faster (tests)
-  config.steps = 2000 if full else 300
+  config.per_device = (32, 2)
+  config.norms = tuple(NORMS)   # a subset runs faster (the test size)
+  config.steps = 300
   config.learning_rate = 0.05
   config.momentum = 0.9
   config.seed = 0
-  return config
+  return common.sized(
+      size, config,
+      test={"norms": ("batch", "group"), "steps": 210},
+      full={"per_device": (32, 8, 4, 2), "steps": 2000})
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   unknown = sorted(set(config.norms) - set(NORMS))
   if unknown or "batch" not in config.norms:
@@ -94,7 +95,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   loss = {k: [] for k in config.norms}
   for norm in config.norms:
     for b in config.per_device:
-      result = _fit.fit(SmallCNN(norm, per_device=b),
+      result = _fit.fit(NormalizedCNN(norm, per_device=b),
                         optim.heavy_ball(config.learning_rate, config.momentum),
                         train, val, batch_size=config.batch_size, steps=config.steps,
                         seed=config.seed, eval_every=config.steps // 3)
@@ -124,13 +125,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   sizes = d["per_device_batch"]
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  fig, axes = common.subplots(1, 2, figsize=(12, 4.5), title=TITLE)
   for k, label in NORMS.items():
     if k not in d["val_error"]:
       continue
@@ -144,6 +142,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.legend()
   axes[0].set_ylabel(f"validation error (%), {d['dataset']}")
   axes[1].set_ylabel("validation loss")
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

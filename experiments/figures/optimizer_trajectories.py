@@ -17,8 +17,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from matplotlib import animation
+from matplotlib.transforms import Bbox
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_greater, check_less
 from research import optim
 
@@ -53,13 +56,13 @@ def long_valley(p):
 
 
 SURFACES = {  # name: (function, start, minimum or None, xlim, ylim)
-    "beale": (U.beale, (1.0, 1.5), (3.0, 0.5), (-0.5, 4.0), (-1.0, 2.0)),
+    "beale": (problems.beale, (1.0, 1.5), (3.0, 0.5), (-0.5, 4.0), (-1.0, 2.0)),
     "valley": (long_valley, (-4.0, 1.0), (4.0, 0.0), (-4.5, 4.5), (-1.5, 1.5)),
-    "saddle": (U.double_well, (-1.0, 1e-3), None, (-1.5, 1.5), (-1.5, 1.5)),
+    "saddle": (problems.double_well, (-1.0, 1e-3), None, (-1.5, 1.5), (-1.5, 1.5)),
 }
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.steps = {"beale": 500, "valley": 500, "saddle": 300}
   # learning rate of each method (in METHODS order) on each surface
@@ -69,8 +72,8 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
       "saddle": (0.01, 0.01, 0.01, 0.1, 0.01, 1.0, 0.01),
   }
   c.beale_tolerance = 0.2     # every method must end this close to (3, 0.5)
-  c.frames = 80 if full else 40
-  return c
+  c.frames = 40
+  return common.sized(size, c, full={"frames": 80})
 
 
 def run(config) -> FigureResult:
@@ -125,42 +128,34 @@ def _axes(fig_axes, data):
 
 def _background(paths: dict, dpi: int):
   """Renders the contours (no paths) at `dpi`; returns (RGBA array, path pixels, axes boxes)."""
-  from matplotlib.transforms import Bbox  # noqa: PLC0415
-
-  fig, axes = U.figure(3, width=4.6)
-  _axes(axes[0], None)
+  fig, axes = common.subplots(1, 3, panel=(4.6, 4.0))
+  _axes(axes, None)
   fig.set_dpi(dpi)
   fig.tight_layout()
   fig.canvas.draw()
   background = np.asarray(fig.canvas.buffer_rgba()).copy()  # (H, W, 4)
   pixels = {s: [ax.transData.transform(p) for p in paths[s]]  # display coordinates
-            for ax, s in zip(axes[0], SURFACES, strict=True)}
-  boxes = [Bbox(ax.bbox.get_points()) for ax in axes[0]]
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-
-  plt.close(fig)
+            for ax, s in zip(axes, SURFACES, strict=True)}
+  boxes = [Bbox(ax.bbox.get_points()) for ax in axes]
   return background, pixels, boxes
 
 
 def plot(result: FigureResult, out_dir) -> list:
   """NAME.png: the full paths. NAME.gif: the paths growing, drawn over a pre-rendered
   background (the contours are rendered once; each frame only draws the lines)."""
-  import matplotlib.animation as animation  # noqa: PLC0415
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-
   d = result.data
   paths = {k: np.asarray(v) for k, v in d["paths"].items()}
-  fig, axes = U.figure(3, width=4.6)
-  lines = _axes(axes[0], d)
+  fig, axes = common.subplots(1, 3, panel=(4.6, 4.0))
+  lines = _axes(axes, d)
   for surface_lines, surface in zip(lines, SURFACES, strict=True):
     for line, path in zip(surface_lines, paths[surface], strict=True):
       line.set_data(path[:, 0], path[:, 1])
-  png = U.save(fig, out_dir, NAME)
+  png = common.save_figure(fig, out_dir, NAME)
 
   dpi = 60
   background, pixels, boxes = _background(paths, dpi)
   height, width = background.shape[:2]
-  fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+  fig = common.figure((width / dpi, height / dpi))
   ax = fig.add_axes((0, 0, 1, 1))
   ax.imshow(background, extent=(0, width, 0, height), interpolation="nearest")
   ax.set_xlim(0, width)
@@ -183,5 +178,4 @@ def plot(result: FigureResult, out_dir) -> list:
   gif = pathlib.Path(out_dir) / f"{NAME}.gif"
   anim = animation.FuncAnimation(fig, draw, frames=frames, blit=False)
   anim.save(gif, writer=animation.PillowWriter(fps=12), dpi=dpi)
-  plt.close(fig)
   return [png, gif]

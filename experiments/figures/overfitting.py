@@ -22,8 +22,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater, check_less, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check, check_greater, check_less
+from research import optim
+from research.data import augment
+from research.models import create
 
 NAME = "overfitting"
 TITLE = "Overfitting on 200 digits: train vs validation, early stopping, dropout, L2, augmentation"
@@ -38,14 +41,14 @@ CAPTION = (
 VARIANTS = ("baseline", "dropout", "l2", "augmentation")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.max_train = 200
   config.depth = 2
   config.width = 256
   config.batch_size = 32
-  config.steps = 5000 if full else 1500
+  config.steps = 1500
   config.eval_every = 50
   config.learning_rate = 0.05
   config.momentum = 0.9
@@ -53,23 +56,18 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   config.weight_decay = 1e-2
   config.shift = 1
   config.seed = 0
-  return config
+  return common.sized(size, config, full={"steps": 5000})
 
 
 @functools.lru_cache
 def shift_batch(shift: int):
   """augment(key, image, label) -> the image shifted by up to `shift` pixels (one example)."""
-  from research.data import augment
-
   def apply(key, image, label):
     return augment.pad_and_crop(key, image, shift), label
   return apply
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, max_train=config.max_train, seed=config.seed)
   sgd = optim.heavy_ball(config.learning_rate, config.momentum)
   runs = {}
@@ -118,13 +116,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   steps = np.asarray(d["steps"])
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+  fig, axes = common.subplots(1, 3, figsize=(16, 4.4), title=TITLE)
   base = d["curves"]["baseline"]
   ax = axes[0]
   ax.plot(steps, base["train_loss"], label="training loss")
@@ -152,6 +147,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.set_xticks(x, VARIANTS)
   ax.set(ylabel="final generalization gap", title="Each remedy's train/validation gap")
   ax.legend(fontsize=8)
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -4,7 +4,8 @@
 | smooth                   | O(1/T)           | O(1/T^2)                   |
 | smooth, strongly convex  | O(exp(-T/kappa)) | O(exp(-T / sqrt(kappa)))   |
 
-Measured on the quadratics of `convergence_rates`: for the smooth class the exponent p of
+Measured on the quadratics of `convergence_rates` (`_optim_utils.smooth_runs` and
+`strongly_convex_runs`): for the smooth class the exponent p of
 f(x_T) - f* ~ T^p; for the strongly convex class the iterations T_eps to reach
 (f - f*) / (f_0 - f*) <= eps for several kappa, whose log-log slope against kappa is 1 for a
 rate exp(-c T / kappa) and 1/2 for exp(-c T / sqrt(kappa)), and the constants
@@ -18,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
-from experiments.figures import convergence_rates as cr
+from experiments.figures import common
 from experiments.figures.common import FigureResult, check, check_close
 
 NAME = "rate_table"
@@ -30,17 +31,20 @@ CAPTION = (
     "fits and from the smooth-case slopes of `convergence_rates`:")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.kappas = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0) if full else (
-      10.0, 30.0, 100.0, 300.0, 1000.0)
+  c.kappas = (10.0, 30.0, 100.0, 300.0, 1000.0)
   c.dim = 100
   c.tol = 1e-8
   c.smooth_dim = 400
   c.smooth_smallest = 1e-8
-  c.smooth_steps = 10000 if full else 2000
+  c.smooth_steps = 2000
   c.fit_from = 30
-  return c
+  return common.sized(
+      size, c,
+      test={"kappas": (10.0, 100.0, 1000.0), "smooth_steps": 1000},
+      full={"kappas": (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0),
+            "smooth_steps": 10000})
 
 
 def _table(rows: list[tuple[str, str, str, str, str]]) -> str:
@@ -55,14 +59,14 @@ def run(config) -> FigureResult:
   iters = {"gd": [], "nag": []}
   rates = {"gd": [], "nag": []}
   with jax.enable_x64(True):
-    sm = cr.smooth_runs(config.smooth_dim, config.smooth_smallest, config.smooth_steps)
+    sm = U.smooth_runs(config.smooth_dim, config.smooth_smallest, config.smooth_steps)
     for kappa in kappas:
       steps = int(2.5 * kappa * np.log(1 / config.tol)) + 50  # GD needs about kappa/2 log(1/eps)
-      sc = cr.strongly_convex_runs(kappa, config.dim, steps)
+      sc = U.strongly_convex_runs(kappa, config.dim, steps)
       for m in ("gd", "nag"):
         iters[m].append(U.iterations_to(sc[m] / sc[m][0], config.tol))
-        rates[m].append(cr.tail_rate(sc[m]))
-  k = cr.fit_window(config.fit_from, config.smooth_steps)
+        rates[m].append(U.tail_rate(sc[m]))
+  k = U.fit_window(config.fit_from, config.smooth_steps)
   p_gd, p_nag = U.loglog_slope(k, sm["gd"][k]), U.loglog_slope(k, sm["nag"][k])
   s_gd, s_nag = U.loglog_slope(kappas, iters["gd"]), U.loglog_slope(kappas, iters["nag"])
   c_gd = -kappas * np.log(rates["gd"])
@@ -99,8 +103,8 @@ def run(config) -> FigureResult:
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
   kappas = np.asarray(d["kappas"])
-  fig, axes = U.figure(2, width=5.5)
-  ax = axes[0, 0]
+  fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
+  ax = axes[0]
   for m, lab, slope in (("gd", "GD", d["kappa_slope_gd"]), ("nag", "NAG", d["kappa_slope_nag"])):
     ax.loglog(kappas, d[f"iterations_{m}"], "o-", label=f"{lab}: T ~ $\\kappa^{{{slope:.2f}}}$")
   ax.loglog(kappas, kappas * d["iterations_gd"][0] / kappas[0], "k--", lw=0.8,
@@ -111,7 +115,7 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("iterations to $(f - f^*)/(f_0 - f^*) \\leq 10^{-8}$")
   ax.set_title("strongly convex: GD $O(\\kappa)$ vs NAG $O(\\sqrt{\\kappa})$ iterations")
   ax.legend(fontsize=8)
-  ax = axes[0, 1]
+  ax = axes[1]
   ax.loglog(kappas, -np.log(d["rates_gd"]), "o-", label="GD: $-\\log \\rho$")
   ax.loglog(kappas, -np.log(d["rates_nag"]), "o-", label="NAG: $-\\log \\rho$")
   ax.loglog(kappas, 1 / kappas, "k--", lw=0.8, label="bound $1/\\kappa$ (exp(-T/$\\kappa$))")
@@ -122,4 +126,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_title(f"per-step exponent (smooth-case T-exponents: GD {d['smooth_exponent_gd']:.2f}, "
                f"NAG {d['smooth_exponent_nag']:.2f})", fontsize=10)
   ax.legend(fontsize=8)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -5,12 +5,12 @@ minus the training mean (AlexNet's only preprocessing, the lecture's first trick
 that ReLUs reach 25% training error six times sooner than tanh units, each with the learning
 rate that made it fastest. Its explanation: tanh saturates, ReLU does not.
 
-Here, the same protocol at small scale: a 4-layer CNN (three 3x3 convolutions, 16/16/32 filters,
-max pooling after the second, global average pooling, one dense layer; default LeCun-normal
-initialization) trained with SGD + heavy-ball momentum 0.9 on the digits (or Fashion-MNIST),
-once per activation and per learning rate of a grid; for each activation the fastest learning
-rate counts. Measured: the number of steps until the error on the training set first falls to
-`threshold`, evaluated every `eval_every` steps.
+Here, the same protocol at small scale: a 4-layer CNN (`problems.SmallCNN`: three 3x3
+convolutions, 16/16/32 filters, max pooling after the second, global average pooling, one dense
+layer; default LeCun-normal initialization) trained with SGD + heavy-ball momentum 0.9 on the
+digits (or Fashion-MNIST), once per activation and per learning rate of a grid; for each
+activation the fastest learning rate counts. Measured: the number of steps until the error on
+the training set first falls to `threshold`, evaluated every `eval_every` steps.
 
 Two input scalings (the default runs only the first, on a grid of the two rates that were
 fastest there, 3e-4 for ReLU and 1e-3 for tanh, for 300 steps; `--full` runs both):
@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import pathlib
 
-import flax.linen as nn
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check
+from experiments.figures.problems import SmallCNN
+from research import optim
 
 NAME = "relu_vs_tanh_cnn"
 TITLE = "ReLU vs tanh (Krizhevsky et al. Fig. 1): steps of a 4-layer CNN to a fixed training error"
@@ -46,51 +47,31 @@ CAPTION = (
 ACTIVATIONS = ("relu", "tanh")
 
 
-class SmallCNN(nn.Module):
-  """conv3x3(c) - act - conv3x3(c) - act - maxpool2 - conv3x3(2c) - act - mean - dense.
-
-  (N, H, W, C) -> (N, num_classes); activations from `research.models.layers`.
-  """
-
-  num_classes: int
-  activation: str = "relu"
-  width: int = 16
-  kernel_init: str = "lecun_normal"
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    from research.models import initializers, layers
-
-    del train  # no dropout, no normalization
-    kinit = initializers.get(self.kernel_init)
-    for i, features in enumerate((self.width, self.width, 2 * self.width)):
-      x = nn.Conv(features, (3, 3), padding="SAME", kernel_init=kinit, name=f"conv{i + 1}")(x)
-      x = layers.activation(self.activation, name=f"act{i + 1}")(x)
-      if i == 1:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-    return nn.Dense(self.num_classes, kernel_init=kinit, name="head")(x.mean(axis=(1, 2)))
-
-
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.dataset = "cifar10" if full else "digits"
-  config.width = 64 if full else 16
-  config.batch_size = 128 if full else 64
-  config.steps = 20_000 if full else 300
-  config.eval_every = 100 if full else 20
+  config.dataset = "digits"
+  config.width = 16
+  config.batch_size = 64
+  config.steps = 300
+  config.eval_every = 20
   # examples of the training set (and of the held-out set) evaluated every `eval_every` steps
-  config.eval_size = 10_000 if full else 256
+  config.eval_size = 256
   config.max_train = None
   config.threshold = 0.25
   # per scaling: the learning-rate grid searched for each activation. Default: the paper
   # scaling only, with the two rates that were fastest on the wider grid (1e-4, 3e-4, 1e-3:
   # ReLU 3e-4, tanh 1e-3); the 'standardized' side runs are only drawn, so they are --full only
   # (or add "standardized": (0.1,)).
-  config.lr_grid = ml_collections.ConfigDict(
-      {"paper": (1e-5, 3e-5, 1e-4, 3e-4), "standardized": (0.01, 0.03, 0.1)} if full
-      else {"paper": (3e-4, 1e-3)})
+  config.lr_grid = ml_collections.ConfigDict({"paper": (3e-4, 1e-3)})
   config.seed = 0
-  return config
+  return common.sized(
+      size, config,
+      test={"steps": 40, "eval_every": 20, "eval_size": 128, "width": 4,
+            "lr_grid": {"paper": (3e-4,), "standardized": (0.1,)}},
+      full={"dataset": "cifar10", "width": 64, "batch_size": 128, "steps": 20_000,
+            "eval_every": 100, "eval_size": 10_000,
+            "lr_grid": {"paper": (1e-5, 3e-5, 1e-4, 3e-4),
+                        "standardized": (0.01, 0.03, 0.1)}})
 
 
 def scale_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str) -> np.ndarray:
@@ -109,8 +90,6 @@ def steps_to(steps: np.ndarray, error: np.ndarray, threshold: float) -> int | No
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-
   name, (x_train, y_train), (x_val, y_val) = _fit.load_data(
       config.dataset, max_train=config.max_train, seed=config.seed)
   num_classes = int(y_train.max()) + 1
@@ -160,13 +139,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   data = result.data
-  fig, ax = plt.subplots(figsize=(7.5, 4.5))
+  fig, ax = common.subplots(figsize=(7.5, 4.5))
   colors = {"relu": "tab:blue", "tanh": "tab:red"}
   styles = {"paper": "-", "standardized": "--"}
   for scaling, entry in data["scalings"].items():
@@ -187,5 +162,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.set_title(f"4-layer CNN on {data['dataset']}: tanh/ReLU steps to "
                f"{data['threshold']:.0%} {bound} {r:.1f}x (paper inputs)", fontsize=10)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME, dpi=120)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -18,9 +18,12 @@ import pathlib
 
 import ml_collections
 import numpy as np
+import optax
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater
+from research import optim
+from research.models import count_params, create
 
 NAME = "residual_vs_plain"
 TITLE = "Plain vs residual nets (He et al. 2016 Fig. 6): deeper plain nets train worse"
@@ -32,47 +35,39 @@ CAPTION = (
 )
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  if full:  # the paper's recipe (He et al. 2016 Sec. 4.2) on CIFAR-10, for accelerators
-    config.dataset = "cifar10"
-    config.depths = (20, 56)
-    config.widths = (16, 32, 64)
-    config.batch_size = 128
-    config.steps = 64_000
-    config.boundaries = (32_000, 48_000)
-    config.learning_rate = 0.1
-    config.weight_decay = 1e-4
-    config.eval_every = 1000
-    config.eval_size = 10_000
-    config.seeds = (0,)
-    config.augment = True
-  else:
-    config.dataset = "digits"
-    config.depths = (8, 20)
-    config.widths = (8, 16, 32)
-    config.batch_size = 64
-    config.steps = 200
-    config.boundaries = ()
-    config.learning_rate = 0.1
-    config.weight_decay = 0.0
-    config.eval_every = 25
-    config.eval_size = 512
-    config.seeds = (0,)
-    config.augment = False
+  config.dataset = "digits"
+  config.depths = (8, 20)
+  config.widths = (8, 16, 32)
+  config.batch_size = 64
+  config.steps = 200
+  config.boundaries = ()
+  config.learning_rate = 0.1
+  config.weight_decay = 0.0
+  config.eval_every = 25
+  config.eval_size = 512
+  config.seeds = (0,)
+  config.augment = False
   config.tail = 3
-  return config
+  return common.sized(
+      size, config,
+      test={"depths": (8, 14), "widths": (4, 8, 8), "steps": 20, "eval_every": 10,
+            "eval_size": 256},
+      # the paper's recipe (He et al. 2016 Sec. 4.2) on CIFAR-10, for accelerators
+      full={"dataset": "cifar10", "depths": (20, 56), "widths": (16, 32, 64),
+            "batch_size": 128, "steps": 64_000, "boundaries": (32_000, 48_000),
+            "weight_decay": 1e-4, "eval_every": 1000, "eval_size": 10_000,
+            "augment": True})
 
 
 def _optimizer(config):
-  from research import optim
-
   lr = config.learning_rate
   if config.boundaries:
     lr = optim.step_decay(config.learning_rate, tuple(config.boundaries), 0.1)
   tx = optim.heavy_ball(lr, 0.9)
   if config.weight_decay:
-    import optax
     tx = optax.chain(optim.add_l2_penalty(config.weight_decay), tx)
   return tx
 
@@ -83,13 +78,9 @@ def _augment(config):
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research.models import count_params, create
-
-  name, (x_train, y_train), val = _fit.load_data(config.dataset)
-  mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
-  train = ((x_train - mean) / std, y_train)
-  val = ((val[0] - mean) / std, val[1])
-  num_classes = int(y_train.max()) + 1
+  name, train, val = _fit.load_data(config.dataset)
+  train, val = _fit.standardize(train, val)
+  num_classes = int(train[1].max()) + 1
   curves, params, steps = {}, {}, None
   for kind in ("plain", "resnet"):
     for depth in config.depths:
@@ -123,14 +114,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   data = result.data
   shallow, deep = data["depths"]
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+  fig, axes = common.subplots(1, 2, figsize=(10, 4), sharey=True)
   for ax, kind, title in zip(axes, ("plain", "resnet"), ("plain networks", "residual networks"),
                              strict=True):
     for depth, color in ((shallow, "tab:orange"), (deep, "tab:red")):
@@ -146,5 +133,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, title="final training error", title_fontsize=8)
   axes[0].set_ylabel("training error")
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME, dpi=120)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_less
 from research import optim
 
@@ -30,15 +31,15 @@ CAPTION = (
     "time: the first step with |y| > 0.5.")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.eta = 0.05
   c.beta = 0.9
   c.noise = 0.03
   c.offset = 1e-6
   c.steps = 600
-  c.seeds = 64 if full else 16
-  return c
+  c.seeds = 16
+  return common.sized(size, c, test={"seeds": 8}, full={"seeds": 64})
 
 
 def escape_time(ys: np.ndarray) -> float:
@@ -47,7 +48,7 @@ def escape_time(ys: np.ndarray) -> float:
 
 
 def _compute(config):
-  f = U.double_well
+  f = problems.double_well
   on_ridge = jnp.array([1.0, 0.0])
   near = jnp.array([1.0, config.offset])
   gd_ridge = U.optimize(optim.sgd(config.eta), f, on_ridge, config.steps)
@@ -101,9 +102,9 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(2, width=5.5)
-  ax = axes[0, 0]
-  U.contour(ax, U.double_well, (-1.2, 1.2), (-1.4, 1.4), levels=25, log=False)
+  fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
+  ax = axes[0]
+  U.contour(ax, problems.double_well, (-1.2, 1.2), (-1.4, 1.4), levels=25, log=False)
   ax.plot([0], [0], "kx", ms=10)
   styles = {"gd_ridge": ("GD on the ridge", "tab:red"),
             "gd_near": ("GD, 1e-6 off the ridge", "tab:orange"),
@@ -116,7 +117,7 @@ def plot(result: FigureResult, out_dir) -> list:
             label="SGD (noise), 4 seeds" if i == 0 else None)
   ax.set_title("paths near the saddle (x)")
   ax.legend(fontsize=7, loc="lower left")
-  ax = axes[0, 1]
+  ax = axes[1]
   for k, (lab, col) in styles.items():
     ax.plot(d["values"][k], color=col, label=f"{lab} (escape {d[f'escape_{k}']:g})")
   sgd = np.asarray(d["sgd_values"])
@@ -128,4 +129,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$f(x_k)$ (saddle: 0, minima: -0.25)")
   ax.set_title("the plateau at the saddle value")
   ax.legend(fontsize=7)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -1,7 +1,8 @@
 """The lecture's experiment: logistic regression (strongly convex with a small L2 term), 20
 dimensions, 10^4 points, a fixed learning rate: GD vs SGD vs mini-batches.
 
-  f(w) = 1/N sum_i log(1 + exp(-y_i <x_i, w>)) + lam/2 |w|^2,  y_i in {-1, +1}.
+  f(w) = 1/N sum_i log(1 + exp(-y_i <x_i, w>)) + lam/2 |w|^2,  y_i in {-1, +1}
+  (`problems.logistic_loss` on `problems.logistic_data`).
 
 Each epoch splits a fresh permutation of the data into N/b mini-batches (sampling without
 replacement, as the lecture's practice); one extra run samples with replacement. f* comes from
@@ -18,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_close, check_less
 from research import optim
 
@@ -31,32 +33,24 @@ CAPTION = (
     "eta stalls at a noise floor; eta_k = eta_0 / (1 + k/N) keeps decreasing.")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.num_points = 10_000
   c.dim = 20
   c.l2 = 1e-3
   c.eta = 0.05
-  c.epochs = 30 if full else 8
+  c.epochs = 8
   c.evals_per_epoch = 10
   c.batch_sizes = (1, 10, 100, 1000, 10_000)
   c.variance_batch_sizes = (1, 4, 16, 64, 256, 1024)
   c.variance_draws = 4000
   c.loose_gap = 0.1           # epochs to reach f - f* <= this are compared across b
   c.seed = 0
-  return c
-
-
-def make_data(num_points: int, dim: int, seed: int):
-  rng = np.random.default_rng(seed)
-  x = rng.normal(size=(num_points, dim))
-  w_true = rng.normal(size=dim) * 2.0 / np.sqrt(dim)
-  y = np.where(rng.random(num_points) < 1 / (1 + np.exp(-x @ w_true)), 1.0, -1.0)
-  return jnp.asarray(x), jnp.asarray(y)
-
-
-def _loss(w, x, y, l2):
-  return jnp.mean(jnp.logaddexp(0.0, -y * (x @ w))) + 0.5 * l2 * jnp.sum(w * w)
+  return common.sized(
+      size, c,
+      test={"num_points": 2000, "epochs": 3, "batch_sizes": (1, 10, 100, 2000),
+            "variance_draws": 2000},
+      full={"epochs": 30})
 
 
 def epoch_indices(key, n: int, replacement: bool):
@@ -75,8 +69,8 @@ def train(tx, x, y, l2, *, batch: int, epochs: int, evals_per_epoch: int, key,
   per_epoch = n // batch
   evals = min(evals_per_epoch, per_epoch)
   steps_per_eval = per_epoch // evals
-  full = lambda w: _loss(w, x, y, l2)
-  grad = jax.grad(_loss)
+  full = lambda w: problems.logistic_loss(w, x, y, l2)
+  grad = jax.grad(problems.logistic_loss)
 
   def step(carry, idx):
     w, state = carry
@@ -103,8 +97,8 @@ def train(tx, x, y, l2, *, batch: int, epochs: int, evals_per_epoch: int, key,
 def gradient_variances(x, y, w, l2, batch_sizes, draws: int, key):
   """E |g_B - g|^2 over `draws` mini-batches of each size b (g: the full gradient), sampled
   with and without replacement; and tr Cov of the per-example gradients. Jit the caller."""
-  per_example = jax.vmap(jax.grad(_loss), in_axes=(None, 0, 0, None))(w, x[:, None], y[:, None],
-                                                                        l2)  # (N, d)
+  per_example = jax.vmap(jax.grad(problems.logistic_loss), in_axes=(None, 0, 0, None))(
+      w, x[:, None], y[:, None], l2)  # (N, d)
   full = per_example.mean(0)
   n = x.shape[0]
   trace_cov = jnp.sum(jnp.mean((per_example - full) ** 2, axis=0))
@@ -129,10 +123,9 @@ def gradient_variances(x, y, w, l2, batch_sizes, draws: int, key):
 def run(config) -> FigureResult:
   c = config
   with jax.enable_x64(True):
-    x, y = make_data(c.num_points, c.dim, c.seed)
-    f = lambda w: _loss(w, x, y, c.l2)
-    w_star = jax.jit(lambda: U.optimize(optim.newton(1.0), f, jnp.zeros(c.dim), 15,
-                                        extra=U.line_search_extra(f)).xs[-1])()
+    x, y = problems.logistic_data(c.num_points, c.dim, c.seed)
+    f = lambda w: problems.logistic_loss(w, x, y, c.l2)
+    w_star = jax.jit(lambda: U.newton_minimizer(f, jnp.zeros(c.dim)))()
     f_star = float(f(w_star))
     key = jax.random.key(c.seed)
     common = dict(epochs=c.epochs, evals_per_epoch=c.evals_per_epoch, key=key)
@@ -200,7 +193,7 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = U.figure(3, width=4.8)
+  fig, axes = common.subplots(1, 3, panel=(4.8, 4.0))
   n = d["num_points"]
   for name, curve in d["curves"].items():
     gap, updates = np.asarray(curve["gap"]), np.asarray(curve["updates"])
@@ -208,17 +201,17 @@ def plot(result: FigureResult, out_dir) -> list:
     label = "GD (b = N)" if name == d["gd_name"] else name.replace("eta", "$\\eta$")
     style = "--" if "replacement" in name else (":" if "eta_k" in name else "-")
     epochs = updates * b / n
-    axes[0, 0].semilogy(epochs, gap, style, marker="." if b == n else None, label=label)
-    axes[0, 1].loglog(np.maximum(updates, 1), gap, style, marker="." if b == n else None,
+    axes[0].semilogy(epochs, gap, style, marker="." if b == n else None, label=label)
+    axes[1].loglog(np.maximum(updates, 1), gap, style, marker="." if b == n else None,
                       label=label)
-  axes[0, 0].set_xlabel("epochs (per-example gradients / N)")
-  axes[0, 1].set_xlabel("updates (iterations)")
-  for ax in axes[0, :2]:
+  axes[0].set_xlabel("epochs (per-example gradients / N)")
+  axes[1].set_xlabel("updates (iterations)")
+  for ax in axes[:2]:
     ax.set_ylabel("$f(w) - f^*$")
     ax.legend(fontsize=7)
-  axes[0, 0].set_title("loss vs epochs, fixed $\\eta$")
-  axes[0, 1].set_title("loss vs updates")
-  ax = axes[0, 2]
+  axes[0].set_title("loss vs epochs, fixed $\\eta$")
+  axes[1].set_title("loss vs updates")
+  ax = axes[2]
   bs = np.asarray(d["variance_batch_sizes"])
   ax.loglog(bs, d["variance_with_replacement"], "o-",
             label=f"with replacement (slope {d['variance_exponent']:.2f})")
@@ -228,4 +221,4 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_ylabel("$E|g_B - \\nabla f|^2$ at $w^*$")
   ax.set_title("mini-batch gradient variance $\\propto 1/b$")
   ax.legend(fontsize=7)
-  return [U.save(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -19,8 +19,10 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check_greater, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check_greater
+from research import optim
+from research.models import create
 
 NAME = "templates"
 TITLE = "Linear classifier templates (one per class) vs a 2-layer MLP's first-layer templates"
@@ -35,17 +37,20 @@ FASHION_NAMES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "s
                  "bag", "boot")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "fashion_mnist_idx"
-  config.max_train = None if full else 20000
-  config.max_val = None if full else 5000
+  config.max_train = 20000
+  config.max_val = 5000
   config.hidden = 30
   config.batch_size = 128
-  config.steps = 6000 if full else 1500
+  config.steps = 1500
   config.learning_rate = 3e-3
   config.seed = 0
-  return config
+  return common.sized(
+      size, config,
+      test={"max_train": 10000, "max_val": 2000},
+      full={"max_train": None, "max_val": None, "steps": 6000})
 
 
 def template_class_correlation(templates: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -61,9 +66,6 @@ def template_class_correlation(templates: np.ndarray, x: np.ndarray, y: np.ndarr
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, max_train=config.max_train,
                                     max_val=config.max_val, seed=config.seed)
   image_shape = train[0].shape[1:3]
@@ -103,9 +105,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   shape = tuple(d["image_shape"])
@@ -113,7 +112,8 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   w1 = np.asarray(d["mlp_templates"])
   cols = len(lin)
   rows = 1 + int(np.ceil(len(w1) / cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows))
+  fig, axes = common.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows),
+                              title=f"{TITLE} ({d['dataset']})")
   for ax in axes.ravel():
     ax.axis("off")
   names = FASHION_NAMES if d["dataset"].startswith("fashion") else [str(c) for c in range(10)]
@@ -129,6 +129,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.set_title(f"W1 row {i}", fontsize=8)
   fig.text(0.01, 0.83, f"linear W\n(val acc\n{d['linear_val_accuracy']:.3f})", fontsize=9)
   fig.text(0.01, 0.45, f"MLP W1\n(val acc\n{d['mlp_val_accuracy']:.3f})", fontsize=9)
-  fig.suptitle(f"{TITLE} ({d['dataset']})", fontsize=10)
-  fig.tight_layout(rect=(0.05, 0, 1, 0.95))
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME, rect=(0.05, 0, 1, 0.95))]

@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater, check_less, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check, check_greater, check_less
+from research.models.fcn import BilinearUpsample, bilinear_kernel
 
 NAME = "transposed_conv"
 TITLE = "Transposed convolution: 2x2 -> 4x4, and bilinear-initialized upsampling"
@@ -44,13 +45,13 @@ PICTURE_INPUT = ((1.0, 2.0), (3.0, 4.0))
 PICTURE_KERNEL = ((1.0, 0.0, 1.0), (0.0, 2.0, 0.0), (1.0, 0.0, 3.0))
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "fashion_mnist_idx"
-  config.num_images = 256 if full else 32
+  config.num_images = 32
   config.factors = (2, 4)
   config.seed = 0
-  return config
+  return common.sized(size, config, test={"num_images": 4}, full={"num_images": 256})
 
 
 def scatter_transpose(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -77,8 +78,6 @@ def picture() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def upsample_errors(images: jax.Array, factor: int) -> dict:
   """Bilinear transposed convolution vs jax.image.resize on (N, H, W, C) images."""
-  from research.models.fcn import BilinearUpsample, bilinear_kernel
-
   layer = BilinearUpsample(factor=factor)
   variables = layer.init(jax.random.PRNGKey(0), images)
   up = layer.apply(variables, images)
@@ -146,13 +145,10 @@ def _grid(ax, values, title, fmt="{:g}", cmap="Blues"):
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
   x, k = np.asarray(d["picture_input"]), np.asarray(d["picture_kernel"])
-  fig, axes = plt.subplots(2, 7, figsize=(20, 6.5))
+  fig, axes = common.subplots(2, 7, figsize=(20, 6.5), title=TITLE)
   _grid(axes[0, 0], x, "input x (2x2)")
   _grid(axes[0, 1], k, "kernel K (3x3)", cmap="Oranges")
   for n, (i, j) in enumerate(np.ndindex(2, 2)):
@@ -180,6 +176,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
                     f"     adjoint vs strided conv {v['adjoint_max']:.1e}"
                     for fac, v in d["factors"].items())
   axes[1, 5].text(0, 0.5, stats, fontsize=9, family="monospace", va="center")
-  fig.suptitle(TITLE, fontsize=11)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

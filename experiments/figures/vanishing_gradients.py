@@ -21,15 +21,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from experiments.figures import _fit
-from experiments.figures.common import (
-  FigureResult,
-  check,
-  check_close,
-  check_greater,
-  check_less,
-  save_figure,
-)
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check, check_close, check_greater, check_less
+from research import optim
+from research.models import create
 
 NAME = "vanishing_gradients"
 TITLE = "Per-layer gradient norms: sigmoid vanishes, ReLU holds; clipping bounds exploding steps"
@@ -45,13 +40,13 @@ CAPTION = (
 ACTIVATIONS = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "relu": "he_normal"}
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.depth = 10
   config.width = 64
   config.batch_size = 64
-  config.steps = 2000 if full else 400
+  config.steps = 400
   config.learning_rate = 0.05
   config.early_steps = 20         # gradient norms averaged over these first steps
   config.exploding_depth = 6
@@ -59,17 +54,13 @@ def get_config(full: bool = False) -> ml_collections.ConfigDict:
   config.exploding_learning_rate = 1e-3
   config.clip_norm = 1.0
   config.seed = 0
-  return config
-
-
-def _dense(result: _fit.FitResult) -> list[int]:
-  return [i for i, n in enumerate(result.layer_names) if n.startswith("dense_")]
+  return common.sized(
+      size, config,
+      test={"steps": 200, "exploding_steps": 20},
+      full={"steps": 2000})
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   runs = {}
   for act, init in ACTIVATIONS.items():
@@ -78,7 +69,8 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     runs[act] = _fit.fit(model, optim.sgd(config.learning_rate), train, val,
                          batch_size=config.batch_size, steps=config.steps, seed=config.seed,
                          eval_every=config.steps // 10, per_layer_grads=True)
-  norms = {a: r.layer_grad_norms[: config.early_steps, _dense(r)].mean(0) for a, r in runs.items()}
+  norms = {a: r.layer_grad_norms[: config.early_steps, _fit.dense_layers(r)].mean(0)
+           for a, r in runs.items()}
   ratio = {a: float(n[0] / n[-1]) for a, n in norms.items()}
 
   exploding = create("mlp", num_classes=10, depth=config.exploding_depth, width=config.width,
@@ -122,12 +114,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+  fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   for a, init in ACTIVATIONS.items():
     g = d["layer_grad_norms"][a]
     axes[0].semilogy(np.arange(1, len(g) + 1), g, "o-", ms=3,
@@ -148,6 +137,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
               title="Exploding gradients: step sizes")
   for ax in axes:
     ax.legend(fontsize=7)
-  fig.suptitle(TITLE, fontsize=10)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

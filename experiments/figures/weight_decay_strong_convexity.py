@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from experiments.figures import _optim_utils as U
+from experiments.figures import common, problems
 from experiments.figures.common import FigureResult, check, check_close
 from research import optim
 
@@ -29,19 +30,19 @@ CAPTION = (
     "semilog axes, left) at a rate within the bound 1 - mu/L, mu = 2 alpha, L = 1 + 2 alpha.")
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dim = 400
   c.smallest = 1e-8
   c.alphas = (0.0, 1e-3, 3e-3, 1e-2)
-  c.steps = 6000 if full else 3000
+  c.steps = 3000
   c.fit_from = 30
-  return c
+  return common.sized(size, c, test={"steps": 2000}, full={"steps": 6000})
 
 
 def _gaps(config) -> np.ndarray:
   """(len(alphas), steps + 1) gaps f_alpha(x_k) - f_alpha* (float64)."""
-  lam = jnp.asarray(U.spectrum(config.dim, config.smallest, 1.0))
+  lam = jnp.asarray(problems.spectrum(config.dim, config.smallest, 1.0))
   f = lambda x: 0.5 * jnp.sum(lam * (x - 1.0) ** 2)
   x0 = jnp.zeros(config.dim)
 
@@ -60,16 +61,10 @@ def _gaps(config) -> np.ndarray:
 def run(config) -> FigureResult:
   with jax.enable_x64(True):
     gaps = _gaps(config)
-  k = np.unique(np.geomspace(config.fit_from, config.steps, 60).astype(int))
+  k = U.fit_window(config.fit_from, config.steps)
   slope0 = U.loglog_slope(k, gaps[0, k])
-  rates, bounds = [], []
-  for alpha, gap in zip(config.alphas[1:], gaps[1:], strict=True):
-    rel = gap / gap[0]
-    stop = U.iterations_to(rel, 1e-13)
-    stop = int(stop) if np.isfinite(stop) else len(rel)
-    rates.append(U.linear_rate(rel[stop // 2:stop], np.arange(stop // 2, stop)))
-    bounds.append(1.0 - 2 * alpha / (1.0 + 2 * alpha))
-  rates, bounds = np.asarray(rates), np.asarray(bounds)
+  rates = np.asarray([U.tail_rate(gap) for gap in gaps[1:]])
+  bounds = np.asarray([1.0 - 2 * alpha / (1.0 + 2 * alpha) for alpha in config.alphas[1:]])
   # local semilog slopes of the unregularized run flatten out (sublinear): compare two windows
   n = config.steps
   early = U.linear_rate(gaps[0, n // 10:n // 5], np.arange(n // 10, n // 5))
@@ -97,9 +92,9 @@ def run(config) -> FigureResult:
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
   gaps = np.asarray(d["gaps"])
-  fig, axes = U.figure(2, width=5.5)
+  fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
   k = np.arange(gaps.shape[1])
-  for ax, log_x in ((axes[0, 0], False), (axes[0, 1], True)):
+  for ax, log_x in ((axes[0], False), (axes[1], True)):
     for alpha, gap in zip(d["alphas"], gaps, strict=True):
       rel = np.where(gap > 0, gap / gap[0], np.nan)
       lab = "$\\alpha$ = 0 (convex)" if alpha == 0 else f"$\\alpha$ = {alpha:g}"
@@ -108,6 +103,6 @@ def plot(result: FigureResult, out_dir) -> list:
     ax.set_ylabel("$(f_\\alpha(x_k) - f_\\alpha^*) / (f_\\alpha(x_0) - f_\\alpha^*)$")
     ax.set_ylim(1e-14, 2)
     ax.legend(fontsize=8)
-  axes[0, 0].set_title("semilog: weight decay gives straight (linear-rate) lines")
-  axes[0, 1].set_title(f"log-log: $\\alpha$ = 0 has slope {d['slope_alpha0']:.2f} (O(1/k))")
-  return [U.save(fig, out_dir, NAME)]
+  axes[0].set_title("semilog: weight decay gives straight (linear-rate) lines")
+  axes[1].set_title(f"log-log: $\\alpha$ = 0 has slope {d['slope_alpha0']:.2f} (O(1/k))")
+  return [common.save_figure(fig, out_dir, NAME)]

@@ -18,8 +18,10 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit
-from experiments.figures.common import FigureResult, check, check_greater, save_figure
+from experiments.figures import _fit, common
+from experiments.figures.common import FigureResult, check, check_greater
+from research import optim
+from research.models import create, initializers
 
 NAME = "zero_init_symmetry"
 TITLE = "Zero / constant initialization: the hidden units stay identical"
@@ -35,20 +37,19 @@ CASES = ("zeros", "constant_0.05", "he_normal")
 INITIAL_VALUE = {"zeros": 0.0, "constant_0.05": 0.05}
 
 
-def get_config(full: bool = False) -> ml_collections.ConfigDict:
+def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
   config.depth = 2
   config.width = 32
   config.batch_size = 64
-  config.steps = 3000 if full else 600
+  config.steps = 600
   config.learning_rate = 0.5
   config.seed = 0
-  return config
+  return common.sized(size, config, test={"steps": 200}, full={"steps": 3000})
 
 
 def _kernel_init(case: str):
-  from research.models import initializers
   if case == "constant_0.05":
     return initializers.constant(0.05)
   return initializers.get(case)
@@ -60,9 +61,6 @@ def unit_spread(kernel: np.ndarray) -> float:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research import optim
-  from research.models import create
-
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   data = {"dataset": name, "steps": None, "val_accuracy": {}, "train_loss": {},
           "unit_spread": {}, "kernels": {}}
@@ -102,12 +100,10 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
 
   d = result.data
-  fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
+  fig, axes = common.subplots(1, 4, figsize=(18, 4.2), title=TITLE,
+                              gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
   ax = axes[0]
   for case in CASES:
     ax.plot(d["steps"], d["val_accuracy"][case],
@@ -125,6 +121,4 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     ax.set_title(f"{case}: W[:, i] after training" + (
         f" - {INITIAL_VALUE[case]:g}" if INITIAL_VALUE.get(case) else ""), fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046)
-  fig.suptitle(TITLE, fontsize=11)
-  fig.tight_layout()
-  return [save_figure(fig, out_dir, NAME)]
+  return [common.save_figure(fig, out_dir, NAME)]

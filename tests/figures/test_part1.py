@@ -1,5 +1,5 @@
-"""Part-1 figures (optimization): each `run` at a reduced size passes its checks and fills
-`data`; one figure goes end to end through `python -m experiments.figures`."""
+"""Part-1 figures (optimization): each `run` at its `get_config("test")` size passes its checks
+and fills `data`; one figure goes end to end through `python -m experiments.figures`."""
 
 import importlib
 import json
@@ -9,24 +9,6 @@ import pytest
 
 from experiments.figures import PART1
 from experiments.figures import __main__ as figures_main
-
-# Smaller than the defaults, still large enough for every check to mean what it says.
-REDUCED = {
-    "lr_regimes": {"bisect_steps": 500, "sweep": 10},
-    "convergence_rates": {"smooth_steps": 1000, "strong_steps": 800},
-    "newton_vs_gd": {"num_points": 200},
-    "line_search": {"steps": 120},
-    "ill_conditioned_valley": {},
-    "optimizer_trajectories": {},
-    "sgd_minibatch_logistic": {"num_points": 2000, "epochs": 3, "batch_sizes": (1, 10, 100, 2000),
-                               "variance_draws": 2000},
-    "lr_schedules": {"steps": 2000, "num_points": 1000},
-    "weight_decay_strong_convexity": {"steps": 2000},
-    "saddle_escape": {"seeds": 8},
-    "hyperparameter_search": {"seeds": 20, "curve_points": 12, "curve_eps": 3, "steps": 60,
-                              "digits_steps": 100, "digits_width": 64},
-    "rate_table": {"kappas": (10.0, 100.0, 1000.0), "smooth_steps": 1000},
-}
 
 # Key numbers each figure must report in `data`, with the expected length of array entries.
 DATA_KEYS = {
@@ -48,18 +30,14 @@ DATA_KEYS = {
 }
 
 
-def test_reduced_configs_cover_part1():
-  assert set(REDUCED) == set(PART1) == set(DATA_KEYS)
+def test_data_keys_cover_part1():
+  assert set(PART1) == set(DATA_KEYS)
 
 
 @pytest.mark.parametrize("name", PART1)
-def test_run_passes_at_reduced_size(name):
+def test_run_passes_at_test_size(name):
   module = importlib.import_module(f"experiments.figures.{name}")
-  config = module.get_config()
-  for key, value in REDUCED[name].items():
-    assert key in config, f"{name}: reduced key {key!r} is not in get_config()"
-    config[key] = value
-  result = module.run(config)
+  result = module.run(module.get_config("test"))
   failed = [(c.what, c.measured, c.expected) for c in result.checks if not c.passed]
   assert result.passed, f"{name} failed checks: {failed}"
   assert result.name == name == module.NAME
@@ -127,3 +105,21 @@ def test_cli_set_rejects_bad_overrides_before_running(tmp_path, capsys, item, me
 def test_cli_set_needs_key_value():
   with pytest.raises(SystemExit):
     figures_main.main(["--out", "unused", "--set", "num_steps"])
+
+
+def test_cli_size_picks_each_figures_config_and_is_recorded(tmp_path):
+  code = figures_main.main(["--out", str(tmp_path), "--only", "lr_regimes", "--size", "test"])
+  assert code == 0
+  entry = json.loads((tmp_path / "report.json").read_text())[0]
+  assert entry["config"]["bisect_steps"] == 500  # lr_regimes.get_config("test")
+  report = (tmp_path / "REPORT.md").read_text()
+  assert "(test size)" in report and "--out DIR --size test`" in report
+
+
+def test_cli_full_is_size_full_and_conflicts_with_another_size(capsys):
+  assert figures_main._parse(["--out", "unused", "--full"]).size == "full"
+  assert figures_main._parse(["--out", "unused", "--full", "--size", "full"]).size == "full"
+  assert figures_main._parse(["--out", "unused"]).size == "default"
+  with pytest.raises(SystemExit):
+    figures_main._parse(["--out", "unused", "--full", "--size", "test"])
+  assert "--full means --size full" in capsys.readouterr().err

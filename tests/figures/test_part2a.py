@@ -1,6 +1,6 @@
 """Part-2 figures, first half (initialization, activations, normalization, regularization, losses,
-transposed convolution, templates): each `run` at a reduced size passes its checks and reports
-its key numbers in `data`."""
+transposed convolution, templates): each `run` at its `get_config("test")` size passes its checks
+and reports its key numbers in `data`."""
 
 import importlib
 
@@ -10,21 +10,6 @@ import pytest
 NAMES = ("init_statistics", "zero_init_symmetry", "deep_relu_init", "vanishing_gradients",
          "activations", "batch_norm", "norms_vs_batch_size", "overfitting", "losses",
          "transposed_conv", "templates")
-
-# Smaller than the defaults, still large enough for every check to mean what it says.
-REDUCED = {
-    "init_statistics": {},
-    "zero_init_symmetry": {"steps": 200},
-    "deep_relu_init": {"steps": 600},
-    "vanishing_gradients": {"steps": 200, "exploding_steps": 20},
-    "activations": {"steps": 200},
-    "batch_norm": {"steps": 600, "eval_every": 60, "max_train": 10000, "max_val": 2000},
-    "norms_vs_batch_size": {"norms": ("batch", "group"), "steps": 210},
-    "overfitting": {},
-    "losses": {},
-    "transposed_conv": {"num_images": 4},
-    "templates": {"max_train": 10000, "max_val": 2000},
-}
 
 # Key numbers each figure must report in `data` (None: present; an int: a list of that length).
 DATA_KEYS = {
@@ -44,11 +29,9 @@ DATA_KEYS = {
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_figure_passes_at_reduced_size(name):
+def test_figure_passes_at_test_size(name):
   module = importlib.import_module(f"experiments.figures.{name}")
-  config = module.get_config()
-  config.update(REDUCED[name])
-  result = module.run(config)
+  result = module.run(module.get_config("test"))
   failed = [c.as_dict() for c in result.checks if not c.passed]
   assert result.passed, f"{name}: failed checks {failed}"
   for key, length in DATA_KEYS[name].items():

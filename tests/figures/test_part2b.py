@@ -1,8 +1,9 @@
 """Part-2 figures, second half (architectures, fine-tuning, augmentation).
 
-The paper effects need the default sizes (minutes on a 2-core CPU), so here each `run` goes at a
-much reduced size and the test asserts the structure of `data`, that the checks exist and are
-computed from the run (finite, consistent with `data`), and that `plot` writes its PNG; the
+The paper effects need the default sizes (minutes on a 2-core CPU), so here each `run` goes at
+its much reduced `get_config("test")` size and the test asserts the structure of `data`, that
+the checks exist and are computed from the run (finite, consistent with `data`), and that `plot`
+writes its PNG; the
 pure helpers (interpolation, IoU, tiling, IDX writing, input scaling) are tested against
 hand-computed values. `python -m experiments.figures --only ...` runs the default sizes, whose
 checks are the paper claims.
@@ -15,11 +16,9 @@ import numpy as np
 import pytest
 
 
-def _run_and_plot(name, overrides, tmp_path):
+def _run_and_plot(name, tmp_path):
   module = importlib.import_module(f"experiments.figures.{name}")
-  config = module.get_config()
-  config.update(overrides)
-  result = module.run(config)
+  result = module.run(module.get_config("test"))
   assert result.checks, f"{name}: no checks"
   for c in result.checks:
     assert isinstance(c.passed, bool)
@@ -31,9 +30,7 @@ def _run_and_plot(name, overrides, tmp_path):
 
 def test_relu_vs_tanh_cnn_structure(tmp_path):
   """Reduced: 40 steps, one learning rate per scaling; structure only (the 2x needs 400 steps)."""
-  result = _run_and_plot("relu_vs_tanh_cnn", {
-      "steps": 40, "eval_every": 20, "eval_size": 128, "width": 4,
-      "lr_grid": {"paper": (3e-4,), "standardized": (0.1,)}}, tmp_path)
+  result = _run_and_plot("relu_vs_tanh_cnn", tmp_path)
   for scaling in ("paper", "standardized"):
     entry = result.data["scalings"][scaling]
     assert entry["eval_steps"] == [0, 20, 40]
@@ -57,9 +54,7 @@ def test_relu_vs_tanh_helpers():
 
 def test_residual_vs_plain_structure(tmp_path):
   """Reduced: depths 8 and 14, 20 steps, one seed; structure only."""
-  result = _run_and_plot("residual_vs_plain", {
-      "depths": (8, 14), "widths": (4, 8, 8), "steps": 20, "eval_every": 10, "seeds": (0,),
-      "eval_size": 256}, tmp_path)
+  result = _run_and_plot("residual_vs_plain", tmp_path)
   final = result.data["final_train_error"]
   assert final.keys() == {"plain8", "plain14", "resnet8", "resnet14"}
   assert result.data["num_params"]["plain14"] == result.data["num_params"]["resnet14"]
@@ -70,9 +65,7 @@ def test_densenet_vs_resnet_structure(tmp_path):
   """Reduced: two ResNets, one DenseNet, 20 steps; the check's margin is recomputed here."""
   from experiments.figures.densenet_vs_resnet import interpolate_log
 
-  result = _run_and_plot("densenet_vs_resnet", {
-      "resnets": ((8, (4, 8, 8)), (8, (8, 16, 16))), "densenets": (((2, 2, 2), 4),),
-      "steps": 20, "eval_every": 10, "boundaries": (15,)}, tmp_path)
+  result = _run_and_plot("densenet_vs_resnet", tmp_path)
   models = result.data["models"]
   res = [m for m in models.values() if m["family"] == "resnet"]
   (dense,) = [m for m in models.values() if m["family"] == "densenet"]
@@ -110,8 +103,7 @@ def test_fcn_segmentation_structure(tmp_path):
   """Reduced: 128x128 tiles without overlap, 10 steps; structure only (needs the stardist
   wheel: downloaded once into the cache). Slow: compiling three VGG-16 FCNs takes about a
   minute of CPU even at 1/32 width."""
-  result = _run_and_plot("fcn_segmentation", {"image_size": 128, "stride": 128, "steps": 10,
-                                              "eval_every": 5, "width": 1 / 32}, tmp_path)
+  result = _run_and_plot("fcn_segmentation", tmp_path)
   assert result.data["classes"] == ["background", "nucleus", "boundary"]
   assert result.data["num_train_tiles"] == 8 * 12 and result.data["num_test_tiles"] == 4
   assert 0.2 < result.data["trivial_baseline_mean_iou"] < 0.4
@@ -138,8 +130,7 @@ def test_write_idx_round_trip(tmp_path):
 def test_fine_tuning_structure(tmp_path):
   """Reduced: 30 pretraining and 10 target steps, one seed: the three starts run through
   research.train.train_and_evaluate (init_from, freeze); structure only."""
-  result = _run_and_plot("fine_tuning", {"pretrain_steps": 30, "target_steps": 10,
-                                         "seeds": (0,), "model": {"widths": (4, 8, 8)}}, tmp_path)
+  result = _run_and_plot("fine_tuning", tmp_path)
   acc = result.data["final_test_accuracy"]
   assert acc.keys() == {"scratch", "fine-tune all", "frozen early layers"}
   assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in acc.values())
@@ -162,8 +153,6 @@ def test_augmented_examples():
 
 def test_data_augmentation_structure(tmp_path):
   """Reduced: 20 steps, one seed; structure only (the accuracy gain needs 400 steps)."""
-  result = _run_and_plot("data_augmentation", {"steps": 20, "eval_every": 10, "seeds": (0,),
-                                               "width": 4, "photo_size": 32,
-                                               "num_samples": 2}, tmp_path)
+  result = _run_and_plot("data_augmentation", tmp_path)
   assert result.data["final_val_accuracy"].keys() == {"with", "without"}
   assert len(result.data["curves"]["with"][0]["val_accuracy"]) == 3
