@@ -88,7 +88,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   z = np.linspace(-3, 3, 301)

@@ -40,7 +40,6 @@ CAPTION = (
 )
 
 
-
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
@@ -136,7 +135,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   data = result.data
   names = list(data["examples"])
   num = len(data["examples"][names[0]])

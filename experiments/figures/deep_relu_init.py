@@ -89,7 +89,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   labels = {"he_normal": "He N(0, 2/N)", "xavier_normal": "Xavier N(0, 1/N)"}
   fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)

@@ -36,7 +36,6 @@ CAPTION = (
 )
 
 
-
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
@@ -118,7 +117,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   data = result.data
   fig, ax = common.subplots(figsize=(7, 4.5))
   for family, color, marker in (("resnet", "tab:blue", "o"), ("densenet", "tab:green", "s")):

@@ -43,7 +43,6 @@ CAPTION = (
     "alone (FCN-32s) blurs boundaries; fusing pool4 (16s) and pool3 (8s) scores sharpens them."
 )
 
-
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 
 
@@ -160,7 +159,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   data = result.data
   ex = data["examples"]
   n = len(ex["image"])

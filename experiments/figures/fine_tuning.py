@@ -160,7 +160,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   data = result.data
   fig, (ax, bx) = common.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": (1.4, 1)})
   colors = {"scratch": "tab:gray", "fine-tune all": "tab:blue", "frozen early layers": "tab:green"}

@@ -133,7 +133,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   depth = len(d["relu_he"])
   fig = common.figure((20, 12), title=TITLE + "\n(rows: tanh N(0,0.01^2), tanh N(0,1), tanh "

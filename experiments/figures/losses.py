@@ -145,7 +145,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   fig, axes = common.subplots(1, 3, figsize=(15, 4.3), title=TITLE)
   ax = axes[0]

@@ -125,7 +125,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   sizes = d["per_device_batch"]
   fig, axes = common.subplots(1, 2, figsize=(12, 4.5), title=TITLE)

@@ -139,7 +139,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   data = result.data
   fig, ax = common.subplots(figsize=(7.5, 4.5))
   colors = {"relu": "tab:blue", "tanh": "tab:red"}

@@ -35,7 +35,6 @@ CAPTION = (
 )
 
 
-
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset = "digits"
@@ -114,7 +113,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   data = result.data
   shallow, deep = data["depths"]
   fig, axes = common.subplots(1, 2, figsize=(10, 4), sharey=True)

@@ -105,7 +105,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   shape = tuple(d["image_shape"])
   lin = np.asarray(d["linear_templates"])

@@ -145,7 +145,6 @@ def _grid(ax, values, title, fmt="{:g}", cmap="Blues"):
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   x, k = np.asarray(d["picture_input"]), np.asarray(d["picture_kernel"])
   fig, axes = common.subplots(2, 7, figsize=(20, 6.5), title=TITLE)

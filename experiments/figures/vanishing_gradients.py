@@ -114,7 +114,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   for a, init in ACTIVATIONS.items():

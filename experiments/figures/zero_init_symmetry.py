@@ -100,7 +100,6 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
-
   d = result.data
   fig, axes = common.subplots(1, 4, figsize=(18, 4.2), title=TITLE,
                               gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
