@@ -35,6 +35,11 @@ CAPTION = (
 
 CASES = ("zeros", "constant_0.05", "he_normal")
 INITIAL_VALUE = {"zeros": 0.0, "constant_0.05": 0.05}
+# Symmetric units receive identical gradients, but XLA may sum them in a different order per
+# unit (vectorized reductions differ between CPUs), so "identical" means equal to float32
+# round-off of weights of order 0.1: 100 x eps_32 x 0.1 ~ 1e-6, far below the >= 0.1 spread
+# of random initialization.
+ROUNDOFF = 1e-6
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -85,9 +90,11 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   acc = {c: data["val_accuracy"][c][-1] for c in CASES}
   checks = [
       check("zero init: max difference between units' weights after training (per layer)",
-            spread["zeros"], 0.0, all(s == 0.0 for s in spread["zeros"])),
+            spread["zeros"], f"<= {ROUNDOFF:g} (float32 round-off)",
+            all(s <= ROUNDOFF for s in spread["zeros"])),
       check("constant 0.05 init: max difference between units' weights after training",
-            spread["constant_0.05"], 0.0, all(s == 0.0 for s in spread["constant_0.05"])),
+            spread["constant_0.05"], f"<= {ROUNDOFF:g} (float32 round-off)",
+            all(s <= ROUNDOFF for s in spread["constant_0.05"])),
       check_greater("constant 0.05 init: the weights did move (max change, not frozen)",
                     data["moved"]["constant_0.05"], 1e-3),
       check_greater("random He init: min over layers of the units' weight difference",
