@@ -13,10 +13,9 @@ The lecture: instead of a random initialization, start from a network trained on
      the generic low-level filters), the rest fine-tuned;
 3. compare the target test accuracy (all test images of digits 5-9).
 
-Both tasks are written as MNIST-format IDX directories (the `idx:<directory>` datasets of
-`research.data`) under a temporary directory, so that the ordinary training configuration
-(`experiments/configs/base.py`) runs unchanged. Check: each pretrained start beats scratch at
-equal steps (mean over seeds of the final target test accuracy).
+Both tasks are registered as in-memory datasets (`research.data.register_arrays`), so that the
+ordinary training configuration (`experiments/configs/base.py`) runs unchanged. Check: each
+pretrained start beats scratch at equal steps (mean over seeds of the final target test accuracy).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ import numpy as np
 from experiments.configs import base
 from experiments.figures import common
 from experiments.figures.common import FigureResult, check_greater
+from research import data as data_lib
 from research.train import train_and_evaluate
 
 NAME = "fine_tuning"
@@ -64,15 +64,6 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
             "model": {"widths": (4, 8, 8)}},
       full={"shots": 10, "pretrain_steps": 2000, "target_steps": 500,
             "seeds": (0, 1, 2, 3, 4)})
-
-
-def write_task(directory: pathlib.Path, splits: dict) -> str:
-  """{'train': (images [0, 1] (N, H, W, 1), labels), 'test': ...} -> the 'idx:<dir>' name."""
-  from research.data import idx
-
-  return idx.write_split_dir(str(directory), {
-      split: (np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8), labels)
-      for split, (images, labels) in splits.items()})
 
 
 def select(images, labels, classes, per_class=None, rng=None, relabel=True):
@@ -115,14 +106,13 @@ def _eval_curve(workdir: pathlib.Path) -> list[tuple[int, float]]:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  from research.data import load_arrays
-  x_train, y_train = load_arrays("digits", "train")
-  x_test, y_test = load_arrays("digits", "test")
+  x_train, y_train = data_lib.load_arrays("digits", "train")
+  x_test, y_test = data_lib.load_arrays("digits", "test")
   results = {s: [] for s in STARTS}
   curves = {s: [] for s in STARTS}
   with tempfile.TemporaryDirectory(prefix="fine_tuning_") as tmp:
     root = pathlib.Path(tmp)
-    source = write_task(root / "source", {
+    source = data_lib.register_arrays("fine_tuning_source", {
         "train": select(x_train, y_train, config.source_classes),
         "test": select(x_test, y_test, config.source_classes)})
     pretrained = root / "pretrain"
@@ -130,7 +120,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
         train_config(config, source, config.pretrain_steps, 0), str(pretrained))
     for seed in config.seeds:
       rng = np.random.default_rng(seed)
-      target = write_task(root / f"target{seed}", {
+      target = data_lib.register_arrays(f"fine_tuning_target{seed}", {
           "train": select(x_train, y_train, config.target_classes, config.shots, rng, False),
           "test": select(x_test, y_test, config.target_classes, relabel=False)})
       extras = {"scratch": {},
