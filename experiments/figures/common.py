@@ -25,9 +25,8 @@ Where shared code lives (a figure never imports another figure):
 * `_optim_utils`: part 1's scanned optimizer loop (`optimize`), rate fits and contour plots;
 * `_fit`: part 2's training through `research.train`'s engine (`fit`) and `load_data`.
 
-Imports stand at the top of every module (`research`, JAX, matplotlib alike; the only ones left
-inside functions are data-loading lines of `fine_tuning` and `fcn_segmentation`, on their way
-into `research.data`). None of them starts a JAX backend, so `python -m experiments.figures`
+Imports stand at the top of every module (`research`, JAX, matplotlib alike); every dataset
+comes through `research.data`. None of them starts a JAX backend, so `python -m experiments.figures`
 still applies `research.runtime`'s settings before the first computation.
 """
 

@@ -31,7 +31,7 @@ from matplotlib.colors import ListedColormap
 from experiments.figures import _fit, common
 from experiments.figures.common import FigureResult, check_greater
 from research import optim
-from research.data import nuclei
+from research.data import load_arrays, nuclei
 from research.models import create, iou_from_confusion
 
 NAME = "fcn_segmentation"
@@ -91,10 +91,6 @@ def _nuclei_data(config):
 
 
 def _pet_data(config):
-  import jax
-
-  from research.data import load_arrays
-
   def resize(split, limit):
     x, y = load_arrays("oxford_iiit_pet", split)
     if limit:
