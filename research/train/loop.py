@@ -364,7 +364,12 @@ def _train(config, workdir, info, mesh, plans, model, tx_base, plateau, init_fro
         raise
       logging.warning('closing the checkpoint manager after an error failed too', exc_info=True)
     finally:
-      writer.close()
+      try:
+        writer.close()  # on a full disk its flush fails as well
+      except OSError:
+        if not failing:
+          raise
+        logging.warning('closing the metrics files after an error failed too', exc_info=True)
       progress.close()
 
   sps = progress.steps_per_second(step)
