@@ -104,4 +104,10 @@ def run_reporting_errors(fn, *args, **kwargs):
     interrupted = code >= 128
     print(one_line(e) if interrupted else f'error: {one_line(e)}',
           file=sys.stdout if interrupted else sys.stderr, flush=True)
+    if isinstance(e, errors.DiskFullError) and not verbose():
+      # Nothing more can be written: exit-time handlers (TensorBoard's writers flushing again,
+      # the checkpointer's threads) would only print tracebacks of the same ENOSPC after the
+      # line. The checkpoints that are intact were committed before it was printed.
+      sys.stderr.flush()
+      os._exit(code)
     sys.exit(code)
