@@ -20,15 +20,15 @@ def one_line(error: BaseException) -> str:
   text = str(error).strip()
   if len(text) > 1 and text[0] == text[-1] == "'":  # KeyError / AttributeError repr-quote
     text = text[1:-1]
-  text = ' '.join(text.replace('\\n', '\n').split())
+  text = " ".join(text.replace("\\n", "\n").split())
   return text or type(error).__name__
 
 
 def verbose() -> bool:
-  return FLAGS['verbosity'].present and FLAGS.verbosity >= 1
+  return FLAGS["verbosity"].present and FLAGS.verbosity >= 1
 
 
-HELP_FLAGS = ('--help', '-help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml')
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -41,9 +41,9 @@ def parse_flags(argv: list[str]) -> list[str]:
       sys.exit(0)
     raise
   except Exception as e:  # noqa: BLE001  (flags.Error, and what ml_collections raises)
-    if '--verbosity=1' in argv or '-v=1' in argv:
+    if "--verbosity=1" in argv or "-v=1" in argv:
       traceback.print_exc()
-    print(f'error: {one_line(e)} (see --helpshort)', file=sys.stderr)
+    print(f"error: {one_line(e)} (see --helpshort)", file=sys.stderr)
     sys.exit(USER_ERROR)
 
 
@@ -52,8 +52,7 @@ def _quiet_closed_loops(hook=sys.unraisablehook):
   closed; each would print a traceback after the run's own error line."""
 
   def unraisable(info):
-    if isinstance(info.exc_value, RuntimeError) and 'Event loop is closed' in str(
-        info.exc_value):
+    if isinstance(info.exc_value, RuntimeError) and "Event loop is closed" in str(info.exc_value):
       return
     hook(info)
 
@@ -67,14 +66,17 @@ def _stop_before_training(signum, frame) -> None:
   training loop installs its own handlers (research.train.interrupt) once it runs."""
   del frame
   name = signal.Signals(signum).name
-  print(f'interrupted by {name} before training started; nothing to save; run the same '
-        'command to start', flush=True)
+  print(
+    f"interrupted by {name} before training started; nothing to save; run the same "
+    "command to start",
+    flush=True,
+  )
   os._exit(128 + signum)
 
 
-def start(config_flag: str = 'config') -> None:
+def start(config_flag: str = "config") -> None:
   """Logging, signal handlers and the config file's own load error, before any work."""
-  if not FLAGS['verbosity'].present:
+  if not FLAGS["verbosity"].present:
     # Orbax and TFDS log warnings (and Orbax the tracebacks of failed background writes) that
     # the run reports itself, in one line; --verbosity=0 or 1 shows them.
     logging.set_verbosity(logging.FATAL)
@@ -85,7 +87,7 @@ def start(config_flag: str = 'config') -> None:
   try:
     FLAGS[config_flag].value.keys()  # a config file that failed to load raises here
   except OSError as e:
-    print(f'error: {one_line(e)}', file=sys.stderr)
+    print(f"error: {one_line(e)}", file=sys.stderr)
     sys.exit(USER_ERROR)
 
 
@@ -102,8 +104,11 @@ def run_reporting_errors(fn, *args, **kwargs):
     if verbose():
       traceback.print_exc()
     interrupted = code >= 128
-    print(one_line(e) if interrupted else f'error: {one_line(e)}',
-          file=sys.stdout if interrupted else sys.stderr, flush=True)
+    print(
+      one_line(e) if interrupted else f"error: {one_line(e)}",
+      file=sys.stdout if interrupted else sys.stderr,
+      flush=True,
+    )
     if isinstance(e, errors.DiskFullError) and not verbose():
       # Nothing more can be written: exit-time handlers (TensorBoard's writers flushing again,
       # the checkpointer's threads) would only print tracebacks of the same ENOSPC after the

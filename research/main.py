@@ -21,22 +21,36 @@ from ml_collections import config_flags
 from research import cli
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'Experiment config file (get_config()).',
-                                lock_config=True)
-flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, metrics.jsonl, TensorBoard.')
-flags.DEFINE_bool('distributed', False,
-                  'Call jax.distributed.initialize() (auto-detects TPU pods and SLURM).')
-flags.DEFINE_string('coordinator_address', os.environ.get('JAX_COORDINATOR_ADDRESS'),
-                    'host:port of process 0, for several processes.')
-flags.DEFINE_integer('num_processes', int(os.environ.get('JAX_NUM_PROCESSES', 0)) or None,
-                     'Number of processes (hosts).')
-flags.DEFINE_integer('process_id', int(os.environ['JAX_PROCESS_ID'])
-                     if 'JAX_PROCESS_ID' in os.environ else None, 'This process, 0..N-1.')
-flags.DEFINE_string('result_file', None, 'Also write the final metrics as JSON here.')
-flags.DEFINE_string('compilation_cache', None,
-                    'Directory of the persistent XLA compilation cache (default '
-                    '$RESEARCH_COMPILATION_CACHE or ~/.cache/research/jax); "" turns it off.')
-flags.mark_flags_as_required(['config', 'workdir'])
+config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file (get_config()).", lock_config=True
+)
+flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, TensorBoard.")
+flags.DEFINE_bool(
+  "distributed", False, "Call jax.distributed.initialize() (auto-detects TPU pods and SLURM)."
+)
+flags.DEFINE_string(
+  "coordinator_address",
+  os.environ.get("JAX_COORDINATOR_ADDRESS"),
+  "host:port of process 0, for several processes.",
+)
+flags.DEFINE_integer(
+  "num_processes",
+  int(os.environ.get("JAX_NUM_PROCESSES", 0)) or None,
+  "Number of processes (hosts).",
+)
+flags.DEFINE_integer(
+  "process_id",
+  int(os.environ["JAX_PROCESS_ID"]) if "JAX_PROCESS_ID" in os.environ else None,
+  "This process, 0..N-1.",
+)
+flags.DEFINE_string("result_file", None, "Also write the final metrics as JSON here.")
+flags.DEFINE_string(
+  "compilation_cache",
+  None,
+  "Directory of the persistent XLA compilation cache (default "
+  '$RESEARCH_COMPILATION_CACHE or ~/.cache/research/jax); "" turns it off.',
+)
+flags.mark_flags_as_required(["config", "workdir"])
 
 
 def initialize_distributed() -> None:
@@ -44,21 +58,27 @@ def initialize_distributed() -> None:
   import jax  # noqa: PLC0415  (imported after flags are parsed)
 
   if FLAGS.coordinator_address or FLAGS.num_processes:
-    missing = [n for n in ('coordinator_address', 'num_processes', 'process_id')
-               if getattr(FLAGS, n) is None]
+    missing = [
+      n for n in ("coordinator_address", "num_processes", "process_id") if getattr(FLAGS, n) is None
+    ]
     if missing:
-      raise app.UsageError(f'several processes need --coordinator_address, --num_processes '
-                           f'and --process_id; missing {missing}')
-    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
-                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+      raise app.UsageError(
+        f"several processes need --coordinator_address, --num_processes "
+        f"and --process_id; missing {missing}"
+      )
+    jax.distributed.initialize(
+      coordinator_address=FLAGS.coordinator_address,
+      num_processes=FLAGS.num_processes,
+      process_id=FLAGS.process_id,
+    )
   elif FLAGS.distributed:
     jax.distributed.initialize()
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments {argv[1:]}')
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli.start()
   from research import runtime  # noqa: PLC0415
 
@@ -66,12 +86,12 @@ def main(argv):
   initialize_distributed()
   from research.train import train_and_evaluate  # noqa: PLC0415  (after distributed init)
 
-  logging.info('config:\n%s', FLAGS.config)
+  logging.info("config:\n%s", FLAGS.config)
   result = cli.run_reporting_errors(train_and_evaluate, FLAGS.config, FLAGS.workdir)
   if FLAGS.result_file:
-    with open(FLAGS.result_file, 'w') as f:
+    with open(FLAGS.result_file, "w") as f:
       json.dump(result, f, indent=2)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   app.run(main, flags_parser=cli.parse_flags)

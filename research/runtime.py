@@ -22,26 +22,26 @@ who imports `research.train` directly keeps JAX's defaults unless they call it t
 import os
 
 CPU_FLAGS: tuple[str, ...] = ()
-DEFAULT_CACHE = os.path.join('~', '.cache', 'research', 'jax')
+DEFAULT_CACHE = os.path.join("~", ".cache", "research", "jax")
 MAX_CACHE_BYTES = 4 << 30
 
 
 def default_cache_dir() -> str:
-  return os.path.expanduser(os.environ.get('RESEARCH_COMPILATION_CACHE', DEFAULT_CACHE))
+  return os.path.expanduser(os.environ.get("RESEARCH_COMPILATION_CACHE", DEFAULT_CACHE))
 
 
 def cpu_flags_enabled() -> bool:
-  return os.environ.get('RESEARCH_CPU_FLAGS', '1') != '0'
+  return os.environ.get("RESEARCH_CPU_FLAGS", "1") != "0"
 
 
 def add_cpu_flags() -> None:
   """Appends CPU_FLAGS to XLA_FLAGS (flags the user set already win)."""
   if not cpu_flags_enabled():
     return
-  flags = os.environ.get('XLA_FLAGS', '').split()
-  names = {f.split('=')[0] for f in flags}
-  flags += [f for f in CPU_FLAGS if f.split('=')[0] not in names]
-  os.environ['XLA_FLAGS'] = ' '.join(flags)
+  flags = os.environ.get("XLA_FLAGS", "").split()
+  names = {f.split("=")[0] for f in flags}
+  flags += [f for f in CPU_FLAGS if f.split("=")[0] not in names]
+  os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
 def enable_compilation_cache(directory: str | None = None) -> str | None:
@@ -52,11 +52,11 @@ def enable_compilation_cache(directory: str | None = None) -> str | None:
   if not directory:
     return None
   os.makedirs(directory, exist_ok=True)
-  jax.config.update('jax_compilation_cache_dir', directory)
+  jax.config.update("jax_compilation_cache_dir", directory)
   # Cache every program: the small ones (a digits MLP) are what tests and figures repeat.
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
-  jax.config.update('jax_compilation_cache_max_size', MAX_CACHE_BYTES)  # least recently used go
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)  # least recently used go
   return directory
 
 

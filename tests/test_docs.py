@@ -11,9 +11,14 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-MARKDOWN = sorted(p for p in REPO.rglob("*.md")
-                  if not any(part.startswith(".") or part in ("checkpoints", "node_modules")
-                             for part in p.relative_to(REPO).parts))
+MARKDOWN = sorted(
+  p
+  for p in REPO.rglob("*.md")
+  if not any(
+    part.startswith(".") or part in ("checkpoints", "node_modules")
+    for part in p.relative_to(REPO).parts
+  )
+)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 COMMAND = re.compile(r"python -m ([a-zA-Z_][\w.]*)")
 
@@ -30,8 +35,13 @@ def _headings(path: pathlib.Path) -> set[str]:
 
 def test_the_markdown_files_are_found():
   names = {str(p.relative_to(REPO)) for p in MARKDOWN}
-  assert {"README.md", "docs/layout.md", "experiments/figures/README.md",
-          "experiments/benchmarks/README.md", "launch/README.md"} <= names
+  assert {
+    "README.md",
+    "docs/layout.md",
+    "experiments/figures/README.md",
+    "experiments/benchmarks/README.md",
+    "launch/README.md",
+  } <= names
 
 
 def test_the_readme_is_short():
@@ -56,9 +66,16 @@ def test_every_relative_link_resolves(path):
 def test_every_shown_python_m_command_accepts_help():
   modules = sorted({m for p in MARKDOWN for m in COMMAND.findall(p.read_text())})
   assert "research.main" in modules and "research.sweep" in modules
-  procs = {m: subprocess.Popen([sys.executable, "-m", m, "--help"], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for m in modules}
+  procs = {
+    m: subprocess.Popen(
+      [sys.executable, "-m", m, "--help"],
+      cwd=REPO,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for m in modules
+  }
   failed = {}
   for module, proc in procs.items():
     out, _ = proc.communicate(timeout=300)
@@ -69,13 +86,17 @@ def test_every_shown_python_m_command_accepts_help():
 
 def test_layout_describes_every_package():
   layout = (REPO / "docs" / "layout.md").read_text()
-  packages = sorted(str(p.parent.relative_to(REPO)) + "/"
-                    for top in ("research", "experiments")
-                    for p in (REPO / top).rglob("__init__.py") if p.parent != REPO / top)
+  packages = sorted(
+    str(p.parent.relative_to(REPO)) + "/"
+    for top in ("research", "experiments")
+    for p in (REPO / top).rglob("__init__.py")
+    if p.parent != REPO / top
+  )
   missing = [p for p in packages if f"`{p}`" not in layout]
   assert not missing, f"docs/layout.md does not describe {missing}"
-  loose = sorted(f"research/{p.name}" for p in (REPO / "research").glob("*.py")
-                 if p.name != "__init__.py")
+  loose = sorted(
+    f"research/{p.name}" for p in (REPO / "research").glob("*.py") if p.name != "__init__.py"
+  )
   assert all(f"`{m}`" in layout for m in loose), loose
 
 
@@ -100,11 +121,15 @@ def test_import_rules_hold_in_the_source():
       top = name.split(".")[0]
       if top == "experiments":
         bad.append(f"{rel} imports {name}: the package never imports experiments/")
-      if rel.parts[1] == "optim" and top not in stdlib and not any(
-          name == a or name.startswith(a + ".") for a in allowed_optim):
+      if (
+        rel.parts[1] == "optim"
+        and top not in stdlib
+        and not any(name == a or name.startswith(a + ".") for a in allowed_optim)
+      ):
         bad.append(f"{rel} imports {name}: research.optim imports only jax, optax, numpy")
       if rel.parts[1] in ("models", "data", "optim") and name.startswith(
-          ("research.train", "research.sweep", "research.main")):
+        ("research.train", "research.sweep", "research.main")
+      ):
         bad.append(f"{rel} imports {name}: no import runs back up")
       if rel.parts[1] == "train" and name.startswith(("research.sweep", "research.main")):
         bad.append(f"{rel} imports {name}: no import runs back up")

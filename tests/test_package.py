@@ -12,8 +12,8 @@ def test_eight_simulated_devices():
 
 def test_research_import_is_light():
   code = (
-      "import sys, research\n"
-      "heavy = [m for m in ('tensorflow', 'flax', 'tensorflow_datasets') if m in sys.modules]\n"
-      "assert not heavy, heavy\n"
+    "import sys, research\n"
+    "heavy = [m for m in ('tensorflow', 'flax', 'tensorflow_datasets') if m in sys.modules]\n"
+    "assert not heavy, heavy\n"
   )
   subprocess.run([sys.executable, "-c", code], check=True)

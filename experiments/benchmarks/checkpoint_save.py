@@ -37,9 +37,9 @@ from research.train import state as state_lib
 
 # name -> (research.models name, kwargs, image shape)
 MODELS = {
-    'resnet20': ('resnet20', {}, (32, 32, 3)),
-    'resnet56': ('resnet56', {}, (32, 32, 3)),
-    'mlp_25m': ('mlp', {'depth': 2, 'width': 4096}, (32, 32, 3)),
+  "resnet20": ("resnet20", {}, (32, 32, 3)),
+  "resnet56": ("resnet56", {}, (32, 32, 3)),
+  "mlp_25m": ("mlp", {"depth": 2, "width": 4096}, (32, 32, 3)),
 }
 
 
@@ -66,9 +66,9 @@ def time_copy(state) -> float:
 
 def time_raw_write(state, directory: str) -> float:
   host = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
-  path = os.path.join(directory, 'raw.npz')
+  path = os.path.join(directory, "raw.npz")
   start = time.perf_counter()
-  with open(path, 'wb') as f:
+  with open(path, "wb") as f:
     np.savez(f, *host)
     f.flush()
     os.fsync(f.fileno())
@@ -77,15 +77,16 @@ def time_raw_write(state, directory: str) -> float:
   return elapsed
 
 
-def time_save(state, directory: str, repeats: int, background: bool
-              ) -> tuple[list[float], list[float]]:
+def time_save(
+  state, directory: str, repeats: int, background: bool
+) -> tuple[list[float], list[float]]:
   """(blocked, total) seconds per save through `checkpoint.Saver` (the loop's saver)."""
   saver = checkpoint.Saver(checkpoint.create_manager(directory, keep=2), background=background)
   blocked, total = [], []
   for step in range(1, repeats + 2):
     jax.block_until_ready(state)
     start = time.perf_counter()
-    saver.save(step, state, {'data': {'next_batch': step}})
+    saver.save(step, state, {"data": {"next_batch": step}})
     returned = time.perf_counter()
     saver.wait()
     done = time.perf_counter()
@@ -98,33 +99,40 @@ def time_save(state, directory: str, repeats: int, background: bool
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--models', default=','.join(MODELS))
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--dir', default=None, help='where to write (default: a temp dir)')
+  parser.add_argument("--models", default=",".join(MODELS))
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
   args = parser.parse_args()
   mesh = parallel.create_mesh()
-  root = args.dir or tempfile.mkdtemp(prefix='ckpt_bench_')
-  print(f'date {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.node()}; '
-        f'{os.cpu_count()} CPUs; {jax.device_count()} {jax.devices()[0].platform} device(s); '
-        f'jax {jax.__version__}; writing under {root}')
-  header = (f'{"model":9} {"leaves":>6} {"MB":>7} {"copy ms":>8} {"blocked ms":>10} '
-            f'{"orbax ms":>9} {"total ms":>9} {"raw ms":>7} {"blocked/copy":>12} '
-            f'{"orbax/copy":>10} {"total/raw":>9}')
+  root = args.dir or tempfile.mkdtemp(prefix="ckpt_bench_")
+  print(
+    f"date {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {platform.node()}; "
+    f"{os.cpu_count()} CPUs; {jax.device_count()} {jax.devices()[0].platform} device(s); "
+    f"jax {jax.__version__}; writing under {root}"
+  )
+  header = (
+    f"{'model':9} {'leaves':>6} {'MB':>7} {'copy ms':>8} {'blocked ms':>10} "
+    f"{'orbax ms':>9} {'total ms':>9} {'raw ms':>7} {'blocked/copy':>12} "
+    f"{'orbax/copy':>10} {'total/raw':>9}"
+  )
   print(header)
-  for name in args.models.split(','):
+  for name in args.models.split(","):
     state = make_state(name, mesh)
     copies = [time_copy(state) for _ in range(args.repeats)]
     raws = [time_raw_write(state, root) for _ in range(args.repeats)]
     blocked, total = time_save(state, os.path.join(root, name), args.repeats, True)
-    direct, _ = time_save(state, os.path.join(root, name + '_direct'), args.repeats, False)
+    direct, _ = time_save(state, os.path.join(root, name + "_direct"), args.repeats, False)
     copy, raw = float(np.median(copies)), float(np.median(raws))
     b, o, t = float(np.median(blocked)), float(np.median(direct)), float(np.median(total))
-    print(f'{name:9} {len(jax.tree.leaves(state)):6d} {state_bytes(state) / 2**20:7.1f} '
-          f'{copy * 1e3:8.1f} {b * 1e3:10.2f} {o * 1e3:9.1f} {t * 1e3:9.1f} {raw * 1e3:7.1f} '
-          f'{b / copy:12.3f} {o / copy:10.2f} {t / raw:9.2f}', flush=True)
+    print(
+      f"{name:9} {len(jax.tree.leaves(state)):6d} {state_bytes(state) / 2**20:7.1f} "
+      f"{copy * 1e3:8.1f} {b * 1e3:10.2f} {o * 1e3:9.1f} {t * 1e3:9.1f} {raw * 1e3:7.1f} "
+      f"{b / copy:12.3f} {o / copy:10.2f} {t / raw:9.2f}",
+      flush=True,
+    )
   if not args.dir:
     shutil.rmtree(root)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   main()

@@ -47,16 +47,16 @@ import research.optim as ro
 
 # rule -> (ours, optax's, number of parameter-sized arrays read and written by one step)
 RULES: dict[str, tuple[Callable, Callable, int]] = {
-    "adam": (lambda: ro.adam(1e-3), lambda: optax.adam(1e-3), 7),
-    "rmsprop": (lambda: ro.rmsprop(1e-3, 0.9, 1e-8), lambda: optax.rmsprop(1e-3, 0.9, 1e-8), 5),
-    "heavy_ball": (lambda: ro.heavy_ball(1e-3, 0.9), lambda: optax.sgd(1e-3, momentum=0.9), 5),
-    "adagrad": (lambda: ro.adagrad(1e-3), lambda: optax.adagrad(1e-3), 5),
+  "adam": (lambda: ro.adam(1e-3), lambda: optax.adam(1e-3), 7),
+  "rmsprop": (lambda: ro.rmsprop(1e-3, 0.9, 1e-8), lambda: optax.rmsprop(1e-3, 0.9, 1e-8), 5),
+  "heavy_ball": (lambda: ro.heavy_ball(1e-3, 0.9), lambda: optax.sgd(1e-3, momentum=0.9), 5),
+  "adagrad": (lambda: ro.adagrad(1e-3), lambda: optax.adagrad(1e-3), 5),
 }
 # layout of ours -> wrapper
 VARIANTS: dict[str, Callable] = {
-    "per-leaf": lambda tx: tx,
-    "packed": ro.pack_small_leaves,
-    "flattened": ro.flatten_leaves,
+  "per-leaf": lambda tx: tx,
+  "packed": ro.pack_small_leaves,
+  "flattened": ro.flatten_leaves,
 }
 
 
@@ -67,9 +67,17 @@ def resnet50_shapes() -> list[tuple[int, ...]]:
   for stage, blocks in enumerate([3, 4, 6, 3]):
     width = 64 * 2**stage
     for block in range(blocks):
-      shapes += [(1, 1, in_channels, width), (width,), (width,),
-                 (3, 3, width, width), (width,), (width,),
-                 (1, 1, width, 4 * width), (4 * width,), (4 * width,)]
+      shapes += [
+        (1, 1, in_channels, width),
+        (width,),
+        (width,),
+        (3, 3, width, width),
+        (width,),
+        (width,),
+        (1, 1, width, 4 * width),
+        (4 * width,),
+        (4 * width,),
+      ]
       if block == 0:
         shapes += [(1, 1, in_channels, 4 * width), (4 * width,), (4 * width,)]
       in_channels = 4 * width
@@ -93,8 +101,10 @@ def small_shapes(count: int, seed: int = 0) -> list[tuple[int, ...]]:
 
 def make_tree(shapes, seed: int) -> dict[str, jax.Array]:
   rng = np.random.default_rng(seed)
-  return {f"p{i:04d}": jax.device_put(rng.standard_normal(s, dtype=np.float32))
-          for i, s in enumerate(shapes)}
+  return {
+    f"p{i:04d}": jax.device_put(rng.standard_normal(s, dtype=np.float32))
+    for i, s in enumerate(shapes)
+  }
 
 
 def compile_step(tx: optax.GradientTransformation, params, grads):
@@ -149,9 +159,12 @@ def bench_tree(name, shapes, rules, variants, repeats, iters):
   flat_copy = copy_seconds(flat, repeats, iters)
   tree_copy = copy_seconds(params, repeats, iters)
   bandwidth = 2 * 4 * entries / flat_copy  # bytes read + written per second
-  print(f"tree {name}: {len(shapes)} leaves, {entries:,} float32 entries; in-place copy "
-        f"{flat_copy * 1e3:.2f} ms as one buffer ({bandwidth / 1e9:.1f} GB/s), "
-        f"{tree_copy * 1e3:.2f} ms leaf by leaf", flush=True)
+  print(
+    f"tree {name}: {len(shapes)} leaves, {entries:,} float32 entries; in-place copy "
+    f"{flat_copy * 1e3:.2f} ms as one buffer ({bandwidth / 1e9:.1f} GB/s), "
+    f"{tree_copy * 1e3:.2f} ms leaf by leaf",
+    flush=True,
+  )
   rows = []
   for rule in rules:
     make_ours, make_theirs, arrays = RULES[rule]
@@ -167,20 +180,27 @@ def bench_tree(name, shapes, rules, variants, repeats, iters):
     for v in variants:
       t_ours = float(np.median(times_ours[v]))
       rows.append((name, rule, v, t_ours, t_theirs, limit))
-      print(f"  {rule} {v}: ours {t_ours * 1e3:.2f} ms, optax {t_theirs * 1e3:.2f} ms "
-            f"(compile {ours[v].compile_s:.1f} s / {theirs.compile_s:.1f} s)", flush=True)
+      print(
+        f"  {rule} {v}: ours {t_ours * 1e3:.2f} ms, optax {t_theirs * 1e3:.2f} ms "
+        f"(compile {ours[v].compile_s:.1f} s / {theirs.compile_s:.1f} s)",
+        flush=True,
+      )
     del ours, theirs
   return rows
 
 
 def markdown(rows) -> str:
-  lines = ["| tree | rule | ours as | ours (ms) | optax (ms) | ours / optax | limit (ms) "
-           "| ours % of limit | optax % of limit |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+  lines = [
+    "| tree | rule | ours as | ours (ms) | optax (ms) | ours / optax | limit (ms) "
+    "| ours % of limit | optax % of limit |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|",
+  ]
   for tree, rule, variant, t_ours, t_theirs, limit in rows:
-    lines.append(f"| {tree} | {rule} | {variant} | {t_ours * 1e3:.2f} | {t_theirs * 1e3:.2f} | "
-                 f"{t_ours / t_theirs:.2f} | {limit * 1e3:.2f} | {100 * limit / t_ours:.0f}% | "
-                 f"{100 * limit / t_theirs:.0f}% |")
+    lines.append(
+      f"| {tree} | {rule} | {variant} | {t_ours * 1e3:.2f} | {t_theirs * 1e3:.2f} | "
+      f"{t_ours / t_theirs:.2f} | {limit * 1e3:.2f} | {100 * limit / t_ours:.0f}% | "
+      f"{100 * limit / t_theirs:.0f}% |"
+    )
   return "\n".join(lines)
 
 
@@ -191,8 +211,10 @@ def machine() -> str:
       names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
     model = names[0] if names else model
   load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-  return (f"{model}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax "
-          f"{jax.__version__}, optax {optax.__version__}; load average at start {load}")
+  return (
+    f"{model}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax "
+    f"{jax.__version__}, optax {optax.__version__}; load average at start {load}"
+  )
 
 
 def main(argv=None):
@@ -202,8 +224,9 @@ def main(argv=None):
   parser.add_argument("--small_leaves", type=int, default=2000)
   parser.add_argument("--rules", default=",".join(RULES))
   parser.add_argument("--trees", default="resnet50,small")
-  parser.add_argument("--variants", default="packed,flattened",
-                      help=f"layouts of ours, from {','.join(VARIANTS)}")
+  parser.add_argument(
+    "--variants", default="packed,flattened", help=f"layouts of ours, from {','.join(VARIANTS)}"
+  )
   args = parser.parse_args(argv)
   rules = [r for r in args.rules.split(",") if r]
   unknown = sorted(set(rules) - set(RULES))
@@ -218,11 +241,18 @@ def main(argv=None):
   rows = []
   trees = args.trees.split(",")
   if "resnet50" in trees:
-    rows += bench_tree("(a) ResNet-50 sized", resnet50_shapes(), rules, variants, args.repeats,
-                       args.iters)
+    rows += bench_tree(
+      "(a) ResNet-50 sized", resnet50_shapes(), rules, variants, args.repeats, args.iters
+    )
   if "small" in trees:
-    rows += bench_tree(f"(b) {args.small_leaves} small leaves", small_shapes(args.small_leaves),
-                       rules, variants, args.repeats, args.iters)
+    rows += bench_tree(
+      f"(b) {args.small_leaves} small leaves",
+      small_shapes(args.small_leaves),
+      rules,
+      variants,
+      args.repeats,
+      args.iters,
+    )
   print()
   print(markdown(rows))
 

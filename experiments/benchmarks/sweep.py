@@ -32,16 +32,16 @@ from datetime import UTC, datetime
 def base_config(workload: str, steps: int, data_dir: str):
   from experiments.configs import cifar10_resnet, mlp_digits
 
-  if workload == 'resnet20':
+  if workload == "resnet20":
     from experiments.benchmarks.train_loop import write_synthetic
 
-    synthetic = os.path.join(data_dir, 'synthetic_cifar')
+    synthetic = os.path.join(data_dir, "synthetic_cifar")
     write_synthetic(synthetic, n=2048)
-    config = cifar10_resnet.get_config('resnet20')
-    config.dataset.name = f'idx:{synthetic}'
+    config = cifar10_resnet.get_config("resnet20")
+    config.dataset.name = f"idx:{synthetic}"
     config.dataset.standardize = False
     config.optimizer.weight_decay = 0.0
-    config.optimizer.schedule.name = 'constant'
+    config.optimizer.schedule.name = "constant"
   else:
     config = mlp_digits.get_config()
   config.num_train_steps = steps
@@ -59,10 +59,11 @@ def time_sweep(config, workdir: str, trials: int, mode: str, cache: str) -> tupl
 
   from research.sweep import run, space
 
-  jax.config.update('jax_compilation_cache_dir', cache)  # fresh: compile times count
-  dims = [space.parse('optimizer.learning_rate=loguniform(1e-4,1e-1)', config)]
-  sweep = run.Sweep(config, workdir, dims, method='random', trials=trials, seed=0, mode=mode,
-                    log=lambda _: None)
+  jax.config.update("jax_compilation_cache_dir", cache)  # fresh: compile times count
+  dims = [space.parse("optimizer.learning_rate=loguniform(1e-4,1e-1)", config)]
+  sweep = run.Sweep(
+    config, workdir, dims, method="random", trials=trials, seed=0, mode=mode, log=lambda _: None
+  )
   start = time.perf_counter()
   with contextlib.redirect_stdout(io.StringIO()):  # the per-trial lines of sequential runs
     records = sweep.run()
@@ -76,38 +77,52 @@ def time_processes(config, workdir: str, trials: int, cache: str) -> tuple[float
   from research.sweep import space
   from research.train import validate
 
-  dims = [space.parse('optimizer.learning_rate=loguniform(1e-4,1e-1)', config)]
-  config_file = os.path.join(workdir, 'base_config.json')
+  dims = [space.parse("optimizer.learning_rate=loguniform(1e-4,1e-1)", config)]
+  config_file = os.path.join(workdir, "base_config.json")
   os.makedirs(workdir, exist_ok=True)
-  with open(config_file, 'w') as f:
+  with open(config_file, "w") as f:
     f.write(validate.config_json(config))
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   records = []
   start = time.perf_counter()
   for i, point in enumerate(space.random_points(dims, trials, 0)):
-    result_file = os.path.join(workdir, f'trial_{i:03d}.json')
-    lr = point['optimizer.learning_rate']
+    result_file = os.path.join(workdir, f"trial_{i:03d}.json")
+    lr = point["optimizer.learning_rate"]
     subprocess.run(
-        [sys.executable, '-m', 'research.main',
-         f'--config=experiments/configs/from_json.py:{config_file}',
-         f'--workdir={os.path.join(workdir, f"trial_{i:03d}")}',
-         f'--config.optimizer.learning_rate={lr!r}', f'--compilation_cache={cache}',
-         f'--result_file={result_file}'], cwd=repo, check=True, capture_output=True)
+      [
+        sys.executable,
+        "-m",
+        "research.main",
+        f"--config=experiments/configs/from_json.py:{config_file}",
+        f"--workdir={os.path.join(workdir, f'trial_{i:03d}')}",
+        f"--config.optimizer.learning_rate={lr!r}",
+        f"--compilation_cache={cache}",
+        f"--result_file={result_file}",
+      ],
+      cwd=repo,
+      check=True,
+      capture_output=True,
+    )
     with open(result_file) as f:
       result = json.load(f)
-    records.append({'overrides': point, 'diverged': False,
-                    'best': {'accuracy': result.get('best_accuracy')}})
+    records.append(
+      {"overrides": point, "diverged": False, "best": {"accuracy": result.get("best_accuracy")}}
+    )
   return time.perf_counter() - start, records
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--trials', type=int, default=64)
-  parser.add_argument('--steps', type=int, default=600)
-  parser.add_argument('--workload', choices=['mlp_digits', 'resnet20'], default='mlp_digits')
-  parser.add_argument('--modes', nargs='+', default=['vectorized', 'sequential', 'processes'],
-                      choices=['vectorized', 'sequential', 'processes'])
-  parser.add_argument('--json', default=None)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--trials", type=int, default=64)
+  parser.add_argument("--steps", type=int, default=600)
+  parser.add_argument("--workload", choices=["mlp_digits", "resnet20"], default="mlp_digits")
+  parser.add_argument(
+    "--modes",
+    nargs="+",
+    default=["vectorized", "sequential", "processes"],
+    choices=["vectorized", "sequential", "processes"],
+  )
+  parser.add_argument("--json", default=None)
   args = parser.parse_args(argv)
   from research import runtime
   from research.sweep import run
@@ -117,38 +132,52 @@ def main(argv=None) -> None:
   with tempfile.TemporaryDirectory() as tmp:
     config = base_config(args.workload, args.steps, tmp)
     for mode in args.modes:
-      print(f'{mode}: {args.trials} trials of {args.workload}, {args.steps} steps ...',
-            file=sys.stderr, flush=True)
-      if mode == 'processes':
-        wall, records = time_processes(config, os.path.join(tmp, mode), args.trials,
-                                       os.path.join(tmp, f'cache_{mode}'))
+      print(
+        f"{mode}: {args.trials} trials of {args.workload}, {args.steps} steps ...",
+        file=sys.stderr,
+        flush=True,
+      )
+      if mode == "processes":
+        wall, records = time_processes(
+          config, os.path.join(tmp, mode), args.trials, os.path.join(tmp, f"cache_{mode}")
+        )
       else:
-        wall, records = time_sweep(config, os.path.join(tmp, mode), args.trials, mode,
-                                   os.path.join(tmp, f'cache_{mode}'))
-      best = run.ranked(records, 'accuracy', 'max')[0]
-      out[mode] = {'wall_s': wall, 'trials_per_s': args.trials / wall,
-                   'best_accuracy': best['best']['accuracy'],
-                   'best_learning_rate': best['overrides']['optimizer.learning_rate']}
+        wall, records = time_sweep(
+          config, os.path.join(tmp, mode), args.trials, mode, os.path.join(tmp, f"cache_{mode}")
+        )
+      best = run.ranked(records, "accuracy", "max")[0]
+      out[mode] = {
+        "wall_s": wall,
+        "trials_per_s": args.trials / wall,
+        "best_accuracy": best["best"]["accuracy"],
+        "best_learning_rate": best["overrides"]["optimizer.learning_rate"],
+      }
   load = os.getloadavg()
-  print(f'date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.node()}, '
-        f'{os.cpu_count()} CPU cores; load average at the end {load[0]:.1f}')
-  print(f'{args.trials} trials of {args.workload} ({args.steps} steps each), learning rate '
-        'log-uniform in [1e-4, 1e-1], random, seed 0')
+  print(
+    f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.node()}, "
+    f"{os.cpu_count()} CPU cores; load average at the end {load[0]:.1f}"
+  )
+  print(
+    f"{args.trials} trials of {args.workload} ({args.steps} steps each), learning rate "
+    "log-uniform in [1e-4, 1e-1], random, seed 0"
+  )
   print()
-  print('| mode | wall s | trials/s | best test accuracy | at learning rate |')
-  print('|---|---:|---:|---:|---:|')
+  print("| mode | wall s | trials/s | best test accuracy | at learning rate |")
+  print("|---|---:|---:|---:|---:|")
   for mode, r in out.items():
-    print(f"| {mode} | {r['wall_s']:.1f} | {r['trials_per_s']:.2f} | {r['best_accuracy']:.4f} | "
-          f"{r['best_learning_rate']:.3g} |")
+    print(
+      f"| {mode} | {r['wall_s']:.1f} | {r['trials_per_s']:.2f} | {r['best_accuracy']:.4f} | "
+      f"{r['best_learning_rate']:.3g} |"
+    )
   print()
-  for mode in [m for m in out if m != 'vectorized' and 'vectorized' in out]:
-    ratio = out[mode]['wall_s'] / out['vectorized']['wall_s']
-    out[mode]['over_vectorized'] = ratio
-    print(f'{mode} / vectorized wall time: {ratio:.1f}x (target >= 10x)')
+  for mode in [m for m in out if m != "vectorized" and "vectorized" in out]:
+    ratio = out[mode]["wall_s"] / out["vectorized"]["wall_s"]
+    out[mode]["over_vectorized"] = ratio
+    print(f"{mode} / vectorized wall time: {ratio:.1f}x (target >= 10x)")
   if args.json:
-    with open(args.json, 'w') as f:
+    with open(args.json, "w") as f:
       json.dump(out, f, indent=2)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   main()

@@ -40,25 +40,37 @@ from datetime import UTC, datetime
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MLP_CONFIG = os.path.join(REPO, 'experiments', 'configs', 'mlp_digits.py')
-RESNET_CONFIG = os.path.join(REPO, 'experiments', 'configs', 'cifar10_resnet.py')
+MLP_CONFIG = os.path.join(REPO, "experiments", "configs", "mlp_digits.py")
+RESNET_CONFIG = os.path.join(REPO, "experiments", "configs", "cifar10_resnet.py")
 
 
 def workloads(synthetic_dir: str) -> dict:
   """name -> (config file, overrides, (N1, N2), step_setup kwargs)."""
-  mlp = ['--config.model.dropout_rate=0.0']
+  mlp = ["--config.model.dropout_rate=0.0"]
   return {
-      'mlp_digits': (MLP_CONFIG, mlp, (600, 12600), dict(dataset='digits', batch=64)),
-      'mlp_digits_default': (MLP_CONFIG, mlp + ['--config.eval_every_steps=200',
-                                                '--config.checkpoint_every_steps=200'],
-                             (600, 12600), dict(dataset='digits', batch=64)),
-      'mlp_fashion': (MLP_CONFIG, mlp + ['--config.dataset.name=fashion_mnist_idx',
-                                         '--config.batch_size=128'], (400, 3400),
-                      dict(dataset='fashion_mnist_idx', batch=128)),
-      'resnet20': (f'{RESNET_CONFIG}:resnet20', [f'--config.dataset.name=idx:{synthetic_dir}',
-                                                 '--config.dataset.standardize=False',
-                                                 '--config.optimizer.weight_decay=0.0'],
-                   (4, 16), dict(dataset=f'idx:{synthetic_dir}', batch=128)),
+    "mlp_digits": (MLP_CONFIG, mlp, (600, 12600), dict(dataset="digits", batch=64)),
+    "mlp_digits_default": (
+      MLP_CONFIG,
+      mlp + ["--config.eval_every_steps=200", "--config.checkpoint_every_steps=200"],
+      (600, 12600),
+      dict(dataset="digits", batch=64),
+    ),
+    "mlp_fashion": (
+      MLP_CONFIG,
+      mlp + ["--config.dataset.name=fashion_mnist_idx", "--config.batch_size=128"],
+      (400, 3400),
+      dict(dataset="fashion_mnist_idx", batch=128),
+    ),
+    "resnet20": (
+      f"{RESNET_CONFIG}:resnet20",
+      [
+        f"--config.dataset.name=idx:{synthetic_dir}",
+        "--config.dataset.standardize=False",
+        "--config.optimizer.weight_decay=0.0",
+      ],
+      (4, 16),
+      dict(dataset=f"idx:{synthetic_dir}", batch=128),
+    ),
   }
 
 
@@ -66,42 +78,70 @@ def write_synthetic(directory: str, n: int = 10_000) -> None:
   from research.data import idx
 
   rng = np.random.default_rng(0)
-  idx.write_split_dir(directory, {
-      'train': (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)),
-      'test': (rng.integers(0, 256, (512, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 512))})
+  idx.write_split_dir(
+    directory,
+    {
+      "train": (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)),
+      "test": (rng.integers(0, 256, (512, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 512)),
+    },
+  )
 
 
-def main_wall(config: str, overrides: list[str], steps: int, workdir: str,
-              default_intervals: bool) -> float:
+def main_wall(
+  config: str, overrides: list[str], steps: int, workdir: str, default_intervals: bool
+) -> float:
   """Wall seconds of one whole `research.main` process training `steps` steps."""
-  flags = [f'--config.num_train_steps={steps}', '--config.progress_bar=False',
-           '--config.tensorboard=False', '--config.log_every_steps=100']
+  flags = [
+    f"--config.num_train_steps={steps}",
+    "--config.progress_bar=False",
+    "--config.tensorboard=False",
+    "--config.log_every_steps=100",
+  ]
   if not default_intervals:
-    flags += [f'--config.eval_every_steps={steps}', f'--config.checkpoint_every_steps={steps}']
-  command = [sys.executable, '-m', 'research.main', f'--config={config}', f'--workdir={workdir}',
-             *flags, *overrides]
+    flags += [f"--config.eval_every_steps={steps}", f"--config.checkpoint_every_steps={steps}"]
+  command = [
+    sys.executable,
+    "-m",
+    "research.main",
+    f"--config={config}",
+    f"--workdir={workdir}",
+    *flags,
+    *overrides,
+  ]
   start = time.perf_counter()
-  out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False,
-                       env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  out = subprocess.run(
+    command,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+  )
   wall = time.perf_counter() - start
   if out.returncode:
-    raise SystemExit(f'research.main failed:\n{out.stderr[-3000:]}')
+    raise SystemExit(f"research.main failed:\n{out.stderr[-3000:]}")
   return wall
 
 
 def loop_rate(name, config, overrides, counts, repeats, tmp) -> dict:
-  default_intervals = name.endswith('_default')
+  default_intervals = name.endswith("_default")
   n1, n2 = counts
-  run = lambda steps, tag: main_wall(config, overrides, steps, os.path.join(tmp, tag),
-                                     default_intervals)
-  run(n1, f'{name}_warm')
+  run = lambda steps, tag: main_wall(
+    config, overrides, steps, os.path.join(tmp, tag), default_intervals
+  )
+  run(n1, f"{name}_warm")
   walls = {n1: [], n2: []}
   for r in range(repeats):
     for steps in (n1, n2):
-      walls[steps].append(run(steps, f'{name}_{steps}_{r}'))
+      walls[steps].append(run(steps, f"{name}_{steps}_{r}"))
   best1, best2 = min(walls[n1]), min(walls[n2])
-  return {'steps_per_s': (n2 - n1) / max(best2 - best1, 1e-9), 'wall_n1': best1,
-          'wall_n2': best2, 'n1': n1, 'n2': n2}
+  return {
+    "steps_per_s": (n2 - n1) / max(best2 - best1, 1e-9),
+    "wall_n1": best1,
+    "wall_n2": best2,
+    "n1": n1,
+    "n2": n2,
+  }
 
 
 def model_and_data(name: str, dataset: str):
@@ -110,14 +150,15 @@ def model_and_data(name: str, dataset: str):
   from research import data
   from research.train import build_optimizer, loop
 
-  config = cifar10_resnet.get_config('resnet20') if name == 'resnet20' else (
-      mlp_digits.get_config())
+  config = (
+    cifar10_resnet.get_config("resnet20") if name == "resnet20" else (mlp_digits.get_config())
+  )
   config.dataset.name = dataset
-  if name != 'resnet20':
+  if name != "resnet20":
     config.model.dropout_rate = 0.0
   model = loop.create_model(config, 10)
-  images, labels = data.load_split(dataset, 'train')
-  tx = build_optimizer({**config.optimizer.to_dict(), 'weight_decay': 0.0})
+  images, labels = data.load_split(dataset, "train")
+  tx = build_optimizer({**config.optimizer.to_dict(), "weight_decay": 0.0})
   return model, tx, images, labels
 
 
@@ -130,11 +171,13 @@ def step_rate(name: str, dataset: str, batch: int, seconds: float = 3.0) -> floa
   model, tx, images, labels = model_and_data(name, dataset)
   mesh = parallel.create_mesh(1)
   variables = state.init_variables(model, jax.random.PRNGKey(0), images.shape[1:])
-  st = parallel.replicate(state.create_train_state(variables, tx, None,
-                                                    jax.random.PRNGKey(1)), mesh)
+  st = parallel.replicate(
+    state.create_train_state(variables, tx, None, jax.random.PRNGKey(1)), mesh
+  )
   step = parallel.data_parallel_train_step(steps.make_train_step(model, tx), mesh, donate=True)
-  batch_arrays = parallel.put_batch({'image': images[:batch].astype(np.float32) / 255.0,
-                                     'label': labels[:batch]}, mesh)
+  batch_arrays = parallel.put_batch(
+    {"image": images[:batch].astype(np.float32) / 255.0, "label": labels[:batch]}, mesh
+  )
   return _time(lambda st: step(st, batch_arrays), st, seconds)
 
 
@@ -146,18 +189,19 @@ def hand_rate(name: str, dataset: str, batch: int, seconds: float = 3.0) -> floa
   from research import models
 
   model, _, images, labels = model_and_data(name, dataset)
-  model = model.clone(axis_name=None) if hasattr(model, 'axis_name') else model
-  tx = optax.sgd(0.1, momentum=0.9) if name == 'resnet20' else optax.adam(1e-3)
+  model = model.clone(axis_name=None) if hasattr(model, "axis_name") else model
+  tx = optax.sgd(0.1, momentum=0.9) if name == "resnet20" else optax.adam(1e-3)
   variables = model.init(jax.random.PRNGKey(0), images[:1].astype(np.float32), train=False)
-  params, stats = variables['params'], variables.get('batch_stats', {})
+  params, stats = variables["params"], variables.get("batch_stats", {})
   opt_state = tx.init(params)
 
   @jax.jit
   def train_step(params, stats, opt_state, x, y):
     def loss_fn(p):
-      out, new = model.apply({'params': p, 'batch_stats': stats}, x, train=True,
-                             mutable=['batch_stats'])
-      return models.softmax_cross_entropy(out, y), new.get('batch_stats', {})
+      out, new = model.apply(
+        {"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+      )
+      return models.softmax_cross_entropy(out, y), new.get("batch_stats", {})
 
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -170,7 +214,7 @@ def hand_rate(name: str, dataset: str, batch: int, seconds: float = 3.0) -> floa
     nonlocal order, pos
     if pos + batch > len(order):
       order, pos = rng.permutation(len(images)), 0
-    idx = order[pos:pos + batch]
+    idx = order[pos : pos + batch]
     pos += batch
     x = jax.device_put(images[idx].astype(np.float32) / 255.0)
     y = jax.device_put(labels[idx])
@@ -198,8 +242,7 @@ def pipeline_rate(dataset: str, batch: int, seconds: float = 3.0) -> dict:
   """Examples/s of the host pipeline (grain) on `dataset`'s training split."""
   from research import data
 
-  iterator = data.create_iterator(dataset, 'train', global_batch_size=batch, seed=0,
-                                  train=True)
+  iterator = data.create_iterator(dataset, "train", global_batch_size=batch, seed=0, train=True)
   for _ in range(5):
     next(iterator)
   n, start = 0, time.perf_counter()
@@ -208,64 +251,76 @@ def pipeline_rate(dataset: str, batch: int, seconds: float = 3.0) -> dict:
     n += 1
   rate = n * batch / (time.perf_counter() - start)
   cores = min(4, os.cpu_count() or 1)  # the pipeline's worker threads
-  return {'examples_per_s': rate, 'per_core': rate / cores, 'threads': cores}
+  return {"examples_per_s": rate, "per_core": rate / cores, "threads": cores}
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--workloads', nargs='+',
-                      default=['mlp_digits', 'mlp_digits_default', 'mlp_fashion', 'resnet20'])
-  parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--json', default=None)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument(
+    "--workloads",
+    nargs="+",
+    default=["mlp_digits", "mlp_digits_default", "mlp_fashion", "resnet20"],
+  )
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--json", default=None)
   args = parser.parse_args(argv)
   from research import runtime
 
   runtime.configure()
   rows, pipelines = {}, {}
   with tempfile.TemporaryDirectory() as tmp:
-    synthetic = os.path.join(tmp, 'synthetic_cifar')
+    synthetic = os.path.join(tmp, "synthetic_cifar")
     write_synthetic(synthetic)
     table = workloads(synthetic)
     for name in args.workloads:
       config, overrides, counts, setup = table[name]
-      print(f'{name}: timing research.main ...', file=sys.stderr, flush=True)
-      row = {'loop': loop_rate(name, config, overrides, counts, args.repeats, tmp)}
-      base = name.replace('_default', '')
+      print(f"{name}: timing research.main ...", file=sys.stderr, flush=True)
+      row = {"loop": loop_rate(name, config, overrides, counts, args.repeats, tmp)}
+      base = name.replace("_default", "")
       if base in rows:
-        row.update(step=rows[base]['step'], hand=rows[base]['hand'])
+        row.update(step=rows[base]["step"], hand=rows[base]["hand"])
       else:
-        row['step'] = step_rate(base, setup['dataset'], setup['batch'])
-        row['hand'] = hand_rate(base, setup['dataset'], setup['batch'])
+        row["step"] = step_rate(base, setup["dataset"], setup["batch"])
+        row["hand"] = hand_rate(base, setup["dataset"], setup["batch"])
       rows[name] = row
-    for dataset, batch in (('digits', 64), ('fashion_mnist_idx', 128)):
+    for dataset, batch in (("digits", 64), ("fashion_mnist_idx", 128)):
       pipelines[dataset] = pipeline_rate(dataset, batch)
   load = os.getloadavg()
-  print(f'date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.node()}, '
-        f'{os.cpu_count()} CPU cores; load average at the end {load[0]:.1f}; '
-        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
+  print(
+    f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.node()}, "
+    f"{os.cpu_count()} CPU cores; load average at the end {load[0]:.1f}; "
+    f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+  )
   print()
-  print('| workload | loop steps/s (whole research.main, marginal) | step alone | hand-written '
-        'loop | loop / step | loop / hand |')
-  print('|---|---:|---:|---:|---:|---:|')
+  print(
+    "| workload | loop steps/s (whole research.main, marginal) | step alone | hand-written "
+    "loop | loop / step | loop / hand |"
+  )
+  print("|---|---:|---:|---:|---:|---:|")
   for name, r in rows.items():
-    loop = r['loop']['steps_per_s']
-    print(f"| {name} | {loop:,.1f} | {r['step']:,.1f} | {r['hand']:,.1f} | "
-          f"{loop / r['step']:.2f} | {loop / r['hand']:.2f} |")
+    loop = r["loop"]["steps_per_s"]
+    print(
+      f"| {name} | {loop:,.1f} | {r['step']:,.1f} | {r['hand']:,.1f} | "
+      f"{loop / r['step']:.2f} | {loop / r['hand']:.2f} |"
+    )
   print()
   for name, r in rows.items():
-    lp = r['loop']
-    print(f"{name}: research.main wall {lp['wall_n1']:.1f} s for {lp['n1']} steps, "
-          f"{lp['wall_n2']:.1f} s for {lp['n2']} steps")
+    lp = r["loop"]
+    print(
+      f"{name}: research.main wall {lp['wall_n1']:.1f} s for {lp['n1']} steps, "
+      f"{lp['wall_n2']:.1f} s for {lp['n2']} steps"
+    )
   print()
-  print('| host pipeline (grain) | examples/s | per core |')
-  print('|---|---:|---:|')
+  print("| host pipeline (grain) | examples/s | per core |")
+  print("|---|---:|---:|")
   for dataset, p in pipelines.items():
-    print(f"| {dataset} | {p['examples_per_s']:,.0f} | {p['per_core']:,.0f} "
-          f"({p['threads']} threads) |")
+    print(
+      f"| {dataset} | {p['examples_per_s']:,.0f} | {p['per_core']:,.0f} ({p['threads']} threads) |"
+    )
   if args.json:
-    with open(args.json, 'w') as f:
-      json.dump({'rows': rows, 'pipelines': pipelines}, f, indent=2)
+    with open(args.json, "w") as f:
+      json.dump({"rows": rows, "pipelines": pipelines}, f, indent=2)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   main()

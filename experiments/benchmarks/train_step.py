@@ -207,8 +207,7 @@ def _get(tree: dict, path: str):
   return tree
 
 
-def torch_setup(variables: dict, batch: dict, *, channels_last: bool = False,
-                device: str = "cpu"):
+def torch_setup(variables: dict, batch: dict, *, channels_last: bool = False, device: str = "cpu"):
   """Returns (step, model, images NCHW, labels); step() runs one SGD step and returns the loss.
 
   `channels_last` stores activations and weights as NHWC in memory (PyTorch's recommended
@@ -258,8 +257,10 @@ def resolve_torch_device(requested: str) -> str:
     on_gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
     return "cuda" if on_gpu else "cpu"
   if requested == "cuda" and not torch.cuda.is_available():
-    raise SystemExit("--torch-device=cuda, but this PyTorch sees no CUDA device; use "
-                     "--torch-device=cpu or install a CUDA build of PyTorch")
+    raise SystemExit(
+      "--torch-device=cuda, but this PyTorch sees no CUDA device; use "
+      "--torch-device=cpu or install a CUDA build of PyTorch"
+    )
   if requested not in ("cpu", "cuda"):
     raise SystemExit(f"--torch-device={requested!r} is unknown; use auto, cpu or cuda")
   return requested
@@ -296,8 +297,9 @@ def benchmark(
   jax_step, jax_state, device_batch, variables = jax_setup(
     batch, step_kind=step_kind, donate=donate
   )
-  torch_step, torch_model, _, _ = torch_setup(variables, batch, channels_last=channels_last,
-                                              device=device)
+  torch_step, torch_model, _, _ = torch_setup(
+    variables, batch, channels_last=channels_last, device=device
+  )
   difference = forward_difference(variables, batch, torch_model, device)
 
   start = time.perf_counter()
@@ -394,8 +396,12 @@ def main(argv=None) -> dict:
   parser.add_argument(
     "--torch-channels-last", action="store_true", help="PyTorch in channels_last (NHWC) memory"
   )
-  parser.add_argument("--torch-device", default="auto", choices=("auto", "cpu", "cuda"),
-                      help="where PyTorch runs (auto: CUDA when JAX runs on a GPU)")
+  parser.add_argument(
+    "--torch-device",
+    default="auto",
+    choices=("auto", "cpu", "cuda"),
+    help="where PyTorch runs (auto: CUDA when JAX runs on a GPU)",
+  )
   parser.add_argument("--json", default=None, help="also write the result as JSON here")
   args = parser.parse_args(argv)
   require_torch()

@@ -78,12 +78,23 @@ def _base_flags() -> str:
 
 
 def run_child(flags: str, args, params_out: str) -> dict:
-  env = {**os.environ, "XLA_FLAGS": f"{_base_flags()} {flags}".strip(),
-         "RESEARCH_CPU_FLAGS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
-  payload = json.dumps({"model": args.model, "batch_size": args.batch_size,
-                        "steps": args.steps, "params_out": params_out})
-  out = subprocess.run([sys.executable, "-c", CHILD, payload], env=env, capture_output=True,
-                       text=True, check=False)
+  env = {
+    **os.environ,
+    "XLA_FLAGS": f"{_base_flags()} {flags}".strip(),
+    "RESEARCH_CPU_FLAGS": "0",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+  }
+  payload = json.dumps(
+    {
+      "model": args.model,
+      "batch_size": args.batch_size,
+      "steps": args.steps,
+      "params_out": params_out,
+    }
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", CHILD, payload], env=env, capture_output=True, text=True, check=False
+  )
   if out.returncode:
     raise SystemExit(f"flags {flags!r} failed:\n{out.stderr[-2000:]}")
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -108,13 +119,19 @@ def main(argv=None) -> None:
     for r in range(args.rounds):
       for s in sets:
         results[s].append(run_child(s, args, paths[s]))
-        print(f"round {r + 1}/{args.rounds} {s or 'default'}: "
-              f"{results[s][-1]['images_per_s']:.1f} images/s", file=sys.stderr, flush=True)
+        print(
+          f"round {r + 1}/{args.rounds} {s or 'default'}: "
+          f"{results[s][-1]['images_per_s']:.1f} images/s",
+          file=sys.stderr,
+          flush=True,
+        )
     reference = np.load(paths[""])
     diffs = {s: float(np.abs(np.load(paths[s]) - reference).max()) for s in sets}
   base = statistics.median(r["images_per_s"] for r in results[""])
-  print(f"{args.model}, batch {args.batch_size}, {args.rounds} interleaved rounds of "
-        f"{args.steps} steps; XLA_FLAGS base: {_base_flags() or '(none)'}")
+  print(
+    f"{args.model}, batch {args.batch_size}, {args.rounds} interleaved rounds of "
+    f"{args.steps} steps; XLA_FLAGS base: {_base_flags() or '(none)'}"
+  )
   print(f"{'flags':60s} {'images/s':>9s} {'ratio':>6s} {'compile s':>9s} {'max |dparams|':>13s}")
   for s in sets:
     ips = statistics.median(r["images_per_s"] for r in results[s])

@@ -19,24 +19,24 @@ STEPS_PER_EPOCH = 1_281_167 // 128
 def get_config(arg: str | None = None):
   _, test = base.parse_arg(arg)
   config = base.get_base_config()
-  config.model.name = 'alexnet'
-  config.dataset.name = 'imagenet2012'
-  config.dataset.eval_split = 'validation'
-  config.dataset.augment = 'alexnet'
+  config.model.name = "alexnet"
+  config.dataset.name = "imagenet2012"
+  config.dataset.eval_split = "validation"
+  config.dataset.augment = "alexnet"
   config.dataset.standardize = True
-  config.optimizer.name = 'heavy_ball'
+  config.optimizer.name = "heavy_ball"
   config.optimizer.learning_rate = 0.01
   config.optimizer.beta = 0.9
   config.optimizer.weight_decay = 5e-4
   config.optimizer.reduce_on_plateau.enabled = True
-  config.optimizer.reduce_on_plateau.metric = 'accuracy'
+  config.optimizer.reduce_on_plateau.metric = "accuracy"
   config.optimizer.reduce_on_plateau.factor = 0.1
   config.optimizer.reduce_on_plateau.patience = 2
   config.optimizer.reduce_on_plateau.threshold = 1e-3
-  base.set_run(config, batch_size=128, steps=90 * STEPS_PER_EPOCH, log_every=100,
-               eval_every=STEPS_PER_EPOCH)
+  base.set_run(
+    config, batch_size=128, steps=90 * STEPS_PER_EPOCH, log_every=100, eval_every=STEPS_PER_EPOCH
+  )
   if test:
     config.model.width = 0.125
-    base.set_run(config, batch_size=8, steps=2, log_every=1,
-                 eval_every=2, test=True)
+    base.set_run(config, batch_size=8, steps=2, log_every=1, eval_every=2, test=True)
   return config

@@ -34,23 +34,57 @@ from ml_collections import config_dict
 
 def get_base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.model = ml_collections.ConfigDict({'name': 'mlp'})
-  config.dataset = ml_collections.ConfigDict(dict(
-      name='digits', data_dir=config_dict.placeholder(str), train_split='train',
-      eval_split='test', augment=config_dict.placeholder(str), standardize=False,
-      in_memory=config_dict.FieldReference('auto', field_type=object), in_memory_limit_mb=1024.0))
-  config.loss = 'softmax_cross_entropy'
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name='sgd', learning_rate=0.1,
-      schedule=ml_collections.ConfigDict(dict(
-          name='constant', boundaries=(), factor=0.1, decay_rate=0.0, end_value=0.0, tau=0,
-          decay_steps=0, warmup_steps=0, warmup_value=0.0)),
-      weight_decay=0.0, weight_decay_mode='l2', clip_norm=config_dict.placeholder(float),
-      clip_value=config_dict.placeholder(float), skip_nonfinite=False, max_skipped_steps=10,
+  config.model = ml_collections.ConfigDict({"name": "mlp"})
+  config.dataset = ml_collections.ConfigDict(
+    dict(
+      name="digits",
+      data_dir=config_dict.placeholder(str),
+      train_split="train",
+      eval_split="test",
+      augment=config_dict.placeholder(str),
+      standardize=False,
+      in_memory=config_dict.FieldReference("auto", field_type=object),
+      in_memory_limit_mb=1024.0,
+    )
+  )
+  config.loss = "softmax_cross_entropy"
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="sgd",
+      learning_rate=0.1,
+      schedule=ml_collections.ConfigDict(
+        dict(
+          name="constant",
+          boundaries=(),
+          factor=0.1,
+          decay_rate=0.0,
+          end_value=0.0,
+          tau=0,
+          decay_steps=0,
+          warmup_steps=0,
+          warmup_value=0.0,
+        )
+      ),
+      weight_decay=0.0,
+      weight_decay_mode="l2",
+      clip_norm=config_dict.placeholder(float),
+      clip_value=config_dict.placeholder(float),
+      skip_nonfinite=False,
+      max_skipped_steps=10,
       max_loss_factor=100.0,
-      reduce_on_plateau=ml_collections.ConfigDict(dict(
-          enabled=False, metric='loss', factor=0.1, patience=10, threshold=1e-4, cooldown=0,
-          min_scale=0.0))))
+      reduce_on_plateau=ml_collections.ConfigDict(
+        dict(
+          enabled=False,
+          metric="loss",
+          factor=0.1,
+          patience=10,
+          threshold=1e-4,
+          cooldown=0,
+          min_scale=0.0,
+        )
+      ),
+    )
+  )
   config.batch_size = 128
   config.eval_batch_size = 0  # 0: same as batch_size
   config.num_train_steps = 1000
@@ -63,16 +97,24 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.init_from = config_dict.placeholder(str)
   config.head_pattern = config_dict.placeholder(str)
   config.freeze = config_dict.placeholder(str)
-  config.early_stopping = ml_collections.ConfigDict(dict(
-      metric='accuracy', mode='max', patience=0, min_delta=0.0))
+  config.early_stopping = ml_collections.ConfigDict(
+    dict(metric="accuracy", mode="max", patience=0, min_delta=0.0)
+  )
   config.num_devices = 0
   config.tensorboard = True
   config.progress_bar = True
   return config
 
 
-def set_run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int, log_every: int,
-            eval_every: int, test: bool = False) -> ml_collections.ConfigDict:
+def set_run(
+  config: ml_collections.ConfigDict,
+  *,
+  batch_size: int,
+  steps: int,
+  log_every: int,
+  eval_every: int,
+  test: bool = False,
+) -> ml_collections.ConfigDict:
   """Sets a recipe's batch, length and intervals (a checkpoint at every evaluation).
 
   `test=True` is the ':test' variant's run: also no TensorBoard and no progress bar.
@@ -90,5 +132,5 @@ def set_run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int, l
 
 def parse_arg(arg: str | None) -> tuple[str, bool]:
   """'resnet56,test' -> ('resnet56', True); the 'test' flag is the runlocal switch."""
-  parts = [p for p in (arg or '').split(',') if p]
-  return ','.join(p for p in parts if p != 'test'), 'test' in parts
+  parts = [p for p in (arg or "").split(",") if p]
+  return ",".join(p for p in parts if p != "test"), "test" in parts

@@ -17,21 +17,19 @@ STEPS = 300 * 50_000 // 64
 def get_config(arg: str | None = None):
   _, test = base.parse_arg(arg)
   config = base.get_base_config()
-  config.model.name = 'densenet_bc_100'
-  config.dataset.name = 'cifar10'
-  config.dataset.augment = 'crop_flip'
+  config.model.name = "densenet_bc_100"
+  config.dataset.name = "cifar10"
+  config.dataset.augment = "crop_flip"
   config.dataset.standardize = True
-  config.optimizer.name = 'nesterov'
+  config.optimizer.name = "nesterov"
   config.optimizer.learning_rate = 0.1
   config.optimizer.beta = 0.9
   config.optimizer.weight_decay = 1e-4
-  config.optimizer.schedule.name = 'step_decay'
+  config.optimizer.schedule.name = "step_decay"
   config.optimizer.schedule.boundaries = (STEPS // 2, STEPS * 3 // 4)
   config.optimizer.schedule.factor = 0.1
-  base.set_run(config, batch_size=64, steps=STEPS, log_every=100,
-               eval_every=5_000)
+  base.set_run(config, batch_size=64, steps=STEPS, log_every=100, eval_every=5_000)
   if test:
     config.optimizer.schedule.boundaries = (1,)
-    base.set_run(config, batch_size=8, steps=2, log_every=1,
-                 eval_every=2, test=True)
+    base.set_run(config, batch_size=8, steps=2, log_every=1, eval_every=2, test=True)
   return config

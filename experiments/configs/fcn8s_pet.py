@@ -19,19 +19,17 @@ from experiments.configs import base
 def get_config(arg: str | None = None):
   _, test = base.parse_arg(arg)
   config = base.get_base_config()
-  config.model.name = 'fcn8s'
-  config.dataset.name = 'oxford_iiit_pet'
-  config.dataset.augment = 'segmentation'
-  config.optimizer.name = 'heavy_ball'
+  config.model.name = "fcn8s"
+  config.dataset.name = "oxford_iiit_pet"
+  config.dataset.augment = "segmentation"
+  config.optimizer.name = "heavy_ball"
   config.optimizer.learning_rate = 0.01
   config.optimizer.beta = 0.99
   config.optimizer.weight_decay = 5e-4
-  base.set_run(config, batch_size=16, steps=20_000, log_every=100,
-               eval_every=1_000)
-  config.early_stopping.metric = 'mean_iou'
+  base.set_run(config, batch_size=16, steps=20_000, log_every=100, eval_every=1_000)
+  config.early_stopping.metric = "mean_iou"
   config.early_stopping.patience = 5
   if test:
     config.model.width = 0.0625
-    base.set_run(config, batch_size=8, steps=2, log_every=1,
-                 eval_every=2, test=True)
+    base.set_run(config, batch_size=8, steps=2, log_every=1, eval_every=2, test=True)
   return config

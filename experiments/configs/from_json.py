@@ -15,8 +15,11 @@ from experiments.configs import base
 
 def _merge(config: ml_collections.ConfigDict, values: dict) -> None:
   for key, value in values.items():
-    if isinstance(value, dict) and key in config and isinstance(config[key],
-                                                               ml_collections.ConfigDict):
+    if (
+      isinstance(value, dict)
+      and key in config
+      and isinstance(config[key], ml_collections.ConfigDict)
+    ):
       _merge(config[key], value)
     elif isinstance(value, list):
       config[key] = tuple(value)  # JSON has no tuples; configs use them (boundaries, ...)
@@ -26,8 +29,9 @@ def _merge(config: ml_collections.ConfigDict, values: dict) -> None:
 
 def get_config(path: str | None = None):
   if not path:
-    raise ValueError('from_json.py needs the JSON file: --config=experiments/configs/'
-                     'from_json.py:PATH')
+    raise ValueError(
+      "from_json.py needs the JSON file: --config=experiments/configs/from_json.py:PATH"
+    )
   with open(path) as f:
     values = json.load(f)
   config = base.get_base_config()

@@ -32,18 +32,30 @@ from research import runtime
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(prog="python -m experiments.figures", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m experiments.figures",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--out", required=True, type=pathlib.Path, help="output directory")
-  parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
-                      help="build only these figures")
-  parser.add_argument("--size", choices=SIZES, default=None,
-                      help="each figure's get_config(size) (default: default)")
-  parser.add_argument("--full", action="store_true",
-                      help="paper-size runs (meant for accelerators): --size full")
-  parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
-                      dest="overrides",
-                      help="override config fields of the selected figures")
+  parser.add_argument(
+    "--only", nargs="+", metavar="NAME", default=None, help="build only these figures"
+  )
+  parser.add_argument(
+    "--size", choices=SIZES, default=None, help="each figure's get_config(size) (default: default)"
+  )
+  parser.add_argument(
+    "--full", action="store_true", help="paper-size runs (meant for accelerators): --size full"
+  )
+  parser.add_argument(
+    "--set",
+    nargs="+",
+    action="extend",
+    metavar="KEY=VALUE",
+    default=[],
+    dest="overrides",
+    help="override config fields of the selected figures",
+  )
   args = parser.parse_args(argv)
   if args.full and args.size not in (None, "full"):
     parser.error(f"--full means --size full, not --size {args.size}; give one of them")
@@ -85,10 +97,12 @@ def _config(name: str, size: str, overrides: list[tuple[str, object]]):
   config = module.get_config(size)
   for key, value in overrides:
     if key not in config:
-      raise ValueError(f"--set {key}=...: figure {name!r} has no config field {key!r}; its "
-                       f"fields are {', '.join(sorted(config.keys()))}")
+      raise ValueError(
+        f"--set {key}=...: figure {name!r} has no config field {key!r}; its "
+        f"fields are {', '.join(sorted(config.keys()))}"
+      )
     if isinstance(config[key], str) and not isinstance(value, str):
-      value = str(value)        # a string field keeps the text as typed ('--set dataset=1')
+      value = str(value)  # a string field keeps the text as typed ('--set dataset=1')
     try:
       config[key] = value
     except TypeError as e:
@@ -99,9 +113,13 @@ def _config(name: str, size: str, overrides: list[tuple[str, object]]):
 def _build(name: str, config, out: pathlib.Path) -> tuple[dict, list[pathlib.Path]]:
   """Runs one figure; a missing module (config None) is reported as a failed entry."""
   if config is None:
-    result = FigureResult(name, name, "not implemented yet",
-                          [check("module exists", "missing", f"experiments/figures/{name}.py",
-                                 False)], {})
+    result = FigureResult(
+      name,
+      name,
+      "not implemented yet",
+      [check("module exists", "missing", f"experiments/figures/{name}.py", False)],
+      {},
+    )
     return result.as_dict(), []
   module = importlib.import_module(f"experiments.figures.{name}")
   result = module.run(config)
@@ -109,16 +127,25 @@ def _build(name: str, config, out: pathlib.Path) -> tuple[dict, list[pathlib.Pat
   return {**result.as_dict(), "config": config.to_dict()}, [pathlib.Path(p) for p in paths]
 
 
-def _markdown(entries: list[dict], images: dict[str, list[pathlib.Path]], size: str,
-              overrides: list[tuple[str, object]] = ()) -> str:
+def _markdown(
+  entries: list[dict],
+  images: dict[str, list[pathlib.Path]],
+  size: str,
+  overrides: list[tuple[str, object]] = (),
+) -> str:
   ok = sum(e["passed"] for e in entries)
   sets = "".join(f" {k}={v if isinstance(v, str) else repr(v)}" for k, v in overrides)
-  lines = ["# The lecture's figures", "",
-           f"{ok} of {len(entries)} figures pass their checks "
-           f"({size} size). Built by "
-           "`python -m experiments.figures --out DIR"
-           + {"default": "", "full": " --full"}.get(size, f" --size {size}")
-           + (f" --set{sets}" if sets else "") + "`.", ""]
+  lines = [
+    "# The lecture's figures",
+    "",
+    f"{ok} of {len(entries)} figures pass their checks "
+    f"({size} size). Built by "
+    "`python -m experiments.figures --out DIR"
+    + {"default": "", "full": " --full"}.get(size, f" --size {size}")
+    + (f" --set{sets}" if sets else "")
+    + "`.",
+    "",
+  ]
   for e in entries:
     mark = "PASS" if e["passed"] else "FAIL"
     lines += [f"## {e['name']}: {e['title']} ({mark})", "", e.get("caption", ""), ""]
@@ -126,8 +153,10 @@ def _markdown(entries: list[dict], images: dict[str, list[pathlib.Path]], size: 
       lines += [f"![{e['name']}]({p.name})", ""]
     lines += ["| check | measured | expected | passed |", "|---|---|---|---|"]
     for c in e["checks"]:
-      lines.append(f"| {c['what']} | {_fmt(c['measured'])} | {_fmt(c['expected'])} | "
-                   f"{'yes' if c['passed'] else 'NO'} |")
+      lines.append(
+        f"| {c['what']} | {_fmt(c['measured'])} | {_fmt(c['expected'])} | "
+        f"{'yes' if c['passed'] else 'NO'} |"
+      )
     lines.append("")
   return "\n".join(lines)
 
@@ -157,14 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     entries.append(entry)
     images[name] = paths
     n_ok = sum(c["passed"] for c in entry["checks"])
-    print(f"[{i}/{len(names)}] {name}: {'PASS' if entry['passed'] else 'FAIL'} "
-          f"({n_ok}/{len(entry['checks'])} checks, {time.perf_counter() - start:.1f}s)",
-          flush=True)
+    print(
+      f"[{i}/{len(names)}] {name}: {'PASS' if entry['passed'] else 'FAIL'} "
+      f"({n_ok}/{len(entry['checks'])} checks, {time.perf_counter() - start:.1f}s)",
+      flush=True,
+    )
   (args.out / "report.json").write_text(json.dumps(entries, indent=1))
   (args.out / "REPORT.md").write_text(_markdown(entries, images, args.size, args.overrides))
   failed = [e["name"] for e in entries if not e["passed"]]
-  print(f"{len(entries) - len(failed)} of {len(entries)} figures passed"
-        + (f"; failed: {', '.join(failed)}" if failed else "") + f". Report: {args.out}/REPORT.md")
+  print(
+    f"{len(entries) - len(failed)} of {len(entries)} figures passed"
+    + (f"; failed: {', '.join(failed)}" if failed else "")
+    + f". Report: {args.out}/REPORT.md"
+  )
   return 1 if failed else 0
 
 

@@ -42,19 +42,19 @@ Array = jax.Array
 class FitResult(NamedTuple):
   """Curves of one training run (NumPy arrays) and its final variables."""
 
-  eval_steps: np.ndarray        # (E,) steps at which the model was evaluated (0 = init)
-  train_loss: np.ndarray        # (E,) loss on the training arrays (first eval_size)
-  train_accuracy: np.ndarray    # (E,)
-  val_loss: np.ndarray          # (E,)
-  val_accuracy: np.ndarray      # (E,)
-  step_loss: np.ndarray         # (steps,) mini-batch loss at each step
-  grad_norm: np.ndarray         # (steps,) global gradient norm ||g||_2 at each step
-  update_norm: np.ndarray       # (steps,) global norm of the optimizer's update
-  layer_names: list[str]        # module paths of the parameters, in network order
+  eval_steps: np.ndarray  # (E,) steps at which the model was evaluated (0 = init)
+  train_loss: np.ndarray  # (E,) loss on the training arrays (first eval_size)
+  train_accuracy: np.ndarray  # (E,)
+  val_loss: np.ndarray  # (E,)
+  val_accuracy: np.ndarray  # (E,)
+  step_loss: np.ndarray  # (steps,) mini-batch loss at each step
+  grad_norm: np.ndarray  # (steps,) global gradient norm ||g||_2 at each step
+  update_norm: np.ndarray  # (steps,) global norm of the optimizer's update
+  layer_names: list[str]  # module paths of the parameters, in network order
   layer_grad_norms: np.ndarray | None  # (steps, L) per-layer gradient norms, or None
-  probes: Any                   # pytree of (E, ...) arrays from `probe`, or None
-  variables: Any                # final variables (params and batch_stats)
-  val_sums: Any                 # validation sums of each evaluation, (E, ...) arrays
+  probes: Any  # pytree of (E, ...) arrays from `probe`, or None
+  variables: Any  # final variables (params and batch_stats)
+  val_sums: Any  # validation sums of each evaluation, (E, ...) arrays
 
 
 @functools.lru_cache(maxsize=8)
@@ -62,9 +62,9 @@ def _load(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   return load_arrays(name, split)
 
 
-def load_data(prefer: str = "digits", *, max_train: int | None = None,
-              max_val: int | None = None, seed: int = 0
-              ) -> tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def load_data(
+  prefer: str = "digits", *, max_train: int | None = None, max_val: int | None = None, seed: int = 0
+) -> tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """Real training and held-out arrays from `research.data.load_arrays`, cached per process.
 
   `prefer="fashion_mnist_idx"` falls back to "digits" when the Fashion-MNIST files are not
@@ -91,11 +91,13 @@ def load_data(prefer: str = "digits", *, max_train: int | None = None,
       return arrays
     idx = np.sort(rng.choice(len(arrays[0]), limit, replace=False))
     return arrays[0][idx], arrays[1][idx]
+
   return name, subset(train, max_train), subset(val, max_val)
 
 
-def standardize(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
-                ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def standardize(
+  train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """(train, val) with images (N, H, W, C) mapped to (x - mean) / std, per channel, with the
   mean and std of the training images; labels unchanged."""
   mean, std = train[0].mean(axis=(0, 1, 2)), train[0].std(axis=(0, 1, 2))
@@ -129,9 +131,21 @@ def layer_grad_norms(grads: dict, names: list[str]) -> Array:
 
 
 @functools.lru_cache(maxsize=32)
-def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, eval_rows: int,
-              eval_batch_size: int, per_layer_grads: bool, augment, num_classes: int,
-              task: str, names: tuple[str, ...]):
+def _programs(
+  model,
+  tx,
+  *,
+  batch_size: int,
+  num_train: int,
+  eval_every: int,
+  eval_rows: int,
+  eval_batch_size: int,
+  per_layer_grads: bool,
+  augment,
+  num_classes: int,
+  task: str,
+  names: tuple[str, ...],
+):
   """The compiled train dispatch and evaluations for one (model, optimizer, shapes) setting.
 
   Cached, so runs that share them (other seeds, the same network again) compile nothing.
@@ -146,21 +160,39 @@ def _programs(model, tx, *, batch_size: int, num_train: int, eval_every: int, ev
 
   train_step = steps_lib.make_train_step(model, tx, extra_metrics=extra_metrics)
   dispatch = engine.make_train_dispatch(
-      train_step, mesh, global_batch_size=batch_size, feed="memory", num_examples=num_train,
-      augment=augment or "none", max_nonfinite_run=None, record_steps=eval_every)
+    train_step,
+    mesh,
+    global_batch_size=batch_size,
+    feed="memory",
+    num_examples=num_train,
+    augment=augment or "none",
+    max_nonfinite_run=None,
+    record_steps=eval_every,
+  )
   eval_step = steps_lib.make_eval_step(model, num_classes=num_classes, task=task)
-  evaluate = engine.make_eval_dispatch(eval_step, mesh,
-                                       global_batch_size=min(eval_batch_size, eval_rows),
-                                       num_examples=eval_rows)
+  evaluate = engine.make_eval_dispatch(
+    eval_step, mesh, global_batch_size=min(eval_batch_size, eval_rows), num_examples=eval_rows
+  )
   return mesh, dispatch, evaluate
 
 
-def fit(model, tx: optax.GradientTransformation,
-        train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
-        batch_size: int, steps: int, seed: int = 0, eval_every: int | None = None,
-        eval_size: int = 2048, eval_batch_size: int = 1024, per_layer_grads: bool = False,
-        augment: Callable | None = None, probe: Callable[[Any], Any] | None = None,
-        variables: Any = None) -> FitResult:
+def fit(
+  model,
+  tx: optax.GradientTransformation,
+  train: tuple[np.ndarray, np.ndarray],
+  val: tuple[np.ndarray, np.ndarray],
+  *,
+  batch_size: int,
+  steps: int,
+  seed: int = 0,
+  eval_every: int | None = None,
+  eval_size: int = 2048,
+  eval_batch_size: int = 1024,
+  per_layer_grads: bool = False,
+  augment: Callable | None = None,
+  probe: Callable[[Any], Any] | None = None,
+  variables: Any = None,
+) -> FitResult:
   """Trains `model` with `tx` on in-memory arrays through `research.train`'s engine.
 
   Args:
@@ -189,29 +221,49 @@ def fit(model, tx: optax.GradientTransformation,
   if eval_every is None:
     eval_every = max(1, steps // 20)
   if steps % eval_every:
-    raise ValueError(f"steps={steps} is not a multiple of eval_every={eval_every}; "
-                     f"choose eval_every among the divisors of {steps}")
+    raise ValueError(
+      f"steps={steps} is not a multiple of eval_every={eval_every}; "
+      f"choose eval_every among the divisors of {steps}"
+    )
   init_key, state_key = jax.random.split(jax.random.PRNGKey(seed))
   if variables is None:
     variables = _init(model, init_key, jnp.asarray(x_train[:1]))
   params = variables["params"]
   names = tuple(layer_names(params))
-  num_classes = jax.eval_shape(lambda v: model.apply(v, jnp.asarray(x_train[:1]), train=False),
-                               variables).shape[-1]
+  num_classes = jax.eval_shape(
+    lambda v: model.apply(v, jnp.asarray(x_train[:1]), train=False), variables
+  ).shape[-1]
   task = "classification" if np.ndim(y_train) == 1 else "segmentation"
   x_sub, y_sub = x_train[:eval_size], y_train[:eval_size]
   eval_rows = max(len(x_sub), len(x_val))  # both padded to this: one evaluation program
   mesh, dispatch, evaluate = _programs(
-      model, tx, batch_size=batch_size, num_train=len(x_train), eval_every=eval_every,
-      eval_rows=eval_rows, eval_batch_size=eval_batch_size, per_layer_grads=per_layer_grads,
-      augment=augment, num_classes=int(num_classes), task=task, names=names)
+    model,
+    tx,
+    batch_size=batch_size,
+    num_train=len(x_train),
+    eval_every=eval_every,
+    eval_rows=eval_rows,
+    eval_batch_size=eval_batch_size,
+    per_layer_grads=per_layer_grads,
+    augment=augment,
+    num_classes=int(num_classes),
+    task=task,
+    names=names,
+  )
   train_split = _on_device(x_train, y_train, mesh, seed)
-  eval_splits = {"train": _on_device(x_sub, y_sub, mesh, seed, pad_to=eval_rows),
-                 "val": _on_device(x_val, y_val, mesh, seed, pad_to=eval_rows)}
+  eval_splits = {
+    "train": _on_device(x_sub, y_sub, mesh, seed, pad_to=eval_rows),
+    "val": _on_device(x_val, y_val, mesh, seed, pad_to=eval_rows),
+  }
   # A copy: the dispatches donate the state, and the caller may still hold `variables`.
-  state = parallel.copy(parallel.replicate(state_lib.create_train_state(
-      {"params": params, "batch_stats": variables.get("batch_stats", {})}, tx, None, state_key),
-      mesh))
+  state = parallel.copy(
+    parallel.replicate(
+      state_lib.create_train_state(
+        {"params": params, "batch_stats": variables.get("batch_stats", {})}, tx, None, state_key
+      ),
+      mesh,
+    )
+  )
   probe_fn = None if probe is None else jax.jit(probe)
 
   evals, val_sums, probes, records = [], [], [], []
@@ -234,17 +286,19 @@ def fit(model, tx: optax.GradientTransformation,
   evals = np.asarray(evals, np.float64)
   cat = functools.partial(np.concatenate, axis=0)
   return FitResult(
-      eval_steps=np.arange(len(evals)) * eval_every,
-      train_loss=evals[:, 0], train_accuracy=evals[:, 1],
-      val_loss=evals[:, 2], val_accuracy=evals[:, 3],
-      step_loss=cat([r["loss"] for r in records]),
-      grad_norm=cat([r["grad_norm"] for r in records]),
-      update_norm=cat([r["update_norm"] for r in records]),
-      layer_names=list(names),
-      layer_grad_norms=cat([r["layer"] for r in records]) if per_layer_grads else None,
-      probes=None if probe is None else jax.tree.map(lambda *a: np.stack(a), *probes),
-      variables=jax.device_get(_variables(state)),
-      val_sums=jax.tree.map(lambda *a: np.stack(a), *val_sums),
+    eval_steps=np.arange(len(evals)) * eval_every,
+    train_loss=evals[:, 0],
+    train_accuracy=evals[:, 1],
+    val_loss=evals[:, 2],
+    val_accuracy=evals[:, 3],
+    step_loss=cat([r["loss"] for r in records]),
+    grad_norm=cat([r["grad_norm"] for r in records]),
+    update_norm=cat([r["update_norm"] for r in records]),
+    layer_names=list(names),
+    layer_grad_norms=cat([r["layer"] for r in records]) if per_layer_grads else None,
+    probes=None if probe is None else jax.tree.map(lambda *a: np.stack(a), *probes),
+    variables=jax.device_get(_variables(state)),
+    val_sums=jax.tree.map(lambda *a: np.stack(a), *val_sums),
   )
 
 

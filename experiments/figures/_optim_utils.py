@@ -31,16 +31,22 @@ Fun = Callable[[Array], Array]
 class Trace(NamedTuple):
   """Iterates and values of one optimizer run."""
 
-  xs: Array      # (K + 1, d) iterates, x_0 first
+  xs: Array  # (K + 1, d) iterates, x_0 first
   values: Array  # (K + 1,)   f at each iterate
   states: object = None  # with record_states: the optimizer state after each step, stacked (K,)
 
 
-def optimize(tx: optax.GradientTransformation, fun: Fun, x0: Array, num_steps: int, *,
-             grad_fn: Callable[[Array, Array], Array] | None = None,
-             key: Array | None = None,
-             extra: Callable[[Array, Array, Array], dict] | None = None,
-             record_states: bool = False) -> Trace:
+def optimize(
+  tx: optax.GradientTransformation,
+  fun: Fun,
+  x0: Array,
+  num_steps: int,
+  *,
+  grad_fn: Callable[[Array, Array], Array] | None = None,
+  key: Array | None = None,
+  extra: Callable[[Array, Array, Array], dict] | None = None,
+  record_states: bool = False,
+) -> Trace:
   """Runs `num_steps` steps of `tx` on `fun` from `x0` inside one `lax.scan`.
 
   x_{k+1} = x_k + u_k,   (u_k, s_{k+1}) = tx.update(g_k, s_k, x_k, **extra(x_k, f(x_k), g_k))
@@ -103,11 +109,11 @@ def smooth_runs(dim: int, smallest: float, steps: int) -> dict:
   lam = jnp.asarray(problems.spectrum(dim, smallest, 1.0))
   f, x0 = problems.quadratic(lam), jnp.ones(dim)
   nag = optax.inject_hyperparams(optim.nesterov)(learning_rate=1.0, beta=nag_schedule)
-  run = jax.jit(lambda: (optimize(optim.sgd(1.0), f, x0, steps).values,
-                         optimize(nag, f, x0, steps).values))
+  run = jax.jit(
+    lambda: (optimize(optim.sgd(1.0), f, x0, steps).values, optimize(nag, f, x0, steps).values)
+  )
   gd_values, nag_values = run()
-  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values),
-          "R2": float(dim), "L": 1.0}
+  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values), "R2": float(dim), "L": 1.0}
 
 
 def strongly_convex_runs(kappa: float, dim: int, steps: int) -> dict:
@@ -116,11 +122,20 @@ def strongly_convex_runs(kappa: float, dim: int, steps: int) -> dict:
   lam = jnp.asarray(problems.spectrum(dim, 1.0 / kappa, 1.0))
   f, x0 = problems.quadratic(lam), jnp.ones(dim)
   beta = (np.sqrt(kappa) - 1.0) / (np.sqrt(kappa) + 1.0)
-  run = jax.jit(lambda: (optimize(optim.sgd(1.0), f, x0, steps).values,
-                         optimize(optim.nesterov(1.0, beta), f, x0, steps).values))
+  run = jax.jit(
+    lambda: (
+      optimize(optim.sgd(1.0), f, x0, steps).values,
+      optimize(optim.nesterov(1.0, beta), f, x0, steps).values,
+    )
+  )
   gd_values, nag_values = run()
-  return {"gd": np.asarray(gd_values), "nag": np.asarray(nag_values), "beta": beta,
-          "R2": float(dim), "mu": 1.0 / kappa}
+  return {
+    "gd": np.asarray(gd_values),
+    "nag": np.asarray(nag_values),
+    "beta": beta,
+    "R2": float(dim),
+    "mu": 1.0 / kappa,
+  }
 
 
 # -------------------------------------------------------------------------------------- fits
@@ -149,7 +164,7 @@ def tail_rate(values: np.ndarray, floor: float = 1e-13) -> float:
   rel = values / values[0]
   stop = iterations_to(rel, floor)
   stop = int(stop) if np.isfinite(stop) else len(rel)
-  return linear_rate(rel[stop // 2:stop], np.arange(stop // 2, stop))
+  return linear_rate(rel[stop // 2 : stop], np.arange(stop // 2, stop))
 
 
 def iterations_to(y: np.ndarray, tol: float) -> float:
@@ -161,8 +176,9 @@ def iterations_to(y: np.ndarray, tol: float) -> float:
 def bisect(diverges: Callable[[float], bool], lo: float, hi: float, iters: int = 40) -> float:
   """The boundary between `diverges(lo) == False` and `diverges(hi) == True`, by bisection."""
   if diverges(lo) or not diverges(hi):
-    raise ValueError(f"bisect needs diverges({lo})=False and diverges({hi})=True; widen the "
-                     "bracket")
+    raise ValueError(
+      f"bisect needs diverges({lo})=False and diverges({hi})=True; widen the bracket"
+    )
   for _ in range(iters):
     mid = 0.5 * (lo + hi)
     lo, hi = (lo, mid) if diverges(mid) else (mid, hi)
@@ -172,8 +188,9 @@ def bisect(diverges: Callable[[float], bool], lo: float, hi: float, iters: int =
 # ----------------------------------------------------------------------------- contour plots
 
 
-def grid_values(fun: Fun, xlim: tuple[float, float], ylim: tuple[float, float],
-                n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grid_values(
+  fun: Fun, xlim: tuple[float, float], ylim: tuple[float, float], n: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(X, Y, Z) on an n x n grid for a contour plot of a 2-d `fun`."""
   xs, ys = np.linspace(*xlim, n), np.linspace(*ylim, n)
   xx, yy = np.meshgrid(xs, ys)
@@ -197,4 +214,3 @@ def contour(ax, fun: Fun, xlim, ylim, *, levels: int = 25, log: bool = True, min
   ax.set_ylim(*ylim)
   ax.set_xlabel("$x_1$")
   ax.set_ylabel("$x_2$")
-

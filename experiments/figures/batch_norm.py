@@ -35,10 +35,10 @@ from research.models import create
 NAME = "batch_norm"
 TITLE = "Batch norm (Ioffe & Szegedy Fig. 1): 3 x 100 sigmoid MLP, batch 60, with vs without BN"
 CAPTION = (
-    "(a) Test accuracy of a 3-hidden-layer, 100-unit sigmoid MLP trained with SGD at batch 60, "
-    "with and without batch normalization. (b, c) The 15th, 50th and 85th percentiles of the "
-    "input to one sigmoid of the last hidden layer, over a fixed batch of held-out images, during "
-    "training: with BN they stay put, without BN they drift."
+  "(a) Test accuracy of a 3-hidden-layer, 100-unit sigmoid MLP trained with SGD at batch 60, "
+  "with and without batch normalization. (b, c) The 15th, 50th and 85th percentiles of the "
+  "input to one sigmoid of the last hidden layer, over a fixed batch of held-out images, during "
+  "training: with BN they stay put, without BN they drift."
 )
 
 PERCENTILES = (15.0, 50.0, 85.0)
@@ -60,58 +60,94 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.settle = 0.1
   config.seed = 0
   return common.sized(
-      size, config,
-      test={"steps": 600, "eval_every": 60, "max_train": 10_000, "max_val": 2000},
-      full={"dataset": "mnist", "steps": 50_000, "eval_every": 500, "max_train": None,
-            "max_val": None})
+    size,
+    config,
+    test={"steps": 600, "eval_every": 60, "max_train": 10_000, "max_val": 2000},
+    full={
+      "dataset": "mnist",
+      "steps": 50_000,
+      "eval_every": 500,
+      "max_train": None,
+      "max_val": None,
+    },
+  )
 
 
 def drift(tracks: np.ndarray, settle: float) -> float:
   """tracks (E, 3): percentiles 15/50/85 over time; see the module docstring."""
-  t = tracks[int(round(settle * (len(tracks) - 1))):]
+  t = tracks[int(round(settle * (len(tracks) - 1))) :]
   return float(t.std(0).mean() / (t[:, 2] - t[:, 0]).mean())
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(config.dataset, max_train=config.max_train,
-                                    max_val=config.max_val, seed=config.seed)
+  name, train, val = _fit.load_data(
+    config.dataset, max_train=config.max_train, max_val=config.max_val, seed=config.seed
+  )
   probe_x = jax.numpy.asarray(val[0][: config.probe_size])
   results = {}
   for norm in ("none", "batch"):
-    model = create("mlp", num_classes=10, depth=config.depth, width=config.width,
-                   activation="sigmoid", norm=norm, kernel_init="xavier_normal")
+    model = create(
+      "mlp",
+      num_classes=10,
+      depth=config.depth,
+      width=config.width,
+      activation="sigmoid",
+      norm=norm,
+      kernel_init="xavier_normal",
+    )
     # the sigmoid's input: the BN output with BN, the dense output without
     layer = f"norm_{config.depth - 1}" if norm == "batch" else f"dense_{config.depth - 1}"
 
     def probe(variables, model=model, layer=layer):
       # train=True: the sigmoid's input as training sees it (BN with the batch's statistics);
       # the updated running statistics are discarded
-      _, state = model.apply(variables, probe_x, train=True,
-                             mutable=["intermediates", "batch_stats"],
-                             capture_intermediates=lambda m, _: m.name == layer)
+      _, state = model.apply(
+        variables,
+        probe_x,
+        train=True,
+        mutable=["intermediates", "batch_stats"],
+        capture_intermediates=lambda m, _: m.name == layer,
+      )
       z = state["intermediates"][layer]["__call__"][0][:, config.unit]
       return jax.numpy.percentile(z, jax.numpy.asarray(PERCENTILES))
 
-    results[norm] = _fit.fit(model, optim.sgd(config.learning_rate), train, val,
-                             batch_size=config.batch_size, steps=config.steps, seed=config.seed,
-                             eval_every=config.eval_every, probe=probe)
+    results[norm] = _fit.fit(
+      model,
+      optim.sgd(config.learning_rate),
+      train,
+      val,
+      batch_size=config.batch_size,
+      steps=config.steps,
+      seed=config.seed,
+      eval_every=config.eval_every,
+      probe=probe,
+    )
   plain, bn = results["none"], results["batch"]
   early = max(1, int(round(config.settle * (len(bn.eval_steps) - 1))))
   gap = bn.val_accuracy[early:] - plain.val_accuracy[early:]
   drifts = {k: drift(np.asarray(r.probes), config.settle) for k, r in results.items()}
   checks = [
-      check_greater(f"min over evaluations after step {int(bn.eval_steps[early])}: "
-                    "test accuracy BN - no BN", float(gap.min()), 0.0),
-      check_greater("final test accuracy BN - no BN", float(gap[-1]), 0.0),
-      check_less("percentile drift with BN / without BN (lower = more stable)",
-                 drifts["batch"] / drifts["none"], 0.5),
+    check_greater(
+      f"min over evaluations after step {int(bn.eval_steps[early])}: test accuracy BN - no BN",
+      float(gap.min()),
+      0.0,
+    ),
+    check_greater("final test accuracy BN - no BN", float(gap[-1]), 0.0),
+    check_less(
+      "percentile drift with BN / without BN (lower = more stable)",
+      drifts["batch"] / drifts["none"],
+      0.5,
+    ),
   ]
   data = {
-      "dataset": name, "steps": bn.eval_steps.tolist(),
-      "test_accuracy": {"bn": bn.val_accuracy.tolist(), "no_bn": plain.val_accuracy.tolist()},
-      "percentiles": {"bn": np.asarray(bn.probes).tolist(),
-                      "no_bn": np.asarray(plain.probes).tolist()},
-      "drift": {"bn": drifts["batch"], "no_bn": drifts["none"]},
+    "dataset": name,
+    "steps": bn.eval_steps.tolist(),
+    "test_accuracy": {"bn": bn.val_accuracy.tolist(), "no_bn": plain.val_accuracy.tolist()},
+    "percentiles": {
+      "bn": np.asarray(bn.probes).tolist(),
+      "no_bn": np.asarray(plain.probes).tolist(),
+    },
+    "drift": {"bn": drifts["batch"], "no_bn": drifts["none"]},
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -122,15 +158,19 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   fig, axes = common.subplots(1, 3, figsize=(16, 4.3), title=TITLE)
   axes[0].plot(steps, d["test_accuracy"]["no_bn"], "--", label="without BN")
   axes[0].plot(steps, d["test_accuracy"]["bn"], label="with BN")
-  axes[0].set(xlabel="training step", ylabel=f"test accuracy ({d['dataset']})",
-              title="(a) test accuracy")
+  axes[0].set(
+    xlabel="training step", ylabel=f"test accuracy ({d['dataset']})", title="(a) test accuracy"
+  )
   axes[0].legend()
   for ax, key, label in ((axes[1], "no_bn", "(b) without BN"), (axes[2], "bn", "(c) with BN")):
     p = np.asarray(d["percentiles"][key])
     for k, q in enumerate(PERCENTILES):
       ax.plot(steps, p[:, k], label=f"{q:g}th percentile")
-    ax.set(xlabel="training step", ylabel="input to a last-hidden-layer sigmoid",
-           title=f"{label}: drift {d['drift'][key]:.3f}")
+    ax.set(
+      xlabel="training step",
+      ylabel="input to a last-hidden-layer sigmoid",
+      title=f"{label}: drift {d['drift'][key]:.3f}",
+    )
     ax.legend(fontsize=8)
   lo = min(np.min(d["percentiles"]["bn"]), np.min(d["percentiles"]["no_bn"]))
   hi = max(np.max(d["percentiles"]["bn"]), np.max(d["percentiles"]["no_bn"]))

@@ -45,8 +45,13 @@ from matplotlib.figure import Figure
 SIZES = ("test", "default", "full")
 
 
-def sized(size: str, default: ml_collections.ConfigDict | dict, *, test: dict | None = None,
-          full: dict | None = None) -> ml_collections.ConfigDict:
+def sized(
+  size: str,
+  default: ml_collections.ConfigDict | dict,
+  *,
+  test: dict | None = None,
+  full: dict | None = None,
+) -> ml_collections.ConfigDict:
   """The config of one size: `default`, with `test` or `full` merged over it for those sizes.
 
   The merge is `ConfigDict.update` (nested dicts are merged field by field). Every top-level
@@ -61,8 +66,10 @@ def sized(size: str, default: ml_collections.ConfigDict | dict, *, test: dict | 
   overrides = {"test": test, "full": full}.get(size) or {}
   unknown = sorted(set(overrides) - set(config.keys()))
   if unknown:
-    raise ValueError(f"size {size!r} overrides {unknown}, which are not fields of the default "
-                     f"config ({', '.join(sorted(config.keys()))})")
+    raise ValueError(
+      f"size {size!r} overrides {unknown}, which are not fields of the default "
+      f"config ({', '.join(sorted(config.keys()))})"
+    )
   config.update(overrides)
   return config
 
@@ -97,10 +104,10 @@ class Check:
 
   def as_dict(self) -> dict:
     return {
-        "what": self.what,
-        "measured": to_builtin(self.measured),
-        "expected": to_builtin(self.expected),
-        "passed": bool(self.passed),
+      "what": self.what,
+      "measured": to_builtin(self.measured),
+      "expected": to_builtin(self.expected),
+      "passed": bool(self.passed),
     }
 
 
@@ -120,12 +127,12 @@ class FigureResult:
 
   def as_dict(self) -> dict:
     return {
-        "name": self.name,
-        "title": self.title,
-        "caption": self.caption,
-        "passed": self.passed,
-        "checks": [c.as_dict() for c in self.checks],
-        "data": to_builtin(self.data),
+      "name": self.name,
+      "title": self.title,
+      "caption": self.caption,
+      "passed": self.passed,
+      "checks": [c.as_dict() for c in self.checks],
+      "data": to_builtin(self.data),
     }
 
 
@@ -144,8 +151,9 @@ def check_greater(what: str, measured: float, bound: float) -> Check:
   return check(what, measured, f"> {bound:.6g}", measured > bound)
 
 
-def check_close(what: str, measured: float, expected: float, rtol: float = 0.1,
-                atol: float = 0.0) -> Check:
+def check_close(
+  what: str, measured: float, expected: float, rtol: float = 0.1, atol: float = 0.0
+) -> Check:
   """Check that `|measured - expected| <= atol + rtol |expected|`."""
   ok = abs(measured - expected) <= atol + rtol * abs(expected)
   return check(what, measured, f"{expected:.6g} (rtol {rtol:g}, atol {atol:g})", ok)
@@ -153,9 +161,9 @@ def check_close(what: str, measured: float, expected: float, rtol: float = 0.1,
 
 # ------------------------------------------------------------------------------------ plotting
 
-DPI = 110             # every figure's PNG resolution
-PANEL = (5.0, 4.0)    # inches (width, height) of one panel of `subplots`
-TITLE_SIZE = 10       # font size of a figure's suptitle
+DPI = 110  # every figure's PNG resolution
+PANEL = (5.0, 4.0)  # inches (width, height) of one panel of `subplots`
+TITLE_SIZE = 10  # font size of a figure's suptitle
 
 
 def figure(figsize: tuple[float, float], *, title: str | None = None) -> Figure:
@@ -171,8 +179,15 @@ def figure(figsize: tuple[float, float], *, title: str | None = None) -> Figure:
   return fig
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = PANEL,
-             figsize: tuple[float, float] | None = None, title: str | None = None, **kwargs):
+def subplots(
+  nrows: int = 1,
+  ncols: int = 1,
+  *,
+  panel: tuple[float, float] = PANEL,
+  figsize: tuple[float, float] | None = None,
+  title: str | None = None,
+  **kwargs,
+):
   """`figure` with an nrows x ncols grid of axes: (fig, axes) as `pyplot.subplots` returns them.
 
   Each panel is `panel` inches unless `figsize` sizes the whole figure. `axes` is squeezed as
@@ -185,9 +200,15 @@ def subplots(nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = PAN
   return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
-def save_figure(fig: Figure, out_dir, name: str, *, tight: bool = True,
-                rect: tuple[float, float, float, float] | None = None,
-                **savefig_kwargs) -> pathlib.Path:
+def save_figure(
+  fig: Figure,
+  out_dir,
+  name: str,
+  *,
+  tight: bool = True,
+  rect: tuple[float, float, float, float] | None = None,
+  **savefig_kwargs,
+) -> pathlib.Path:
   """Writes `fig` to out_dir/name.png (creating out_dir) at `DPI` and returns the path.
 
   `tight`: lay the figure out first with `tight_layout` (within `rect` when given); False for

@@ -33,10 +33,10 @@ from research.data.datasets import stats_of_images
 NAME = "data_augmentation"
 TITLE = "Data augmentation: crops, flips, PCA colour, rotation, erasing; effect on accuracy"
 CAPTION = (
-    "Top: AlexNet's and the lecture's augmentations applied to a real photograph. Bottom: a "
-    "small CNN trained on a small subset of real images, with and without label-preserving "
-    "augmentation: with it the training accuracy is lower (the task is harder) and the "
-    "validation accuracy higher (less overfitting)."
+  "Top: AlexNet's and the lecture's augmentations applied to a real photograph. Bottom: a "
+  "small CNN trained on a small subset of real images, with and without label-preserving "
+  "augmentation: with it the training accuracy is lower (the task is harder) and the "
+  "validation accuracy higher (less overfitting)."
 )
 
 
@@ -51,14 +51,27 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.eval_every = 100
   config.learning_rate = 3e-3
   config.seeds = (0, 1)
-  config.photo_size = 128   # short side of the photo in the picture
+  config.photo_size = 128  # short side of the photo in the picture
   config.num_samples = 4
   return common.sized(
-      size, config,
-      test={"steps": 20, "eval_every": 10, "seeds": (0,), "width": 4, "photo_size": 32,
-            "num_samples": 2},
-      full={"dataset": "fashion_mnist_idx", "max_train": 1000, "max_val": 10_000,
-            "steps": 3000, "seeds": (0, 1, 2)})
+    size,
+    config,
+    test={
+      "steps": 20,
+      "eval_every": 10,
+      "seeds": (0,),
+      "width": 4,
+      "photo_size": 32,
+      "num_samples": 2,
+    },
+    full={
+      "dataset": "fashion_mnist_idx",
+      "max_train": 1000,
+      "max_val": 10_000,
+      "steps": 3000,
+      "seeds": (0, 1, 2),
+    },
+  )
 
 
 def photo(short_side: int) -> np.ndarray:
@@ -75,27 +88,30 @@ def augmented_examples(image: np.ndarray, num: int, seed: int = 0) -> dict[str, 
   vals, vecs = stats.eigenvalues, stats.eigenvectors
   crop = int(round(image.shape[0] * 7 / 8))
   ops = {
-      f"random crop {crop}x{crop}": lambda k, x: augment.random_crop(k, x, crop),
-      "horizontal flip (p=1/2)": augment.random_flip,
-      "PCA colour, a ~ N(0, 0.1²)": lambda k, x: augment.pca_colour_noise(k, x, vals, vecs, 0.1),
-      "PCA colour, a ~ N(0, 0.5²)": lambda k, x: augment.pca_colour_noise(k, x, vals, vecs, 0.5),
-      "rotate ±15°, stretch ±10%": lambda k, x: augment.rotate_and_stretch(k, x, 15.0, 0.1),
-      "random erasing": lambda k, x: augment.random_erasing(k, x, probability=1.0, value=0.5),
-      "Gaussian noise σ=0.05": lambda k, x: augment.gaussian_noise(k, x, 0.05),
+    f"random crop {crop}x{crop}": lambda k, x: augment.random_crop(k, x, crop),
+    "horizontal flip (p=1/2)": augment.random_flip,
+    "PCA colour, a ~ N(0, 0.1²)": lambda k, x: augment.pca_colour_noise(k, x, vals, vecs, 0.1),
+    "PCA colour, a ~ N(0, 0.5²)": lambda k, x: augment.pca_colour_noise(k, x, vals, vecs, 0.5),
+    "rotate ±15°, stretch ±10%": lambda k, x: augment.rotate_and_stretch(k, x, 15.0, 0.1),
+    "random erasing": lambda k, x: augment.random_erasing(k, x, probability=1.0, value=0.5),
+    "Gaussian noise σ=0.05": lambda k, x: augment.gaussian_noise(k, x, 0.05),
   }
   keys = jax.random.split(jax.random.PRNGKey(seed), num)
-  return {name: np.clip(np.asarray(jax.vmap(op, in_axes=(0, None))(keys, image)), 0, 1)
-          for name, op in ops.items()}
+  return {
+    name: np.clip(np.asarray(jax.vmap(op, in_axes=(0, None))(keys, image)), 0, 1)
+    for name, op in ops.items()
+  }
 
 
 @functools.lru_cache
 def batch_augment(flips: bool):
   """augment(key, image, label): shift by <= 1 pixel, rotate/stretch (+ erase, flip)."""
+
   def one(key, image, label):
     k1, k2, k3, k4 = jax.random.split(key, 4)
     image = augment.pad_and_crop(k1, image, 1)
     image = augment.rotate_and_stretch(k2, image, 10.0, 0.1)
-    if not flips:   # digits: 8x8 images, where one erased patch hides much of the symbol
+    if not flips:  # digits: 8x8 images, where one erased patch hides much of the symbol
       return image, label
     image = augment.random_erasing(k3, image, probability=0.5, area_range=(0.02, 0.15))
     return augment.random_flip(k4, image), label
@@ -108,28 +124,46 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   curves = {"without": [], "with": []}
   name = None
   for seed in config.seeds:
-    name, train, val = _fit.load_data(config.dataset, max_train=config.max_train,
-                                      max_val=config.max_val, seed=seed)
+    name, train, val = _fit.load_data(
+      config.dataset, max_train=config.max_train, max_val=config.max_val, seed=seed
+    )
     model = SmallCNN(int(train[1].max()) + 1, "relu", config.width)
-    for label, aug in (("without", None),
-                       ("with", batch_augment(flips=name != "digits"))):
-      out = _fit.fit(model, optim.adam(config.learning_rate), train, val,
-                     batch_size=config.batch_size, steps=config.steps, seed=seed,
-                     eval_every=config.eval_every, augment=aug)
-      curves[label].append({"train_accuracy": out.train_accuracy.tolist(),
-                            "val_accuracy": out.val_accuracy.tolist()})
+    for label, aug in (("without", None), ("with", batch_augment(flips=name != "digits"))):
+      out = _fit.fit(
+        model,
+        optim.adam(config.learning_rate),
+        train,
+        val,
+        batch_size=config.batch_size,
+        steps=config.steps,
+        seed=seed,
+        eval_every=config.eval_every,
+        augment=aug,
+      )
+      curves[label].append(
+        {"train_accuracy": out.train_accuracy.tolist(), "val_accuracy": out.val_accuracy.tolist()}
+      )
   final = {k: float(np.mean([c["val_accuracy"][-1] for c in v])) for k, v in curves.items()}
-  gap = {k: float(np.mean([c["train_accuracy"][-1] - c["val_accuracy"][-1] for c in v]))
-         for k, v in curves.items()}
+  gap = {
+    k: float(np.mean([c["train_accuracy"][-1] - c["val_accuracy"][-1] for c in v]))
+    for k, v in curves.items()
+  }
   checks = [
-      check_greater(f"final validation accuracy with - without augmentation ({name}, "
-                    f"{config.max_train} training images, mean of {len(config.seeds)} seeds)",
-                    final["with"] - final["without"], 0.0),
+    check_greater(
+      f"final validation accuracy with - without augmentation ({name}, "
+      f"{config.max_train} training images, mean of {len(config.seeds)} seeds)",
+      final["with"] - final["without"],
+      0.0,
+    ),
   ]
   data = {
-      "dataset": name, "train_size": config.max_train, "steps": out.eval_steps.tolist(),
-      "curves": curves, "final_val_accuracy": final, "train_val_gap": gap,
-      "examples": {k: v.tolist() for k, v in examples.items()},
+    "dataset": name,
+    "train_size": config.max_train,
+    "steps": out.eval_steps.tolist(),
+    "curves": curves,
+    "final_val_accuracy": final,
+    "train_val_gap": gap,
+    "examples": {k: v.tolist() for k, v in examples.items()},
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -148,18 +182,29 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
       ax = fig.add_subplot(grid[i, j + 1])
       ax.imshow(np.asarray(data["examples"][op][j]))
       ax.axis("off")
-  ax = fig.add_subplot(grid[len(names):, :])
+  ax = fig.add_subplot(grid[len(names) :, :])
   for key, color in (("without", "tab:red"), ("with", "tab:blue")):
     for i, c in enumerate(data["curves"][key]):
-      ax.plot(data["steps"], c["val_accuracy"], color=color, lw=1.8,
-              label=(f"validation, {key} augmentation (final mean "
-                     f"{data['final_val_accuracy'][key]:.3f})") if i == 0 else None)
-      ax.plot(data["steps"], c["train_accuracy"], color=color, lw=0.9, ls="--",
-              label=f"training, {key} augmentation" if i == 0 else None)
+      ax.plot(
+        data["steps"],
+        c["val_accuracy"],
+        color=color,
+        lw=1.8,
+        label=(f"validation, {key} augmentation (final mean {data['final_val_accuracy'][key]:.3f})")
+        if i == 0
+        else None,
+      )
+      ax.plot(
+        data["steps"],
+        c["train_accuracy"],
+        color=color,
+        lw=0.9,
+        ls="--",
+        label=f"training, {key} augmentation" if i == 0 else None,
+      )
   ax.set_xlabel("training step")
   ax.set_ylabel("accuracy")
   ax.set_ylim(0.0, 1.02)
-  ax.set_title(f"small CNN on {data['train_size']} {data['dataset']} training images",
-               fontsize=9)
+  ax.set_title(f"small CNN on {data['train_size']} {data['dataset']} training images", fontsize=9)
   ax.legend(fontsize=8, loc="lower right")
   return [common.save_figure(fig, out_dir, NAME)]

@@ -26,11 +26,11 @@ from research.models import create
 NAME = "deep_relu_init"
 TITLE = "30-layer plain ReLU network: He initialization trains, Xavier stalls (He et al. 2015)"
 CAPTION = (
-    "Training loss of a 30-hidden-layer plain ReLU MLP (no BN) on real digits with SGD + "
-    "momentum, initialized with He N(0, 2/N) or Xavier (1/N for square layers), and the gradient "
-    "norm of every layer at the first step. Under Xavier each layer halves the variance, so the "
-    "gradients reaching the early layers are orders of magnitude smaller and the loss stays at "
-    "its starting value; He keeps them at scale and the network trains."
+  "Training loss of a 30-hidden-layer plain ReLU MLP (no BN) on real digits with SGD + "
+  "momentum, initialized with He N(0, 2/N) or Xavier (1/N for square layers), and the gradient "
+  "norm of every layer at the first step. Under Xavier each layer halves the variance, so the "
+  "gradients reaching the early layers are orders of magnitude smaller and the loss stays at "
+  "its starting value; He keeps them at scale and the network trains."
 )
 
 INITS = ("he_normal", "xavier_normal")
@@ -53,37 +53,61 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   results = {}
   for init in INITS:
-    model = create("mlp", num_classes=10, depth=config.depth, width=config.width,
-                   activation="relu", kernel_init=init)
-    results[init] = _fit.fit(model, optim.heavy_ball(config.learning_rate, config.momentum),
-                             train, val, batch_size=config.batch_size, steps=config.steps,
-                             seed=config.seed, eval_every=config.steps // 10,
-                             per_layer_grads=True)
+    model = create(
+      "mlp",
+      num_classes=10,
+      depth=config.depth,
+      width=config.width,
+      activation="relu",
+      kernel_init=init,
+    )
+    results[init] = _fit.fit(
+      model,
+      optim.heavy_ball(config.learning_rate, config.momentum),
+      train,
+      val,
+      batch_size=config.batch_size,
+      steps=config.steps,
+      seed=config.seed,
+      eval_every=config.steps // 10,
+      per_layer_grads=True,
+    )
   he, xavier = results["he_normal"], results["xavier_normal"]
   dense = _fit.dense_layers(he)
-  first = {k: r.layer_grad_norms[0, dense] for k, r in results.items()}   # step 0, per layer
+  first = {k: r.layer_grad_norms[0, dense] for k, r in results.items()}  # step 0, per layer
   early_ratio = float(first["he_normal"][:3].mean() / first["xavier_normal"][:3].mean())
   loss0 = {k: float(r.train_loss[0]) for k, r in results.items()}
   loss1 = {k: float(r.train_loss[-1]) for k, r in results.items()}
   checks = [
-      check_less("He: final training loss / initial", loss1["he_normal"] / loss0["he_normal"], 0.3),
-      check_greater("He: final validation accuracy", float(he.val_accuracy[-1]), 0.8),
-      check_greater("Xavier: final training loss / initial (stalls)",
-                    loss1["xavier_normal"] / loss0["xavier_normal"], 0.9),
-      check_less("Xavier: final validation accuracy (stalls near chance 0.1)",
-                 float(xavier.val_accuracy[-1]), 0.3),
-      check_greater("step 0: mean grad norm of layers 1-3, He / Xavier", early_ratio, 100.0),
-      check_less("Xavier step 0: grad norm of layer 1 / layer 30",
-                 float(first["xavier_normal"][0] / first["xavier_normal"][-1]), 0.01),
+    check_less("He: final training loss / initial", loss1["he_normal"] / loss0["he_normal"], 0.3),
+    check_greater("He: final validation accuracy", float(he.val_accuracy[-1]), 0.8),
+    check_greater(
+      "Xavier: final training loss / initial (stalls)",
+      loss1["xavier_normal"] / loss0["xavier_normal"],
+      0.9,
+    ),
+    check_less(
+      "Xavier: final validation accuracy (stalls near chance 0.1)",
+      float(xavier.val_accuracy[-1]),
+      0.3,
+    ),
+    check_greater("step 0: mean grad norm of layers 1-3, He / Xavier", early_ratio, 100.0),
+    check_less(
+      "Xavier step 0: grad norm of layer 1 / layer 30",
+      float(first["xavier_normal"][0] / first["xavier_normal"][-1]),
+      0.01,
+    ),
   ]
   data = {
-      "dataset": name, "steps": he.eval_steps.tolist(),
-      "train_loss": {k: r.train_loss.tolist() for k, r in results.items()},
-      "val_accuracy": {k: r.val_accuracy.tolist() for k, r in results.items()},
-      "first_step_layer_grad_norms": {k: v.tolist() for k, v in first.items()},
-      "early_layers_grad_norm": {k: r.layer_grad_norms[:, dense[:3]].mean(1)[::10].tolist()
-                                 for k, r in results.items()},
-      "early_ratio_he_over_xavier": early_ratio,
+    "dataset": name,
+    "steps": he.eval_steps.tolist(),
+    "train_loss": {k: r.train_loss.tolist() for k, r in results.items()},
+    "val_accuracy": {k: r.val_accuracy.tolist() for k, r in results.items()},
+    "first_step_layer_grad_norms": {k: v.tolist() for k, v in first.items()},
+    "early_layers_grad_norm": {
+      k: r.layer_grad_norms[:, dense[:3]].mean(1)[::10].tolist() for k, r in results.items()
+    },
+    "early_ratio_he_over_xavier": early_ratio,
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -98,12 +122,21 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     axes[1].semilogy(np.arange(1, len(g) + 1), g, "o-", ms=3, label=labels[k])
     e = d["early_layers_grad_norm"][k]
     axes[2].semilogy(np.arange(len(e)) * 10, e, label=labels[k])
-  axes[0].set(xlabel="SGD step", ylabel=f"training loss ({d['dataset']})",
-              title="30-layer plain ReLU net: training loss")
-  axes[1].set(xlabel="hidden layer", ylabel="gradient norm of the layer's weights (step 0)",
-              title="Per-layer gradient norms at initialization")
-  axes[2].set(xlabel="SGD step", ylabel="mean gradient norm, layers 1-3",
-              title="Early layers' gradient norms during training")
+  axes[0].set(
+    xlabel="SGD step",
+    ylabel=f"training loss ({d['dataset']})",
+    title="30-layer plain ReLU net: training loss",
+  )
+  axes[1].set(
+    xlabel="hidden layer",
+    ylabel="gradient norm of the layer's weights (step 0)",
+    title="Per-layer gradient norms at initialization",
+  )
+  axes[2].set(
+    xlabel="SGD step",
+    ylabel="mean gradient norm, layers 1-3",
+    title="Early layers' gradient norms during training",
+  )
   for ax in axes:
     ax.legend(fontsize=8)
   return [common.save_figure(fig, out_dir, NAME)]

@@ -29,10 +29,10 @@ from research.models import count_params, create
 NAME = "densenet_vs_resnet"
 TITLE = "DenseNet-BC vs ResNet: test accuracy against parameter count"
 CAPTION = (
-    "Test accuracy of CIFAR-style ResNets and DenseNet-BC networks of several sizes, trained with "
-    "the same optimizer and number of steps, against their number of parameters (log scale). "
-    "DenseNets reuse all earlier feature maps and reach the ResNets' accuracy with fewer "
-    "parameters."
+  "Test accuracy of CIFAR-style ResNets and DenseNet-BC networks of several sizes, trained with "
+  "the same optimizer and number of steps, against their number of parameters (log scale). "
+  "DenseNets reuse all earlier feature maps and reach the ResNets' accuracy with fewer "
+  "parameters."
 )
 
 
@@ -50,16 +50,26 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.seeds = (0,)
   config.learning_rate = 0.1
   return common.sized(
-      size, config,
-      test={"resnets": ((8, (4, 8, 8)), (8, (8, 16, 16))),
-            "densenets": (((2, 2, 2), 4),), "steps": 20, "eval_every": 10,
-            "boundaries": (15,)},
-      # Huang et al.: CIFAR-10, 300 epochs at batch 64, lr 0.1 / 10 at 50% and 75%
-      full={"dataset": "cifar10",
-            "resnets": ((20, (16, 32, 64)), (56, (16, 32, 64)), (110, (16, 32, 64))),
-            "densenets": (((16, 16, 16), 12), ((32, 32, 32), 12), ((16, 16, 16), 24)),
-            "steps": 234_000, "boundaries": (117_000, 175_500), "weight_decay": 1e-4,
-            "eval_every": 2000})
+    size,
+    config,
+    test={
+      "resnets": ((8, (4, 8, 8)), (8, (8, 16, 16))),
+      "densenets": (((2, 2, 2), 4),),
+      "steps": 20,
+      "eval_every": 10,
+      "boundaries": (15,),
+    },
+    # Huang et al.: CIFAR-10, 300 epochs at batch 64, lr 0.1 / 10 at 50% and 75%
+    full={
+      "dataset": "cifar10",
+      "resnets": ((20, (16, 32, 64)), (56, (16, 32, 64)), (110, (16, 32, 64))),
+      "densenets": (((16, 16, 16), 12), ((32, 32, 32), 12), ((16, 16, 16), 24)),
+      "steps": 234_000,
+      "boundaries": (117_000, 175_500),
+      "weight_decay": 1e-4,
+      "eval_every": 2000,
+    },
+  )
 
 
 def _optimizer(config):
@@ -80,38 +90,64 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   num_classes = int(train[1].max()) + 1
   models = {}
   for depth, widths in config.resnets:
-    models[f"ResNet-{depth} {tuple(widths)}"] = ("resnet", create(
-        "resnet20", num_classes=num_classes, depth=depth, widths=tuple(widths)))
+    models[f"ResNet-{depth} {tuple(widths)}"] = (
+      "resnet",
+      create("resnet20", num_classes=num_classes, depth=depth, widths=tuple(widths)),
+    )
   for blocks, k in config.densenets:
-    layers = 2 * sum(blocks) + len(blocks) + 1   # two convs per bottleneck layer, transitions
-    models[f"DenseNet-BC-{layers} (k={k})"] = ("densenet", create(
-        "densenet_bc_100", num_classes=num_classes, block_sizes=tuple(blocks), growth_rate=k))
+    layers = 2 * sum(blocks) + len(blocks) + 1  # two convs per bottleneck layer, transitions
+    models[f"DenseNet-BC-{layers} (k={k})"] = (
+      "densenet",
+      create("densenet_bc_100", num_classes=num_classes, block_sizes=tuple(blocks), growth_rate=k),
+    )
   points = {}
   for label, (family, model) in models.items():
     accs = []
     for seed in config.seeds:
-      out = _fit.fit(model, _optimizer(config), train, val, batch_size=config.batch_size,
-                     steps=config.steps, seed=seed, eval_every=config.eval_every)
+      out = _fit.fit(
+        model,
+        _optimizer(config),
+        train,
+        val,
+        batch_size=config.batch_size,
+        steps=config.steps,
+        seed=seed,
+        eval_every=config.eval_every,
+      )
       accs.append(float(out.val_accuracy[-1]))
-    points[label] = {"family": family, "params": count_params(out.variables["params"]),
-                     "test_accuracy": float(np.mean(accs)), "per_seed": accs}
+    points[label] = {
+      "family": family,
+      "params": count_params(out.variables["params"]),
+      "test_accuracy": float(np.mean(accs)),
+      "per_seed": accs,
+    }
   res = [p for p in points.values() if p["family"] == "resnet"]
   dense = [p for p in points.values() if p["family"] == "densenet"]
-  margins = [p["test_accuracy"] - interpolate_log(p["params"], [r["params"] for r in res],
-                                                  [r["test_accuracy"] for r in res])
-             for p in dense]
+  margins = [
+    p["test_accuracy"]
+    - interpolate_log(p["params"], [r["params"] for r in res], [r["test_accuracy"] for r in res])
+    for p in dense
+  ]
   best_res = max(res, key=lambda p: p["test_accuracy"])
   matching = [p for p in dense if p["test_accuracy"] >= best_res["test_accuracy"]]
   checks = [
-      check("mean over DenseNets of (test accuracy - ResNet curve at the same parameter count)",
-            float(np.mean(margins)), ">= 0", np.mean(margins) >= 0),
+    check(
+      "mean over DenseNets of (test accuracy - ResNet curve at the same parameter count)",
+      float(np.mean(margins)),
+      ">= 0",
+      np.mean(margins) >= 0,
+    ),
   ]
   data = {
-      "dataset": name, "steps": config.steps, "seeds": list(config.seeds), "models": points,
-      "margins": margins,
-      "params_to_match_best_resnet": {
-          "resnet": best_res["params"],
-          "densenet": min((p["params"] for p in matching), default=None)},
+    "dataset": name,
+    "steps": config.steps,
+    "seeds": list(config.seeds),
+    "models": points,
+    "margins": margins,
+    "params_to_match_best_resnet": {
+      "resnet": best_res["params"],
+      "densenet": min((p["params"] for p in matching), default=None),
+    },
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -120,20 +156,32 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   data = result.data
   fig, ax = common.subplots(figsize=(7, 4.5))
   for family, color, marker in (("resnet", "tab:blue", "o"), ("densenet", "tab:green", "s")):
-    pts = sorted(((p["params"], p["test_accuracy"], label)
-                  for label, p in data["models"].items() if p["family"] == family))
+    pts = sorted(
+      (
+        (p["params"], p["test_accuracy"], label)
+        for label, p in data["models"].items()
+        if p["family"] == family
+      )
+    )
     xs, ys, labels = zip(*pts, strict=True)
-    ax.plot(xs, ys, "-" + marker, color=color,
-            label="ResNet (CIFAR, option A)" if family == "resnet" else "DenseNet-BC")
+    ax.plot(
+      xs,
+      ys,
+      "-" + marker,
+      color=color,
+      label="ResNet (CIFAR, option A)" if family == "resnet" else "DenseNet-BC",
+    )
     for x, y, label in pts:
-      ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7,
-                  color=color)
+      ax.annotate(
+        label, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color
+      )
   ax.set_xscale("log")
   ax.margins(x=0.2, y=0.15)
   ax.set_xlabel("number of parameters")
   ax.set_ylabel("test accuracy")
-  ax.set_title(f"{data['dataset']}, {data['steps']} steps each: accuracy per parameter",
-               fontsize=10)
+  ax.set_title(
+    f"{data['dataset']}, {data['steps']} steps each: accuracy per parameter", fontsize=10
+  )
   ax.legend(fontsize=9)
   ax.grid(alpha=0.3)
   return [common.save_figure(fig, out_dir, NAME)]

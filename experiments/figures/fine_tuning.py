@@ -36,10 +36,10 @@ from research.train import train_and_evaluate
 NAME = "fine_tuning"
 TITLE = "Fine-tuning: pretrained initialization (init_from, freeze) vs scratch on a small set"
 CAPTION = (
-    "Target task: digits 5-9 with a handful of training images per class. A network pretrained on "
-    "digits 0-4 and fine-tuned (all layers, or with the early layers frozen) reaches a "
-    "higher test accuracy than the same network trained from scratch for the same number of "
-    "steps. Runs through research.train.train_and_evaluate with init_from and freeze."
+  "Target task: digits 5-9 with a handful of training images per class. A network pretrained on "
+  "digits 0-4 and fine-tuned (all layers, or with the early layers frozen) reaches a "
+  "higher test accuracy than the same network trained from scratch for the same number of "
+  "steps. Runs through research.train.train_and_evaluate with init_from and freeze."
 )
 
 STARTS = ("scratch", "fine-tune all", "frozen early layers")
@@ -47,8 +47,7 @@ STARTS = ("scratch", "fine-tune all", "frozen early layers")
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.model = ml_collections.ConfigDict({"name": "resnet20", "depth": 8,
-                                            "widths": (8, 16, 32)})
+  config.model = ml_collections.ConfigDict({"name": "resnet20", "depth": 8, "widths": (8, 16, 32)})
   config.source_classes = (0, 1, 2, 3, 4)
   config.target_classes = (5, 6, 7, 8, 9)
   config.shots = 5
@@ -56,14 +55,14 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.target_steps = 150
   config.batch_size = 25
   config.learning_rate = 1e-3
-  config.freeze = r"^(stem|stage1_)"   # the stem convolution and the first stage's blocks
+  config.freeze = r"^(stem|stage1_)"  # the stem convolution and the first stage's blocks
   config.seeds = (0, 1)
   return common.sized(
-      size, config,
-      test={"pretrain_steps": 30, "target_steps": 10, "seeds": (0,),
-            "model": {"widths": (4, 8, 8)}},
-      full={"shots": 10, "pretrain_steps": 2000, "target_steps": 500,
-            "seeds": (0, 1, 2, 3, 4)})
+    size,
+    config,
+    test={"pretrain_steps": 30, "target_steps": 10, "seeds": (0,), "model": {"widths": (4, 8, 8)}},
+    full={"shots": 10, "pretrain_steps": 2000, "target_steps": 500, "seeds": (0, 1, 2, 3, 4)},
+  )
 
 
 def select(images, labels, classes, per_class=None, rng=None, relabel=True):
@@ -112,39 +111,57 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   curves = {s: [] for s in STARTS}
   with tempfile.TemporaryDirectory(prefix="fine_tuning_") as tmp:
     root = pathlib.Path(tmp)
-    source = data_lib.register_arrays("fine_tuning_source", {
+    source = data_lib.register_arrays(
+      "fine_tuning_source",
+      {
         "train": select(x_train, y_train, config.source_classes),
-        "test": select(x_test, y_test, config.source_classes)})
+        "test": select(x_test, y_test, config.source_classes),
+      },
+    )
     pretrained = root / "pretrain"
     source_metrics = train_and_evaluate(
-        train_config(config, source, config.pretrain_steps, 0), str(pretrained))
+      train_config(config, source, config.pretrain_steps, 0), str(pretrained)
+    )
     for seed in config.seeds:
       rng = np.random.default_rng(seed)
-      target = data_lib.register_arrays(f"fine_tuning_target{seed}", {
+      target = data_lib.register_arrays(
+        f"fine_tuning_target{seed}",
+        {
           "train": select(x_train, y_train, config.target_classes, config.shots, rng, False),
-          "test": select(x_test, y_test, config.target_classes, relabel=False)})
-      extras = {"scratch": {},
-                "fine-tune all": {"init_from": str(pretrained)},
-                "frozen early layers": {"init_from": str(pretrained), "freeze": config.freeze}}
+          "test": select(x_test, y_test, config.target_classes, relabel=False),
+        },
+      )
+      extras = {
+        "scratch": {},
+        "fine-tune all": {"init_from": str(pretrained)},
+        "frozen early layers": {"init_from": str(pretrained), "freeze": config.freeze},
+      }
       for start in STARTS:
         workdir = root / f"{start.replace(' ', '_')}_{seed}"
         metrics = train_and_evaluate(
-            train_config(config, target, config.target_steps, seed, **extras[start]),
-            str(workdir))
+          train_config(config, target, config.target_steps, seed, **extras[start]), str(workdir)
+        )
         results[start].append(float(metrics["eval_accuracy"]))
         curves[start].append(_eval_curve(workdir))
   mean = {s: float(np.mean(v)) for s, v in results.items()}
   checks = [
-      check_greater(f"{s}: target test accuracy - scratch (mean of {len(config.seeds)} seeds, "
-                    f"{config.target_steps} steps each)", mean[s] - mean["scratch"], 0.0)
-      for s in STARTS[1:]
+    check_greater(
+      f"{s}: target test accuracy - scratch (mean of {len(config.seeds)} seeds, "
+      f"{config.target_steps} steps each)",
+      mean[s] - mean["scratch"],
+      0.0,
+    )
+    for s in STARTS[1:]
   ]
   data = {
-      "source": f"digits {list(config.source_classes)}, all training images",
-      "target": f"digits {list(config.target_classes)}, {config.shots} training images per class",
-      "source_test_accuracy": float(source_metrics["eval_accuracy"]),
-      "target_steps": config.target_steps, "model": config.model.to_dict(),
-      "final_test_accuracy": results, "mean_test_accuracy": mean, "curves": curves,
+    "source": f"digits {list(config.source_classes)}, all training images",
+    "target": f"digits {list(config.target_classes)}, {config.shots} training images per class",
+    "source_test_accuracy": float(source_metrics["eval_accuracy"]),
+    "target_steps": config.target_steps,
+    "model": config.model.to_dict(),
+    "final_test_accuracy": results,
+    "mean_test_accuracy": mean,
+    "curves": curves,
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -156,8 +173,9 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   for start, runs in data["curves"].items():
     for i, curve in enumerate(runs):
       steps, acc = zip(*curve, strict=True)
-      ax.plot(steps, acc, "-o", ms=3, color=colors[start], alpha=0.8,
-              label=start if i == 0 else None)
+      ax.plot(
+        steps, acc, "-o", ms=3, color=colors[start], alpha=0.8, label=start if i == 0 else None
+      )
   ax.set_xlabel("target training step")
   ax.set_ylabel("target test accuracy")
   ax.set_title(f"target: {data['target']}", fontsize=9)
@@ -166,11 +184,18 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   means = [data["mean_test_accuracy"][s] for s in starts]
   bx.bar([s.replace(" ", "\n", 1) for s in starts], means, color=[colors[s] for s in starts])
   for i, s in enumerate(starts):
-    bx.scatter([i] * len(data["final_test_accuracy"][s]), data["final_test_accuracy"][s],
-               color="k", s=10, zorder=3)
+    bx.scatter(
+      [i] * len(data["final_test_accuracy"][s]),
+      data["final_test_accuracy"][s],
+      color="k",
+      s=10,
+      zorder=3,
+    )
     bx.text(i, means[i], f"{means[i]:.3f}", ha="center", va="bottom", fontsize=8)
   bx.set_ylabel(f"test accuracy after {data['target_steps']} steps")
   bx.set_ylim(0, 1.05)
-  bx.set_title(f"source: {data['source']}\n(source test accuracy "
-               f"{data['source_test_accuracy']:.3f})", fontsize=9)
+  bx.set_title(
+    f"source: {data['source']}\n(source test accuracy {data['source_test_accuracy']:.3f})",
+    fontsize=9,
+  )
   return [common.save_figure(fig, out_dir, NAME)]

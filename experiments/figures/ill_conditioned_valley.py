@@ -24,12 +24,13 @@ from research import optim
 NAME = "ill_conditioned_valley"
 TITLE = "An ill-conditioned valley: zig-zag, momentum, per-coordinate rescaling, preconditioning"
 CAPTION = (
-    "f = (mu x1^2 + L x2^2) / 2 with kappa = L/mu = 25. GD (eta = 2/(L+mu)) zig-zags across the "
-    "valley; heavy ball and NAG accelerate along it; AdaGrad, RMSProp and Adam rescale each "
-    "coordinate so that their first steps are equal in both coordinates; GD preconditioned by "
-    "A^{-1} (the lecture's change of variables X' = A^{1/2} X, right panel, where the level "
-    "sets are circles) goes straight down in one step. Check: iterations to f <= 1e-6 f_0 are "
-    "ordered preconditioned < momentum methods < GD.")
+  "f = (mu x1^2 + L x2^2) / 2 with kappa = L/mu = 25. GD (eta = 2/(L+mu)) zig-zags across the "
+  "valley; heavy ball and NAG accelerate along it; AdaGrad, RMSProp and Adam rescale each "
+  "coordinate so that their first steps are equal in both coordinates; GD preconditioned by "
+  "A^{-1} (the lecture's change of variables X' = A^{1/2} X, right panel, where the level "
+  "sets are circles) goes straight down in one step. Check: iterations to f <= 1e-6 f_0 are "
+  "ordered preconditioned < momentum methods < GD."
+)
 
 METHODS = ("GD", "heavy ball", "NAG", "AdaGrad", "RMSProp", "Adam", "preconditioned $A^{-1}$")
 COLORS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple", "k", "tab:orange")
@@ -42,7 +43,7 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.x0 = (-4.0, 0.8)
   c.steps = 150
   c.tol = 1e-6
-  c.adaptive_lr = (1.0, 0.2, 0.2)   # AdaGrad, RMSProp, Adam
+  c.adaptive_lr = (1.0, 0.2, 0.2)  # AdaGrad, RMSProp, Adam
   return common.sized(size, c, full={"steps": 300})
 
 
@@ -51,13 +52,13 @@ def _rules(config):
   sk = np.sqrt(L / mu)
   lr_ada, lr_rms, lr_adam = config.adaptive_lr
   return [
-      optim.sgd(2.0 / (L + mu)),
-      optim.heavy_ball(4.0 / (np.sqrt(L) + np.sqrt(mu)) ** 2, ((sk - 1) / (sk + 1)) ** 2),
-      optim.nesterov(1.0 / L, (sk - 1) / (sk + 1)),
-      optim.adagrad(lr_ada, initial_accumulator_value=0.0, eps=1e-8),
-      optim.rmsprop(lr_rms),
-      optim.adam(lr_adam),
-      optim.preconditioned_gd(1.0, jnp.diag(jnp.array([1.0 / mu, 1.0 / L]))),
+    optim.sgd(2.0 / (L + mu)),
+    optim.heavy_ball(4.0 / (np.sqrt(L) + np.sqrt(mu)) ** 2, ((sk - 1) / (sk + 1)) ** 2),
+    optim.nesterov(1.0 / L, (sk - 1) / (sk + 1)),
+    optim.adagrad(lr_ada, initial_accumulator_value=0.0, eps=1e-8),
+    optim.rmsprop(lr_rms),
+    optim.adam(lr_adam),
+    optim.preconditioned_gd(1.0, jnp.diag(jnp.array([1.0 / mu, 1.0 / L]))),
   ]
 
 
@@ -66,39 +67,64 @@ def run(config) -> FigureResult:
     f = problems.quadratic(jnp.array([config.mu, config.L]))
     x0 = jnp.asarray(config.x0)
     traces = jax.jit(lambda: [U.optimize(tx, f, x0, config.steps) for tx in _rules(config)])()
-    xs = np.stack([np.asarray(t.xs) for t in traces])        # (methods, K+1, 2)
+    xs = np.stack([np.asarray(t.xs) for t in traces])  # (methods, K+1, 2)
     values = np.stack([np.asarray(t.values) for t in traces])  # (methods, K+1)
   iters = [U.iterations_to(v / v[0], config.tol) for v in values]
   it = dict(zip(METHODS, iters, strict=True))
   gd_steep = xs[0, 1:, 1]
   flips = float(np.mean(np.sign(gd_steep[1:]) != np.sign(gd_steep[:-1])))
-  first = np.abs(xs[:, 1] - xs[:, 0])                     # |first step| per coordinate
-  ratio = first[:, 1] / first[:, 0]                       # steep / flat
+  first = np.abs(xs[:, 1] - xs[:, 0])  # |first step| per coordinate
+  ratio = first[:, 1] / first[:, 0]  # steep / flat
   adaptive = ratio[3:6]
   loose = [U.iterations_to(v / v[0], 1e-2) for v in values]
   precond = METHODS[-1]
   checks = [
-      check("iterations to f <= 1e-6 f_0: preconditioned, heavy ball, NAG, GD",
-            [it[precond], it["heavy ball"], it["NAG"], it["GD"]],
-            "preconditioned < heavy ball, NAG < GD",
-            it[precond] < min(it["heavy ball"], it["NAG"])
-            and max(it["heavy ball"], it["NAG"]) < it["GD"]),
-      check_close("preconditioned GD: iterations to the minimum (one Newton-like step)",
-                  it[precond], 1.0, rtol=0.0),
-      check_greater("GD zig-zag: fraction of steps where the steep coordinate x2 flips sign",
-                    flips, 0.9),
-      check("GD: first-step |dx2| / |dx1| (= kappa x2 / x1 without rescaling)",
-            float(ratio[0]), f"{config.L * config.x0[1] / (config.mu * -config.x0[0]):.3g}",
-            np.isclose(ratio[0], config.L * abs(config.x0[1]) / (config.mu * abs(config.x0[0])))),
-      check("AdaGrad / RMSProp / Adam: first-step |dx2| / |dx1| (per-coordinate rescaling)",
-            np.round(adaptive, 4), "1 each (within 1e-3)",
-            bool(np.all(np.abs(adaptive - 1) < 1e-3))),
-      check("iterations to f <= 1e-2 f_0: AdaGrad, RMSProp, Adam vs GD", loose[3:6] + [loose[0]],
-            "each adaptive one < GD", all(v < loose[0] for v in loose[3:6])),
+    check(
+      "iterations to f <= 1e-6 f_0: preconditioned, heavy ball, NAG, GD",
+      [it[precond], it["heavy ball"], it["NAG"], it["GD"]],
+      "preconditioned < heavy ball, NAG < GD",
+      it[precond] < min(it["heavy ball"], it["NAG"])
+      and max(it["heavy ball"], it["NAG"]) < it["GD"],
+    ),
+    check_close(
+      "preconditioned GD: iterations to the minimum (one Newton-like step)",
+      it[precond],
+      1.0,
+      rtol=0.0,
+    ),
+    check_greater(
+      "GD zig-zag: fraction of steps where the steep coordinate x2 flips sign", flips, 0.9
+    ),
+    check(
+      "GD: first-step |dx2| / |dx1| (= kappa x2 / x1 without rescaling)",
+      float(ratio[0]),
+      f"{config.L * config.x0[1] / (config.mu * -config.x0[0]):.3g}",
+      np.isclose(ratio[0], config.L * abs(config.x0[1]) / (config.mu * abs(config.x0[0]))),
+    ),
+    check(
+      "AdaGrad / RMSProp / Adam: first-step |dx2| / |dx1| (per-coordinate rescaling)",
+      np.round(adaptive, 4),
+      "1 each (within 1e-3)",
+      bool(np.all(np.abs(adaptive - 1) < 1e-3)),
+    ),
+    check(
+      "iterations to f <= 1e-2 f_0: AdaGrad, RMSProp, Adam vs GD",
+      loose[3:6] + [loose[0]],
+      "each adaptive one < GD",
+      all(v < loose[0] for v in loose[3:6]),
+    ),
   ]
-  data = {"methods": list(METHODS), "iterations_to_tol": iters, "iterations_to_1e-2": loose,
-          "gd_flip_fraction": flips, "first_step_ratio": ratio, "xs": xs, "values": values,
-          "mu": config.mu, "L": config.L}
+  data = {
+    "methods": list(METHODS),
+    "iterations_to_tol": iters,
+    "iterations_to_1e-2": loose,
+    "gd_flip_fraction": flips,
+    "first_step_ratio": ratio,
+    "xs": xs,
+    "values": values,
+    "mu": config.mu,
+    "L": config.L,
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 
@@ -108,8 +134,15 @@ def plot(result: FigureResult, out_dir) -> list:
   xs, values = np.asarray(d["xs"]), np.asarray(d["values"])
   fig, axes = common.subplots(1, 3, panel=(4.8, 4.0))
   ax = axes[0]
-  U.contour(ax, problems.quadratic(jnp.array([mu, L])), (-4.5, 1.5), (-1.2, 1.2), levels=15,
-            log=False, minimum=(0, 0))
+  U.contour(
+    ax,
+    problems.quadratic(jnp.array([mu, L])),
+    (-4.5, 1.5),
+    (-1.2, 1.2),
+    levels=15,
+    log=False,
+    minimum=(0, 0),
+  )
   for path, lab, col in zip(xs, METHODS, COLORS, strict=True):
     ax.plot(path[:60, 0], path[:60, 1], ".-", ms=3, lw=1, color=col, label=lab)
   ax.set_title(f"paths (first 60 steps), $\\kappa$ = {L / mu:g}")
@@ -126,8 +159,15 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.legend(fontsize=7)
   ax = axes[2]
   scale = np.sqrt(np.array([mu, L]))
-  U.contour(ax, problems.quadratic(jnp.ones(2)), (-4.5, 4.5), (-4.5, 4.5), levels=12, log=False,
-            minimum=(0, 0))
+  U.contour(
+    ax,
+    problems.quadratic(jnp.ones(2)),
+    (-4.5, 4.5),
+    (-4.5, 4.5),
+    levels=12,
+    log=False,
+    minimum=(0, 0),
+  )
   for i, col in ((0, COLORS[0]), (len(METHODS) - 1, COLORS[-1])):
     hat = xs[i, :60] * scale
     ax.plot(hat[:, 0], hat[:, 1], ".-", ms=3, lw=1, color=col, label=METHODS[i])

@@ -34,22 +34,22 @@ from research.models import create, diagnostics
 NAME = "init_statistics"
 TITLE = "Activation statistics of 10 layers x 500 units under five initializations (slides)"
 CAPTION = (
-    "Per-layer histograms of the activations of a 10-layer, 500-unit MLP fed 1000 unit-Gaussian "
-    "inputs, as in the slides. tanh with N(0, 0.01^2): the signal vanishes after a few layers; "
-    "tanh with N(0, 1): nearly every unit saturates at +-1; tanh with Xavier N(0, 1/N): the "
-    "spread holds; ReLU with Xavier: the std shrinks by about 1/sqrt(2) per layer; ReLU with He "
-    "N(0, 2/N): it holds."
+  "Per-layer histograms of the activations of a 10-layer, 500-unit MLP fed 1000 unit-Gaussian "
+  "inputs, as in the slides. tanh with N(0, 0.01^2): the signal vanishes after a few layers; "
+  "tanh with N(0, 1): nearly every unit saturates at +-1; tanh with Xavier N(0, 1/N): the "
+  "spread holds; ReLU with Xavier: the std shrinks by about 1/sqrt(2) per layer; ReLU with He "
+  "N(0, 2/N): it holds."
 )
 
 # key -> (activation, research.models initializer name)
 CASES = {
-    "tanh_normal_0.01": ("tanh", "normal_0.01"),
-    "tanh_normal_1": ("tanh", "normal_1"),
-    "tanh_xavier": ("tanh", "xavier_normal"),
-    "relu_xavier": ("relu", "xavier_normal"),
-    "relu_he": ("relu", "he_normal"),
+  "tanh_normal_0.01": ("tanh", "normal_0.01"),
+  "tanh_normal_1": ("tanh", "normal_1"),
+  "tanh_xavier": ("tanh", "xavier_normal"),
+  "relu_xavier": ("relu", "xavier_normal"),
+  "relu_he": ("relu", "he_normal"),
 }
-SATURATION = 0.9   # |tanh| above this counts as saturated
+SATURATION = 0.9  # |tanh| above this counts as saturated
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -62,36 +62,52 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   return common.sized(size, config)  # the slides' size is already small: one size for all
 
 
-def layer_activations(activation: str, kernel_init: str, x: jax.Array, depth: int, width: int,
-                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_activations(
+  activation: str, kernel_init: str, x: jax.Array, depth: int, width: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Every hidden activation of the MLP at initialization, and its per-layer mean and std.
 
   Returns:
     (activations (depth, N, width), means (depth,), stds (depth,)); the statistics come from
     `research.models.diagnostics.activation_stats`.
   """
-  model = create("mlp", num_classes=10, depth=depth, width=width, activation=activation,
-                 kernel_init=kernel_init, bias_init="zeros")
+  model = create(
+    "mlp",
+    num_classes=10,
+    depth=depth,
+    width=width,
+    activation=activation,
+    kernel_init=kernel_init,
+    bias_init="zeros",
+  )
   variables = model.init(jax.random.PRNGKey(seed), x, train=False)
   stats = diagnostics.activation_stats(model, variables, x)
   if [s.name for s in stats] != [f"act_{i}" for i in range(depth)]:
-    raise ValueError(f"expected the activations act_0..act_{depth - 1}, got "
-                     f"{[s.name for s in stats]}")
-  _, state = model.apply(variables, x, train=False,
-                         capture_intermediates=lambda mdl, _: (mdl.name or "").startswith("act_"),
-                         mutable=["intermediates"])
+    raise ValueError(
+      f"expected the activations act_0..act_{depth - 1}, got {[s.name for s in stats]}"
+    )
+  _, state = model.apply(
+    variables,
+    x,
+    train=False,
+    capture_intermediates=lambda mdl, _: (mdl.name or "").startswith("act_"),
+    mutable=["intermediates"],
+  )
   acts = state["intermediates"]
-  return (np.stack([np.asarray(acts[f"act_{i}"]["__call__"][0]) for i in range(depth)]),
-          np.asarray([s.mean for s in stats]), np.asarray([s.std for s in stats]))
+  return (
+    np.stack([np.asarray(acts[f"act_{i}"]["__call__"][0]) for i in range(depth)]),
+    np.asarray([s.mean for s in stats]),
+    np.asarray([s.std for s in stats]),
+  )
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  x = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
-                        (config.num_samples, 1, 1, config.width), jnp.float32)
+  x = jax.random.normal(
+    jax.random.PRNGKey(config.seed + 1), (config.num_samples, 1, 1, config.width), jnp.float32
+  )
   data = {"means": {}, "histograms": {}, "saturated_fraction": {}}
   for key, (activation, init) in CASES.items():
-    a, means, stds = layer_activations(activation, init, x, config.depth, config.width,
-                                       config.seed)
+    a, means, stds = layer_activations(activation, init, x, config.depth, config.width, config.seed)
     flat = a.reshape(config.depth, -1)
     data[key] = stds.tolist()
     data["means"][key] = means.tolist()
@@ -102,8 +118,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       lo = -hi
     edges = np.linspace(lo, hi, config.bins + 1)
     data["histograms"][key] = {
-        "edges": edges.tolist(),
-        "counts": [np.histogram(f, edges)[0].tolist() for f in flat]}
+      "edges": edges.tolist(),
+      "counts": [np.histogram(f, edges)[0].tolist() for f in flat],
+    }
 
   std = {k: np.asarray(data[k]) for k in CASES}
   sat = {k: np.asarray(v) for k, v in data["saturated_fraction"].items()}
@@ -111,23 +128,44 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   ratios_small = small[1:] / small[:-1]
   ratios_xr = std["relu_xavier"][1:] / std["relu_xavier"][:-1]
   checks = [
-      check_less("tanh N(0,0.01^2): std of layer 10 (vanishes)", float(small[-1]), 1e-4),
-      check_less("tanh N(0,0.01^2): largest layer-to-layer std ratio (~0.22 = sqrt(500)*0.01)",
-                 float(ratios_small.max()), 0.3),
-      check_greater("tanh N(0,1): smallest per-layer fraction of abs(a) > 0.9 (saturated)",
-                    float(sat["tanh_normal_1"].min()), 0.8),
-      check_greater("tanh Xavier: std of layer 10 / std of layer 1 (holds)",
-                    float(std["tanh_xavier"][-1] / std["tanh_xavier"][0]), 0.25),
-      check_less("tanh Xavier: largest per-layer saturated fraction (no saturation)",
-                 float(sat["tanh_xavier"].max()), 0.2),
-      check("ReLU Xavier: every layer-to-layer std ratio in (0.6, 0.8) (~1/sqrt(2))",
-            [float(ratios_xr.min()), float(ratios_xr.max())], "(0.6, 0.8)",
-            ratios_xr.min() > 0.6 and ratios_xr.max() < 0.8),
-      check_less("ReLU Xavier: std of layer 10 / std of layer 1 (decays, ~0.707^9 = 0.044)",
-                 float(std["relu_xavier"][-1] / std["relu_xavier"][0]), 0.1),
-      check("ReLU He: std of layer 10 / std of layer 1 (holds)",
-            float(std["relu_he"][-1] / std["relu_he"][0]), "in (0.5, 2)",
-            0.5 < std["relu_he"][-1] / std["relu_he"][0] < 2.0),
+    check_less("tanh N(0,0.01^2): std of layer 10 (vanishes)", float(small[-1]), 1e-4),
+    check_less(
+      "tanh N(0,0.01^2): largest layer-to-layer std ratio (~0.22 = sqrt(500)*0.01)",
+      float(ratios_small.max()),
+      0.3,
+    ),
+    check_greater(
+      "tanh N(0,1): smallest per-layer fraction of abs(a) > 0.9 (saturated)",
+      float(sat["tanh_normal_1"].min()),
+      0.8,
+    ),
+    check_greater(
+      "tanh Xavier: std of layer 10 / std of layer 1 (holds)",
+      float(std["tanh_xavier"][-1] / std["tanh_xavier"][0]),
+      0.25,
+    ),
+    check_less(
+      "tanh Xavier: largest per-layer saturated fraction (no saturation)",
+      float(sat["tanh_xavier"].max()),
+      0.2,
+    ),
+    check(
+      "ReLU Xavier: every layer-to-layer std ratio in (0.6, 0.8) (~1/sqrt(2))",
+      [float(ratios_xr.min()), float(ratios_xr.max())],
+      "(0.6, 0.8)",
+      ratios_xr.min() > 0.6 and ratios_xr.max() < 0.8,
+    ),
+    check_less(
+      "ReLU Xavier: std of layer 10 / std of layer 1 (decays, ~0.707^9 = 0.044)",
+      float(std["relu_xavier"][-1] / std["relu_xavier"][0]),
+      0.1,
+    ),
+    check(
+      "ReLU He: std of layer 10 / std of layer 1 (holds)",
+      float(std["relu_he"][-1] / std["relu_he"][0]),
+      "in (0.5, 2)",
+      0.5 < std["relu_he"][-1] / std["relu_he"][0] < 2.0,
+    ),
   ]
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -135,10 +173,14 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   d = result.data
   depth = len(d["relu_he"])
-  fig = common.figure((20, 12), title=TITLE + "\n(rows: tanh N(0,0.01^2), tanh N(0,1), tanh "
-                      "Xavier, ReLU Xavier, ReLU He; left: per-layer mean and std)")
-  grid = fig.add_gridspec(len(CASES), depth + 2, width_ratios=[2.4, 0.25] + [1] * depth,
-                          hspace=0.55, wspace=0.25)
+  fig = common.figure(
+    (20, 12),
+    title=TITLE + "\n(rows: tanh N(0,0.01^2), tanh N(0,1), tanh "
+    "Xavier, ReLU Xavier, ReLU He; left: per-layer mean and std)",
+  )
+  grid = fig.add_gridspec(
+    len(CASES), depth + 2, width_ratios=[2.4, 0.25] + [1] * depth, hspace=0.55, wspace=0.25
+  )
   for row, key in enumerate(CASES):
     layers = np.arange(1, depth + 1)
     ax = fig.add_subplot(grid[row, 0])

@@ -29,16 +29,16 @@ from research.models.losses import multiclass_svm_loss, softmax_cross_entropy
 NAME = "losses"
 TITLE = "Cross-entropy vs multiclass SVM loss on the slides' scores; H(p,q) = H(p) + KL(p||q)"
 CAPTION = (
-    "Left: the two losses of the slides' three score vectors (true class 0). The SVM (hinge) "
-    "loss is 0 for all three, since every margin exceeds 1; cross-entropy still separates them "
-    "(the slides print base-10 values). Middle: both losses of s = [m, 0, 0] against the margin "
-    "m: the hinge reaches 0 at m = 1, cross-entropy only decays. Right: H(p, q) split into H(p) "
-    "and KL(p || q) for random pairs and the slides' example."
+  "Left: the two losses of the slides' three score vectors (true class 0). The SVM (hinge) "
+  "loss is 0 for all three, since every margin exceeds 1; cross-entropy still separates them "
+  "(the slides print base-10 values). Middle: both losses of s = [m, 0, 0] against the margin "
+  "m: the hinge reaches 0 at m = 1, cross-entropy only decays. Right: H(p, q) split into H(p) "
+  "and KL(p || q) for random pairs and the slides' example."
 )
 
 SLIDE_SCORES = ((10.0, -2.0, 3.0), (10.0, 9.0, 9.0), (10.0, -100.0, -100.0))
 SLIDE_CE_BASE10 = (0.0004, 0.2395, 1.5e-48)
-SLIDE_Q = (0.21, 0.01, 0.78)   # classifier's distribution over (bird, cat, car)
+SLIDE_Q = (0.21, 0.01, 0.78)  # classifier's distribution over (bird, cat, car)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -86,23 +86,52 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   exact = exact_cross_entropy(slide)
   ce10 = exact / np.log(10.0)
   for s, got, want in zip(SLIDE_SCORES, ce10, SLIDE_CE_BASE10, strict=True):
-    checks.append(check_close(f"log(1+sum e^(s_j-s_y))/ln10 of {list(s)} vs the slide's {want:g}",
-                              float(got), want, rtol=0.05))
-  checks.append(check_less("max abs(package CE (float32) - exact CE) on the slide scores",
-                           float(np.max(np.abs(ce - exact))), 1e-6))
+    checks.append(
+      check_close(
+        f"log(1+sum e^(s_j-s_y))/ln10 of {list(s)} vs the slide's {want:g}",
+        float(got),
+        want,
+        rtol=0.05,
+      )
+    )
+  checks.append(
+    check_less(
+      "max abs(package CE (float32) - exact CE) on the slide scores",
+      float(np.max(np.abs(ce - exact))),
+      1e-6,
+    )
+  )
   with jax.enable_x64(True):
-    checks.append(check("SVM loss of the three slide scores (all margins > 1)", svm.tolist(),
-                        [0.0, 0.0, 0.0], bool(np.all(svm == 0.0))))
-    checks.append(check("CE decreases as the margin grows: [10,9,9] > [10,-2,3] > [10,-100,-100]",
-                        exact.tolist(), "strictly decreasing in that order",
-                        exact[1] > exact[0] > exact[2] > 0))
+    checks.append(
+      check(
+        "SVM loss of the three slide scores (all margins > 1)",
+        svm.tolist(),
+        [0.0, 0.0, 0.0],
+        bool(np.all(svm == 0.0)),
+      )
+    )
+    checks.append(
+      check(
+        "CE decreases as the margin grows: [10,9,9] > [10,-2,3] > [10,-100,-100]",
+        exact.tolist(),
+        "strictly decreasing in that order",
+        exact[1] > exact[0] > exact[2] > 0,
+      )
+    )
 
     margins = np.linspace(-3.0, 4.0, 141)
     sweep = np.stack([margins, np.zeros_like(margins), np.zeros_like(margins)], -1)
     ce_sweep, svm_sweep = _losses(sweep)
     zero_from = float(margins[np.argmax(svm_sweep == 0.0)])
-    checks.append(check_close("smallest margin m where the SVM loss of [m, 0, 0] is 0", zero_from,
-                              1.0, rtol=0.0, atol=0.051))
+    checks.append(
+      check_close(
+        "smallest margin m where the SVM loss of [m, 0, 0] is 0",
+        zero_from,
+        1.0,
+        rtol=0.0,
+        atol=0.051,
+      )
+    )
 
     rng = np.random.default_rng(config.seed)
     p = rng.dirichlet(np.ones(config.num_classes), config.num_pairs)
@@ -110,36 +139,51 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     h_pq, h_p, kl = (np.asarray(a) for a in (cross_entropy(p, q), entropy(p), kl_divergence(p, q)))
     gap = float(np.max(np.abs(h_pq - (h_p + kl))))
     checks.append(check_less("max abs(H(p,q) - H(p) - KL(p‖q)) over random pairs", gap, 1e-12))
-    checks.append(check("min KL(p‖q) over random pairs (>= 0)", float(kl.min()), ">= 0",
-                        float(kl.min()) >= 0.0))
+    checks.append(
+      check("min KL(p‖q) over random pairs (>= 0)", float(kl.min()), ">= 0", float(kl.min()) >= 0.0)
+    )
 
     q_slide = np.asarray(SLIDE_Q)
     p_bird = np.asarray([1.0, 0.0, 0.0])
-    slide_terms = [float(cross_entropy(p_bird, q_slide)), float(entropy(p_bird)),
-                   float(kl_divergence(p_bird, q_slide))]
-    package_ce = float(softmax_cross_entropy(jnp.log(jnp.asarray(q_slide))[None],
-                                             jnp.zeros((1,), jnp.int32)))
-  checks.append(check_close("one-hot p: H(p,q) = -log q_bird = package CE",
-                            slide_terms[0], package_ce, rtol=1e-6))
-  checks.append(check("one-hot p: [H(p), KL(p‖q)] = [0, H(p,q)]", slide_terms[1:],
-                      [0.0, slide_terms[0]], slide_terms[1] == 0.0
-                      and abs(slide_terms[2] - slide_terms[0]) < 1e-12))
-  checks.append(check_close("one-hot p: H(p,q) = -log 0.21", slide_terms[0],
-                            -float(np.log(0.21)), rtol=1e-12))
+    slide_terms = [
+      float(cross_entropy(p_bird, q_slide)),
+      float(entropy(p_bird)),
+      float(kl_divergence(p_bird, q_slide)),
+    ]
+    package_ce = float(
+      softmax_cross_entropy(jnp.log(jnp.asarray(q_slide))[None], jnp.zeros((1,), jnp.int32))
+    )
+  checks.append(
+    check_close(
+      "one-hot p: H(p,q) = -log q_bird = package CE", slide_terms[0], package_ce, rtol=1e-6
+    )
+  )
+  checks.append(
+    check(
+      "one-hot p: [H(p), KL(p‖q)] = [0, H(p,q)]",
+      slide_terms[1:],
+      [0.0, slide_terms[0]],
+      slide_terms[1] == 0.0 and abs(slide_terms[2] - slide_terms[0]) < 1e-12,
+    )
+  )
+  checks.append(
+    check_close("one-hot p: H(p,q) = -log 0.21", slide_terms[0], -float(np.log(0.21)), rtol=1e-12)
+  )
 
   data = {
-      "slide_scores": [list(s) for s in SLIDE_SCORES],
-      "cross_entropy_natural": exact.tolist(),
-      "cross_entropy_package_float32": ce.tolist(),
-      "cross_entropy_base10": ce10.tolist(),
-      "svm": svm.tolist(),
-      "margin_sweep": margins.tolist(),
-      "ce_sweep": ce_sweep.tolist(),
-      "svm_sweep": svm_sweep.tolist(),
-      "identity_max_gap": gap,
-      "examples_h_pq": h_pq[:5].tolist(), "examples_h_p": h_p[:5].tolist(),
-      "examples_kl": kl[:5].tolist(),
-      "slide_h_pq_h_p_kl": slide_terms,
+    "slide_scores": [list(s) for s in SLIDE_SCORES],
+    "cross_entropy_natural": exact.tolist(),
+    "cross_entropy_package_float32": ce.tolist(),
+    "cross_entropy_base10": ce10.tolist(),
+    "svm": svm.tolist(),
+    "margin_sweep": margins.tolist(),
+    "ce_sweep": ce_sweep.tolist(),
+    "svm_sweep": svm_sweep.tolist(),
+    "identity_max_gap": gap,
+    "examples_h_pq": h_pq[:5].tolist(),
+    "examples_h_p": h_p[:5].tolist(),
+    "examples_kl": kl[:5].tolist(),
+    "slide_h_pq_h_p_kl": slide_terms,
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 

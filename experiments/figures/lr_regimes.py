@@ -20,26 +20,26 @@ from research import optim
 NAME = "lr_regimes"
 TITLE = "Learning-rate regimes of gradient descent: slow, good, jittering, divergent"
 CAPTION = (
-    "GD on f(x) = (L x1^2 + mu x2^2) / 2 with eta = 0.1/L (slow), 1/L (converges), 1.9/L "
-    "(jitters across the valley: the steep coordinate changes sign every step) and 2.1/L "
-    "(diverges). The lecture: every 0 < eta < 2/L decreases f at each step. The check bisects "
-    "the step size at which GD starts to diverge and compares it with 2/L.")
+  "GD on f(x) = (L x1^2 + mu x2^2) / 2 with eta = 0.1/L (slow), 1/L (converges), 1.9/L "
+  "(jitters across the valley: the steep coordinate changes sign every step) and 2.1/L "
+  "(diverges). The lecture: every 0 < eta < 2/L decreases f at each step. The check bisects "
+  "the step size at which GD starts to diverge and compares it with 2/L."
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.smoothness = 10.0           # L
-  c.strong_convexity = 1.0      # mu
+  c.smoothness = 10.0  # L
+  c.strong_convexity = 1.0  # mu
   c.x0 = (1.0, 1.5)
-  c.num_steps = 60              # plotted runs
+  c.num_steps = 60  # plotted runs
   c.factors = (0.1, 1.0, 1.9, 2.1)  # eta = factor / L
   c.bisect_steps = 2000
   c.bisect_iters = 40
-  c.sweep = 40                   # step sizes in (0, 2/L) checked for monotone decrease
+  c.sweep = 40  # step sizes in (0, 2/L) checked for monotone decrease
   return common.sized(
-      size, c,
-      test={"bisect_steps": 500, "sweep": 10},
-      full={"bisect_steps": 4000, "sweep": 200})
+    size, c, test={"bisect_steps": 500, "sweep": 10}, full={"bisect_steps": 4000, "sweep": 200}
+  )
 
 
 def _runner(config, num_steps: int):
@@ -74,21 +74,37 @@ def run(config) -> FigureResult:
   tol = 1e-6 * values[0, 0]
   iters = [U.iterations_to(v, tol) for v in values]
   checks = [
-      check_close("bisected divergence threshold eta_c * L (2000-step runs)", critical * L, 2.0,
-                  rtol=2e-3),
-      check(f"largest one-step change of f over {config.sweep} step sizes in (0, 2/L)",
-            max_increase, "<= 0 (monotone decrease)", max_increase <= 0.0),
-      check_greater("fraction of sign flips of x1 at eta = 1.9/L (jitter)", float(flips[2]),
-                    0.9),
-      check_greater("f_K / f_0 at eta = 2.1/L (divergence)", float(values[3, -1] / values[3, 0]),
-                    1e3),
-      check("iterations to f <= 1e-6 f_0: eta = 0.1/L vs 1/L", [iters[0], iters[1]],
-            "first > second (too small is slow)", iters[0] > iters[1]),
+    check_close(
+      "bisected divergence threshold eta_c * L (2000-step runs)", critical * L, 2.0, rtol=2e-3
+    ),
+    check(
+      f"largest one-step change of f over {config.sweep} step sizes in (0, 2/L)",
+      max_increase,
+      "<= 0 (monotone decrease)",
+      max_increase <= 0.0,
+    ),
+    check_greater("fraction of sign flips of x1 at eta = 1.9/L (jitter)", float(flips[2]), 0.9),
+    check_greater(
+      "f_K / f_0 at eta = 2.1/L (divergence)", float(values[3, -1] / values[3, 0]), 1e3
+    ),
+    check(
+      "iterations to f <= 1e-6 f_0: eta = 0.1/L vs 1/L",
+      [iters[0], iters[1]],
+      "first > second (too small is slow)",
+      iters[0] > iters[1],
+    ),
   ]
-  data = {"eigenvalues": [L, config.strong_convexity], "etas": etas, "critical_eta": critical,
-          "two_over_L": 2.0 / L,
-          "iterations_to_tol": iters, "final_values": values[:, -1], "xs": xs,
-          "values": values, "max_increase_below_2_over_L": max_increase}
+  data = {
+    "eigenvalues": [L, config.strong_convexity],
+    "etas": etas,
+    "critical_eta": critical,
+    "two_over_L": 2.0 / L,
+    "iterations_to_tol": iters,
+    "final_values": values[:, -1],
+    "xs": xs,
+    "values": values,
+    "max_increase_below_2_over_L": max_increase,
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 
@@ -97,8 +113,15 @@ def plot(result: FigureResult, out_dir) -> list:
   fig, axes = common.subplots(1, 2, panel=(5.5, 4.0))
   L, mu = d["eigenvalues"]
   ax = axes[0]
-  U.contour(ax, problems.quadratic(jnp.array([L, mu])), (-1.6, 1.6), (-1.6, 1.6), log=False,
-            levels=12, minimum=(0, 0))
+  U.contour(
+    ax,
+    problems.quadratic(jnp.array([L, mu])),
+    (-1.6, 1.6),
+    (-1.6, 1.6),
+    log=False,
+    levels=12,
+    minimum=(0, 0),
+  )
   labels = [f"$\\eta$ = {e * L:.1f}/L" for e in d["etas"]]
   colors = ["tab:blue", "tab:green", "tab:orange", "tab:red"]
   for xs, lab, col in zip(d["xs"], labels, colors, strict=True):

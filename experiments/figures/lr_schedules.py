@@ -28,10 +28,11 @@ from research import optim
 NAME = "lr_schedules"
 TITLE = "Learning-rate schedules: constant, 1/k, linear decay to tau, step decay, on plateau"
 CAPTION = (
-    "Mini-batch SGD (b = 10) on logistic regression with five schedules of the same eta_0. "
-    "Left: training f - f* (log scale); right: eta_k. The constant rate stalls at a noise "
-    "floor; 1/k, linear decay to tau (then constant), step decay (x0.1 at two boundaries) and "
-    "reduce-on-plateau (x0.1 when the validation loss stops improving) all end below it.")
+  "Mini-batch SGD (b = 10) on logistic regression with five schedules of the same eta_0. "
+  "Left: training f - f* (log scale); right: eta_k. The constant rate stalls at a noise "
+  "floor; 1/k, linear decay to tau (then constant), step decay (x0.1 at two boundaries) and "
+  "reduce-on-plateau (x0.1 when the validation loss stops improving) all end below it."
+)
 
 NAMES = ("constant", "1/k", "linear decay to tau", "step decay", "reduce on plateau")
 
@@ -44,12 +45,12 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.batch = 10
   c.eta0 = 0.5
   c.steps = 4000
-  c.k0 = 200                     # 1/k: eta halves at k0
-  c.tau_fraction = 0.5           # linear decay ends at tau = steps * tau_fraction
+  c.k0 = 200  # 1/k: eta halves at k0
+  c.tau_fraction = 0.5  # linear decay ends at tau = steps * tau_fraction
   c.boundaries_fraction = (1 / 3, 2 / 3)
-  c.observe_every = 50           # reduce on plateau: validation loss observed every M steps
+  c.observe_every = 50  # reduce on plateau: validation loss observed every M steps
   c.patience = 4
-  c.min_scale = 0.01             # eta stays >= eta_0 / 100, as linear decay's eta_tau
+  c.min_scale = 0.01  # eta stays >= eta_0 / 100, as linear decay's eta_tau
   c.seed = 0
   return common.sized(size, c, test={"steps": 2000, "num_points": 1000}, full={"steps": 8000})
 
@@ -57,11 +58,10 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
 def _schedules(c):
   tau = int(c.steps * c.tau_fraction)
   return {
-      "constant": c.eta0,
-      "1/k": optim.inverse_time_decay(c.eta0, 1.0 / c.k0),
-      "linear decay to tau": optim.linear_decay_then_constant(c.eta0, c.eta0 / 100, tau),
-      "step decay": optim.step_decay(c.eta0, [int(c.steps * f) for f in c.boundaries_fraction],
-                                     0.1),
+    "constant": c.eta0,
+    "1/k": optim.inverse_time_decay(c.eta0, 1.0 / c.k0),
+    "linear decay to tau": optim.linear_decay_then_constant(c.eta0, c.eta0 / 100, tau),
+    "step decay": optim.step_decay(c.eta0, [int(c.steps * f) for f in c.boundaries_fraction], 0.1),
   }
 
 
@@ -95,14 +95,22 @@ def run(config) -> FigureResult:
     f = lambda w: problems.logistic_loss(w, x, y, c.l2)
     f_star = float(jax.jit(lambda: f(U.newton_minimizer(f, jnp.zeros(c.dim))))())
     schedules = _schedules(c)
-    plateau_tx = optax.chain(optim.sgd(c.eta0),
-                             optim.reduce_on_plateau(0.1, c.patience, min_scale=c.min_scale))
+    plateau_tx = optax.chain(
+      optim.sgd(c.eta0), optim.reduce_on_plateau(0.1, c.patience, min_scale=c.min_scale)
+    )
     k = jnp.arange(c.steps)
-    runs, etas = jax.jit(lambda: (
-        {**{name: _train(optim.sgd(s), c, data, False) for name, s in schedules.items()},
-         "reduce on plateau": _train(plateau_tx, c, data, True)},
-        {name: jax.vmap(s)(k) if callable(s) else jnp.full(c.steps, s)
-         for name, s in schedules.items()}))()
+    runs, etas = jax.jit(
+      lambda: (
+        {
+          **{name: _train(optim.sgd(s), c, data, False) for name, s in schedules.items()},
+          "reduce on plateau": _train(plateau_tx, c, data, True),
+        },
+        {
+          name: jax.vmap(s)(k) if callable(s) else jnp.full(c.steps, s)
+          for name, s in schedules.items()
+        },
+      )
+    )()
     etas = {name: np.asarray(v) for name, v in etas.items()}
   gaps = {name: np.asarray(v) - f_star for name, (v, _) in runs.items()}
   etas["reduce on plateau"] = c.eta0 * np.asarray(runs["reduce on plateau"][1])
@@ -111,35 +119,59 @@ def run(config) -> FigureResult:
   plateau_eta = etas["reduce on plateau"]
   reductions = np.flatnonzero(plateau_eta[1:] < 0.5 * plateau_eta[:-1]) + 1
   q = c.steps // 4
-  const_plateau = float(np.mean(gaps["constant"][3 * q:]) / np.mean(gaps["constant"][q:2 * q]))
+  const_plateau = float(np.mean(gaps["constant"][3 * q :]) / np.mean(gaps["constant"][q : 2 * q]))
   ratios = [final["constant"] / final[n] for n in NAMES[1:]]
   tau = int(c.steps * c.tau_fraction)
   ks = np.arange(c.steps)
   formulas = {
-      "1/k": c.eta0 / (1 + ks / c.k0),
-      "linear decay to tau": np.where(ks < tau, (1 - ks / tau) * c.eta0 + ks / tau * c.eta0 / 100,
-                                      c.eta0 / 100),
-      "step decay": c.eta0 * 0.1 ** sum((ks >= int(c.steps * f)).astype(int)
-                                        for f in c.boundaries_fraction),
+    "1/k": c.eta0 / (1 + ks / c.k0),
+    "linear decay to tau": np.where(
+      ks < tau, (1 - ks / tau) * c.eta0 + ks / tau * c.eta0 / 100, c.eta0 / 100
+    ),
+    "step decay": c.eta0
+    * 0.1 ** sum((ks >= int(c.steps * f)).astype(int) for f in c.boundaries_fraction),
   }
   formula_err = max(float(np.max(np.abs(etas[n] - v) / v)) for n, v in formulas.items())
   checks = [
-      check("constant eta stalls: mean f - f* over the last quarter / over the second quarter",
-            const_plateau, "> 0.7 (a noise floor)", const_plateau > 0.7),
-      check("final (last 10%) f - f*: constant / each decaying schedule (" + ", ".join(NAMES[1:])
-            + ")", np.round(ratios, 2), "> 2 each", bool(np.all(np.array(ratios) > 2))),
-      check_greater("reduce on plateau: number of reductions (x0.1) triggered by the "
-                    "validation loss", float(len(reductions)), 0.5),
-      check("recorded eta_k vs the written formulas (1/k, linear to tau, step): max relative "
-            "error", formula_err, "< 1e-5", formula_err < 1e-5),
+    check(
+      "constant eta stalls: mean f - f* over the last quarter / over the second quarter",
+      const_plateau,
+      "> 0.7 (a noise floor)",
+      const_plateau > 0.7,
+    ),
+    check(
+      "final (last 10%) f - f*: constant / each decaying schedule (" + ", ".join(NAMES[1:]) + ")",
+      np.round(ratios, 2),
+      "> 2 each",
+      bool(np.all(np.array(ratios) > 2)),
+    ),
+    check_greater(
+      "reduce on plateau: number of reductions (x0.1) triggered by the validation loss",
+      float(len(reductions)),
+      0.5,
+    ),
+    check(
+      "recorded eta_k vs the written formulas (1/k, linear to tau, step): max relative error",
+      formula_err,
+      "< 1e-5",
+      formula_err < 1e-5,
+    ),
   ]
   window, every = 50, 10  # curves for the plot: 50-step moving averages, every 10th step
-  smooth = {n: np.convolve(g, np.ones(window) / window, mode="valid")[::every]
-            for n, g in gaps.items()}
-  data = {"f_star": f_star, "final_gap": final, "plateau_reductions_at": reductions,
-          "constant_plateau_ratio": const_plateau, "tau": tau, "every": every,
-          "window": window, "smoothed_gaps": smooth,
-          "etas": {n: v[::every] for n, v in etas.items()}}
+  smooth = {
+    n: np.convolve(g, np.ones(window) / window, mode="valid")[::every] for n, g in gaps.items()
+  }
+  data = {
+    "f_star": f_star,
+    "final_gap": final,
+    "plateau_reductions_at": reductions,
+    "constant_plateau_ratio": const_plateau,
+    "tau": tau,
+    "every": every,
+    "window": window,
+    "smoothed_gaps": smooth,
+    "etas": {n: v[::every] for n, v in etas.items()},
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 

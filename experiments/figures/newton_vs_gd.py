@@ -24,10 +24,11 @@ from research import optim
 NAME = "newton_vs_gd"
 TITLE = "Newton's quadratic convergence vs GD's linear rate; damped Newton at a saddle"
 CAPTION = (
-    "Left: distance to the minimizer of an L2-regularized logistic loss (float64) for Newton "
-    "(eta = 1) and GD (eta = 1/L); middle: Newton's correct digits -log10 |w_k - w*| double "
-    "at each step, GD gains a constant number per step. Right: on f = x^2/2 + y^4/4 - y^2/2 "
-    "plain Newton converges to the saddle (0, 0), damped Newton (H + 2 I) to the minimum (0, 1).")
+  "Left: distance to the minimizer of an L2-regularized logistic loss (float64) for Newton "
+  "(eta = 1) and GD (eta = 1/L); middle: Newton's correct digits -log10 |w_k - w*| double "
+  "at each step, GD gains a constant number per step. Right: on f = x^2/2 + y^4/4 - y^2/2 "
+  "plain Newton converges to the saddle (0, 0), damped Newton (H + 2 I) to the minimum (0, 1)."
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -48,8 +49,9 @@ def logistic_problem(num_points: int, dim: int, l2: float, seed: int):
   """f(w) = `problems.logistic_loss` on `problems.logistic_data` (w_true ~ N(0, I)) and its
   smoothness L = lambda_max(X^T X) / (4N) + l2 (float64; call inside `jax.enable_x64`)."""
   x, y = problems.logistic_data(num_points, dim, seed, signal=None)
-  smoothness = float(np.linalg.eigvalsh(np.asarray(x).T @ np.asarray(x))[-1] / (4 * num_points)
-                     + l2)
+  smoothness = float(
+    np.linalg.eigvalsh(np.asarray(x).T @ np.asarray(x))[-1] / (4 * num_points) + l2
+  )
   return (lambda w: problems.logistic_loss(w, x, y, l2)), smoothness
 
 
@@ -59,8 +61,9 @@ def convergence_order(errors: np.ndarray, lo: float = 1e-13, hi: float = 1e-1) -
   e0, e1 = errors[:-1], errors[1:]
   keep = (e0 >= lo) & (e0 <= hi) & (e1 >= lo) & (e1 <= hi)
   if keep.sum() < 2:
-    raise ValueError(f"convergence_order needs two pairs of errors in [{lo}, {hi}], got "
-                     f"{errors}; run more steps")
+    raise ValueError(
+      f"convergence_order needs two pairs of errors in [{lo}, {hi}], got {errors}; run more steps"
+    )
   return float(np.polyfit(np.log(e0[keep]), np.log(e1[keep]), 1)[0])
 
 
@@ -79,14 +82,18 @@ def _compute(config, f, smoothness):
 
   w_star = U.optimize(newton, f, w0, config.newton_steps + 10, extra=extra).xs[-1]
   plain = U.optimize(optim.newton(1.0), g, x0, config.nonconvex_steps, extra=extra_g).xs
-  damped = U.optimize(optim.newton(1.0, config.damping), g, x0, config.nonconvex_steps,
-                      extra=extra_g).xs
+  damped = U.optimize(
+    optim.newton(1.0, config.damping), g, x0, config.nonconvex_steps, extra=extra_g
+  ).xs
   return {
-      "w_star": w_star, "grad_star": jnp.linalg.norm(jax.grad(f)(w_star)),
-      "newton": U.optimize(newton, f, w0, config.newton_steps, extra=extra).xs,
-      "gd": U.optimize(optim.sgd(1.0 / smoothness), f, w0, config.gd_steps).xs,
-      "plain": plain, "damped": damped,
-      "plain_stats": limit_stats(plain[-1]), "damped_stats": limit_stats(damped[-1]),
+    "w_star": w_star,
+    "grad_star": jnp.linalg.norm(jax.grad(f)(w_star)),
+    "newton": U.optimize(newton, f, w0, config.newton_steps, extra=extra).xs,
+    "gd": U.optimize(optim.sgd(1.0 / smoothness), f, w0, config.gd_steps).xs,
+    "plain": plain,
+    "damped": damped,
+    "plain_stats": limit_stats(plain[-1]),
+    "damped_stats": limit_stats(damped[-1]),
   }
 
 
@@ -109,22 +116,42 @@ def run(config) -> FigureResult:
   in_range = np.flatnonzero((gd_err > 1e-12) & (gd_err < 1e-2))
   rho_gd = U.linear_rate(gd_err[in_range], in_range)
   checks = [
-      check_close("Newton: order q of e_{k+1} ~ e_k^q (logistic loss)", q_newton, 2.0, rtol=0.2),
-      check("Newton: correct digits d_{k+1} / d_k while 1 <= d <= 14", np.round(doubling, 2),
-            ">= 1.7 each (doubling)", doubling.size >= 2 and bool(np.all(doubling >= 1.7))),
-      check_close("GD: order q (linear convergence)", q_gd, 1.0, rtol=0.1),
-      check("plain Newton: smallest Hessian eigenvalue and |grad| at its limit",
-            [hess_min[0], grad_norm[0]], "< 0 and < 1e-8 (a saddle point)",
-            hess_min[0] < 0 and grad_norm[0] < 1e-8),
-      check("damped Newton (H + alpha I): smallest Hessian eigenvalue and f at its limit",
-            [hess_min[1], values[1]], "> 0 and -0.25 (the minimum)",
-            hess_min[1] > 0 and abs(values[1] + 0.25) < 1e-8),
-      check_greater("plain Newton's f minus damped Newton's f", values[0] - values[1], 0.2),
+    check_close("Newton: order q of e_{k+1} ~ e_k^q (logistic loss)", q_newton, 2.0, rtol=0.2),
+    check(
+      "Newton: correct digits d_{k+1} / d_k while 1 <= d <= 14",
+      np.round(doubling, 2),
+      ">= 1.7 each (doubling)",
+      doubling.size >= 2 and bool(np.all(doubling >= 1.7)),
+    ),
+    check_close("GD: order q (linear convergence)", q_gd, 1.0, rtol=0.1),
+    check(
+      "plain Newton: smallest Hessian eigenvalue and |grad| at its limit",
+      [hess_min[0], grad_norm[0]],
+      "< 0 and < 1e-8 (a saddle point)",
+      hess_min[0] < 0 and grad_norm[0] < 1e-8,
+    ),
+    check(
+      "damped Newton (H + alpha I): smallest Hessian eigenvalue and f at its limit",
+      [hess_min[1], values[1]],
+      "> 0 and -0.25 (the minimum)",
+      hess_min[1] > 0 and abs(values[1] + 0.25) < 1e-8,
+    ),
+    check_greater("plain Newton's f minus damped Newton's f", values[0] - values[1], 0.2),
   ]
-  data = {"newton_errors": newton_err, "gd_errors": gd_err, "newton_digits": digits,
-          "order_newton": q_newton, "order_gd": q_gd, "gd_rate": rho_gd,
-          "grad_norm_at_w_star": grad_star, "plain_path": plain, "damped_path": damped,
-          "plain_limit": plain[-1], "damped_limit": damped[-1], "damping": config.damping}
+  data = {
+    "newton_errors": newton_err,
+    "gd_errors": gd_err,
+    "newton_digits": digits,
+    "order_newton": q_newton,
+    "order_gd": q_gd,
+    "gd_rate": rho_gd,
+    "grad_norm_at_w_star": grad_star,
+    "plain_path": plain,
+    "damped_path": damped,
+    "plain_limit": plain[-1],
+    "damped_limit": damped[-1],
+    "damping": config.damping,
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 
@@ -134,8 +161,9 @@ def plot(result: FigureResult, out_dir) -> list:
   newton_err, gd_err = np.asarray(d["newton_errors"]), np.asarray(d["gd_errors"])
   ax = axes[0]
   ax.semilogy(newton_err, "o-", label=f"Newton (order {d['order_newton']:.2f})")
-  ax.semilogy(np.where(gd_err > 1e-15, gd_err, np.nan),
-              label=f"GD, $\\eta = 1/L$ (order {d['order_gd']:.2f})")
+  ax.semilogy(
+    np.where(gd_err > 1e-15, gd_err, np.nan), label=f"GD, $\\eta = 1/L$ (order {d['order_gd']:.2f})"
+  )
   ax.set_xlabel("iteration k")
   ax.set_ylabel("$|w_k - w^*|$")
   ax.set_title("regularized logistic regression")
@@ -143,16 +171,17 @@ def plot(result: FigureResult, out_dir) -> list:
   ax = axes[1]
   k = np.arange(len(newton_err))
   ax.bar(k - 0.2, d["newton_digits"], width=0.4, label="Newton")
-  ax.bar(k + 0.2, -np.log10(gd_err[:len(k)]), width=0.4, label="GD")
+  ax.bar(k + 0.2, -np.log10(gd_err[: len(k)]), width=0.4, label="GD")
   ax.set_xlabel("iteration k")
   ax.set_ylabel("correct digits $-\\log_{10} |w_k - w^*|$")
   ax.set_title("Newton doubles the correct digits")
   ax.legend(fontsize=8)
   ax = axes[2]
   U.contour(ax, problems.double_well, (-1.2, 1.2), (-1.5, 1.5), levels=25, log=False)
-  for path, lab, col in ((d["plain_path"], "plain Newton", "tab:red"),
-                         (d["damped_path"], f"damped Newton, $H + {d['damping']:g} I$",
-                          "tab:green")):
+  for path, lab, col in (
+    (d["plain_path"], "plain Newton", "tab:red"),
+    (d["damped_path"], f"damped Newton, $H + {d['damping']:g} I$", "tab:green"),
+  ):
     path = np.asarray(path)
     ax.plot(path[:, 0], path[:, 1], "o-", ms=3, color=col, label=lab)
   ax.plot([0], [0], "kx", ms=10, label="saddle")

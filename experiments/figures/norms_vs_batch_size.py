@@ -31,11 +31,11 @@ from research.models import initializers, layers
 NAME = "norms_vs_batch_size"
 TITLE = "Validation error vs per-device batch size for BN, LN, GN and IN (small CNN, digits)"
 CAPTION = (
-    "A small CNN trained with a total batch of 32 whose normalization statistics are computed "
-    "per device on 32 or 2 examples (32, 8, 4, 2 with --full). Batch norm's validation loss and "
-    "error grow as the per-device batch shrinks (noisy batch statistics that disagree with the "
-    "running averages used at test time); "
-    "group, layer and instance norm normalize within each example and stay flat."
+  "A small CNN trained with a total batch of 32 whose normalization statistics are computed "
+  "per device on 32 or 2 examples (32, 8, 4, 2 with --full). Batch norm's validation loss and "
+  "error grow as the per-device batch shrinks (noisy batch statistics that disagree with the "
+  "running averages used at test time); "
+  "group, layer and instance norm normalize within each example and stay flat."
 )
 
 NORMS = {"batch": "BN", "layer": "LN", "group": "GN", "instance": "IN"}
@@ -57,13 +57,21 @@ class NormalizedCNN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for i, (c, stride) in enumerate(zip(self.channels, (1, 2), strict=True)):
-      x = nn.Conv(c, (3, 3), strides=stride, padding="SAME", use_bias=False,
-                  kernel_init=initializers.get("he_normal"), name=f"conv_{i}")(x)
-      if self.norm == "group":   # 4 groups: with 16 / 32 channels, 32 groups would be IN
+      x = nn.Conv(
+        c,
+        (3, 3),
+        strides=stride,
+        padding="SAME",
+        use_bias=False,
+        kernel_init=initializers.get("he_normal"),
+        name=f"conv_{i}",
+      )(x)
+      if self.norm == "group":  # 4 groups: with 16 / 32 channels, 32 groups would be IN
         x = layers.GroupNorm(num_groups=self.groups, name=f"norm_{i}")(x)
       else:
-        x = layers.norm(self.norm, train=train, name=f"norm_{i}",
-                        ghost_batch_size=self.per_device)(x)
+        x = layers.norm(self.norm, train=train, name=f"norm_{i}", ghost_batch_size=self.per_device)(
+          x
+        )
       x = nn.relu(x)
     x = x.mean(axis=(1, 2))
     return nn.Dense(self.num_classes, name="head")(x)
@@ -74,31 +82,40 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.dataset = "digits"
   config.batch_size = 32
   config.per_device = (32, 2)
-  config.norms = tuple(NORMS)   # a subset runs faster (the test size)
+  config.norms = tuple(NORMS)  # a subset runs faster (the test size)
   config.steps = 300
   config.learning_rate = 0.05
   config.momentum = 0.9
   config.seed = 0
   return common.sized(
-      size, config,
-      test={"norms": ("batch", "group"), "steps": 210},
-      full={"per_device": (32, 8, 4, 2), "steps": 2000})
+    size,
+    config,
+    test={"norms": ("batch", "group"), "steps": 210},
+    full={"per_device": (32, 8, 4, 2), "steps": 2000},
+  )
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
   unknown = sorted(set(config.norms) - set(NORMS))
   if unknown or "batch" not in config.norms:
-    raise ValueError(f"config.norms={tuple(config.norms)} must include 'batch' and only names "
-                     f"from {tuple(NORMS)}")
+    raise ValueError(
+      f"config.norms={tuple(config.norms)} must include 'batch' and only names from {tuple(NORMS)}"
+    )
   error = {k: [] for k in config.norms}
   loss = {k: [] for k in config.norms}
   for norm in config.norms:
     for b in config.per_device:
-      result = _fit.fit(NormalizedCNN(norm, per_device=b),
-                        optim.heavy_ball(config.learning_rate, config.momentum),
-                        train, val, batch_size=config.batch_size, steps=config.steps,
-                        seed=config.seed, eval_every=config.steps // 3)
+      result = _fit.fit(
+        NormalizedCNN(norm, per_device=b),
+        optim.heavy_ball(config.learning_rate, config.momentum),
+        train,
+        val,
+        batch_size=config.batch_size,
+        steps=config.steps,
+        seed=config.seed,
+        eval_every=config.steps // 3,
+      )
       # mean of the last two evaluations, to smooth the mini-batch noise of one point
       error[norm].append(float(1.0 - result.val_accuracy[-2:].mean()))
       loss[norm].append(float(result.val_loss[-2:].mean()))
@@ -109,18 +126,33 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   sizes = list(config.per_device)
   big, small = sizes.index(max(sizes)), sizes.index(min(sizes))
   checks = [
-      check_greater(f"BN: validation loss at per-device batch {sizes[small]} / at {sizes[big]}",
-                    float(rel["batch"][small] / rel["batch"][big]), 1.25),
-      check_greater(f"BN: validation error at per-device batch {sizes[small]} minus at "
-                    f"{sizes[big]}", float(err["batch"][small] - err["batch"][big]), 0.02),
+    check_greater(
+      f"BN: validation loss at per-device batch {sizes[small]} / at {sizes[big]}",
+      float(rel["batch"][small] / rel["batch"][big]),
+      1.25,
+    ),
+    check_greater(
+      f"BN: validation error at per-device batch {sizes[small]} minus at {sizes[big]}",
+      float(err["batch"][small] - err["batch"][big]),
+      0.02,
+    ),
   ]
   for k in (k for k in ("group", "layer", "instance") if k in config.norms):
-    checks.append(check_less(f"{NORMS[k]}: largest deviation of validation loss / loss at "
-                             f"per-device batch {sizes[big]} (flat)",
-                             float(np.abs(rel[k] - 1.0).max()), 0.1))
-  data = {"dataset": name, "per_device_batch": sizes, "total_batch": config.batch_size,
-          "val_error": {k: v.tolist() for k, v in err.items()},
-          "val_loss": {k: list(v) for k, v in loss.items()}}
+    checks.append(
+      check_less(
+        f"{NORMS[k]}: largest deviation of validation loss / loss at "
+        f"per-device batch {sizes[big]} (flat)",
+        float(np.abs(rel[k] - 1.0).max()),
+        0.1,
+      )
+    )
+  data = {
+    "dataset": name,
+    "per_device_batch": sizes,
+    "total_batch": config.batch_size,
+    "val_error": {k: v.tolist() for k, v in err.items()},
+    "val_loss": {k: list(v) for k, v in loss.items()},
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 

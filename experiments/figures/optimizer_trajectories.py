@@ -28,11 +28,12 @@ from research import optim
 NAME = "optimizer_trajectories"
 TITLE = "Optimizer trajectories on Beale's function, a long valley and a saddle (animated)"
 CAPTION = (
-    "SGD, heavy-ball momentum, NAG, AdaGrad, RMSProp, AdaDelta and Adam (our `research.optim` "
-    "rules) on Beale's function (minimum (3, 0.5)), on a long valley with kappa = 100 and at "
-    "a saddle point, as in the lecture's animation; the GIF replays them. Checks: each method's "
-    "final distance to Beale's minimum; at the saddle, plain GD started a hair off the ridge "
-    "stays near the saddle while momentum and the adaptive methods leave it.")
+  "SGD, heavy-ball momentum, NAG, AdaGrad, RMSProp, AdaDelta and Adam (our `research.optim` "
+  "rules) on Beale's function (minimum (3, 0.5)), on a long valley with kappa = 100 and at "
+  "a saddle point, as in the lecture's animation; the GIF replays them. Checks: each method's "
+  "final distance to Beale's minimum; at the saddle, plain GD started a hair off the ridge "
+  "stays near the saddle while momentum and the adaptive methods leave it."
+)
 
 METHODS = ("SGD", "Momentum", "NAG", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 COLORS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple", "tab:olive", "k")
@@ -40,13 +41,13 @@ COLORS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple", "tab:oli
 
 def _rule(method: str, lr: float):
   return {
-      "SGD": lambda: optim.sgd(lr),
-      "Momentum": lambda: optim.heavy_ball(lr, 0.9),
-      "NAG": lambda: optim.nesterov(lr, 0.9),
-      "AdaGrad": lambda: optim.adagrad(lr, initial_accumulator_value=0.0, eps=1e-8),
-      "RMSProp": lambda: optim.rmsprop(lr, 0.9),
-      "AdaDelta": lambda: optim.adadelta(lr, 0.95),
-      "Adam": lambda: optim.adam(lr),
+    "SGD": lambda: optim.sgd(lr),
+    "Momentum": lambda: optim.heavy_ball(lr, 0.9),
+    "NAG": lambda: optim.nesterov(lr, 0.9),
+    "AdaGrad": lambda: optim.adagrad(lr, initial_accumulator_value=0.0, eps=1e-8),
+    "RMSProp": lambda: optim.rmsprop(lr, 0.9),
+    "AdaDelta": lambda: optim.adadelta(lr, 0.95),
+    "Adam": lambda: optim.adam(lr),
   }[method]()
 
 
@@ -56,9 +57,9 @@ def long_valley(p):
 
 
 SURFACES = {  # name: (function, start, minimum or None, xlim, ylim)
-    "beale": (problems.beale, (1.0, 1.5), (3.0, 0.5), (-0.5, 4.0), (-1.0, 2.0)),
-    "valley": (long_valley, (-4.0, 1.0), (4.0, 0.0), (-4.5, 4.5), (-1.5, 1.5)),
-    "saddle": (problems.double_well, (-1.0, 1e-3), None, (-1.5, 1.5), (-1.5, 1.5)),
+  "beale": (problems.beale, (1.0, 1.5), (3.0, 0.5), (-0.5, 4.0), (-1.0, 2.0)),
+  "valley": (long_valley, (-4.0, 1.0), (4.0, 0.0), (-4.5, 4.5), (-1.5, 1.5)),
+  "saddle": (problems.double_well, (-1.0, 1e-3), None, (-1.5, 1.5), (-1.5, 1.5)),
 }
 
 
@@ -67,11 +68,11 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.steps = {"beale": 500, "valley": 500, "saddle": 300}
   # learning rate of each method (in METHODS order) on each surface
   c.learning_rates = {
-      "beale": (0.02, 0.003, 0.003, 1.0, 0.01, 10.0, 0.05),
-      "valley": (0.09, 0.02, 0.02, 0.5, 0.05, 10.0, 0.1),
-      "saddle": (0.01, 0.01, 0.01, 0.1, 0.01, 1.0, 0.01),
+    "beale": (0.02, 0.003, 0.003, 1.0, 0.01, 10.0, 0.05),
+    "valley": (0.09, 0.02, 0.02, 0.5, 0.05, 10.0, 0.1),
+    "saddle": (0.01, 0.01, 0.01, 0.1, 0.01, 1.0, 0.01),
   }
-  c.beale_tolerance = 0.2     # every method must end this close to (3, 0.5)
+  c.beale_tolerance = 0.2  # every method must end this close to (3, 0.5)
   c.frames = 40
   return common.sized(size, c, full={"frames": 80})
 
@@ -83,45 +84,70 @@ def run(config) -> FigureResult:
       x0 = jnp.asarray(start, jnp.float64)
       steps = config.steps[surface]
       lrs = config.learning_rates[surface]
-      run_all = jax.jit(lambda fun=fun, x0=x0, steps=steps, lrs=lrs: [
-          U.optimize(_rule(m, lr), fun, x0, steps).xs for m, lr in zip(METHODS, lrs,
-                                                                       strict=True)])
+      run_all = jax.jit(
+        lambda fun=fun, x0=x0, steps=steps, lrs=lrs: [
+          U.optimize(_rule(m, lr), fun, x0, steps).xs for m, lr in zip(METHODS, lrs, strict=True)
+        ]
+      )
       paths[surface] = np.stack([np.asarray(p) for p in run_all()])  # (methods, K+1, 2)
   beale_dist = np.linalg.norm(paths["beale"][:, -1] - np.array(SURFACES["beale"][2]), axis=1)
   valley_dist = np.linalg.norm(paths["valley"][:, -1] - np.array(SURFACES["valley"][2]), axis=1)
   saddle_dist = np.linalg.norm(paths["saddle"][:, -1], axis=1)
   others = saddle_dist[1:]
   checks = [
-      check_less("Beale: largest final distance to (3, 0.5) over the 7 methods",
-                 float(beale_dist.max()), config.beale_tolerance),
-      check("Beale: final distance to (3, 0.5) per method " + "/".join(METHODS),
-            [round(float(d), 4) for d in beale_dist], f"each < {config.beale_tolerance}",
-            bool(np.all(beale_dist < config.beale_tolerance))),
-      check_less("saddle: plain GD's final distance from the saddle (0, 0)",
-                 float(saddle_dist[0]), 0.1),
-      check_greater("saddle: smallest final distance from (0, 0) of momentum, NAG and the "
-                    "adaptive methods", float(others.min()), 0.9),
-      check_less("valley: momentum's final distance to (4, 0) vs SGD's (ratio)",
-                 float(valley_dist[1] / valley_dist[0]), 0.1),
+    check_less(
+      "Beale: largest final distance to (3, 0.5) over the 7 methods",
+      float(beale_dist.max()),
+      config.beale_tolerance,
+    ),
+    check(
+      "Beale: final distance to (3, 0.5) per method " + "/".join(METHODS),
+      [round(float(d), 4) for d in beale_dist],
+      f"each < {config.beale_tolerance}",
+      bool(np.all(beale_dist < config.beale_tolerance)),
+    ),
+    check_less(
+      "saddle: plain GD's final distance from the saddle (0, 0)", float(saddle_dist[0]), 0.1
+    ),
+    check_greater(
+      "saddle: smallest final distance from (0, 0) of momentum, NAG and the adaptive methods",
+      float(others.min()),
+      0.9,
+    ),
+    check_less(
+      "valley: momentum's final distance to (4, 0) vs SGD's (ratio)",
+      float(valley_dist[1] / valley_dist[0]),
+      0.1,
+    ),
   ]
-  data = {"methods": list(METHODS), "beale_distance": beale_dist,
-          "valley_distance": valley_dist, "saddle_distance": saddle_dist,
-          "learning_rates": {k: list(v) for k, v in config.learning_rates.items()},
-          "paths": paths, "frames": config.frames}
+  data = {
+    "methods": list(METHODS),
+    "beale_distance": beale_dist,
+    "valley_distance": valley_dist,
+    "saddle_distance": saddle_dist,
+    "learning_rates": {k: list(v) for k, v in config.learning_rates.items()},
+    "paths": paths,
+    "frames": config.frames,
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 
 def _axes(fig_axes, data):
   lines = []
-  for ax, (surface, (fun, _, minimum, xlim, ylim)) in zip(fig_axes, SURFACES.items(),
-                                                          strict=True):
+  for ax, (surface, (fun, _, minimum, xlim, ylim)) in zip(fig_axes, SURFACES.items(), strict=True):
     U.contour(ax, fun, xlim, ylim, levels=30, minimum=minimum)
     if minimum is None:
       ax.plot([0], [0], marker="x", color="k", markersize=10, linestyle="none")
-    ax.set_title({"beale": "Beale's function", "valley": "long valley ($\\kappa$ = 100)",
-                  "saddle": "saddle point"}[surface])
-    lines.append([ax.plot([], [], lw=1.5, color=c, label=m)[0]
-                  for m, c in zip(METHODS, COLORS, strict=True)])
+    ax.set_title(
+      {
+        "beale": "Beale's function",
+        "valley": "long valley ($\\kappa$ = 100)",
+        "saddle": "saddle point",
+      }[surface]
+    )
+    lines.append(
+      [ax.plot([], [], lw=1.5, color=c, label=m)[0] for m, c in zip(METHODS, COLORS, strict=True)]
+    )
   fig_axes[0].legend(loc="lower right", fontsize=7)
   return lines
 
@@ -134,8 +160,10 @@ def _background(paths: dict, dpi: int):
   fig.tight_layout()
   fig.canvas.draw()
   background = np.asarray(fig.canvas.buffer_rgba()).copy()  # (H, W, 4)
-  pixels = {s: [ax.transData.transform(p) for p in paths[s]]  # display coordinates
-            for ax, s in zip(axes, SURFACES, strict=True)}
+  pixels = {
+    s: [ax.transData.transform(p) for p in paths[s]]  # display coordinates
+    for ax, s in zip(axes, SURFACES, strict=True)
+  }
   boxes = [Bbox(ax.bbox.get_points()) for ax in axes]
   return background, pixels, boxes
 

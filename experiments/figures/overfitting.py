@@ -31,11 +31,11 @@ from research.models import create
 NAME = "overfitting"
 TITLE = "Overfitting on 200 digits: train vs validation, early stopping, dropout, L2, augmentation"
 CAPTION = (
-    "A 2 x 256 ReLU MLP trained on 200 real digits. Without regularization the training loss "
-    "goes to zero while the validation loss reaches a minimum (the early-stopping point) and "
-    "rises again. L2 weight decay and shift augmentation shrink the final gap between "
-    "validation and training loss; dropout lowers the best validation loss (its network, too, "
-    "memorizes the 200 examples by the end)."
+  "A 2 x 256 ReLU MLP trained on 200 real digits. Without regularization the training loss "
+  "goes to zero while the validation loss reaches a minimum (the early-stopping point) and "
+  "rises again. L2 weight decay and shift augmentation shrink the final gap between "
+  "validation and training loss; dropout lowers the best validation loss (its network, too, "
+  "memorizes the 200 examples by the end)."
 )
 
 VARIANTS = ("baseline", "dropout", "l2", "augmentation")
@@ -62,8 +62,10 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
 @functools.lru_cache
 def shift_batch(shift: int):
   """augment(key, image, label) -> the image shifted by up to `shift` pixels (one example)."""
+
   def apply(key, image, label):
     return augment.pad_and_crop(key, image, shift), label
+
   return apply
 
 
@@ -72,45 +74,82 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   sgd = optim.heavy_ball(config.learning_rate, config.momentum)
   runs = {}
   for variant in VARIANTS:
-    model = create("mlp", num_classes=10, depth=config.depth, width=config.width,
-                   activation="relu",
-                   dropout_rate=config.dropout_rate if variant == "dropout" else 0.0)
+    model = create(
+      "mlp",
+      num_classes=10,
+      depth=config.depth,
+      width=config.width,
+      activation="relu",
+      dropout_rate=config.dropout_rate if variant == "dropout" else 0.0,
+    )
     tx = optax.chain(optim.add_l2_penalty(config.weight_decay), sgd) if variant == "l2" else sgd
     runs[variant] = _fit.fit(
-        model, tx, train, val, batch_size=config.batch_size, steps=config.steps,
-        seed=config.seed, eval_every=config.eval_every,
-        augment=shift_batch(config.shift) if variant == "augmentation" else None)
+      model,
+      tx,
+      train,
+      val,
+      batch_size=config.batch_size,
+      steps=config.steps,
+      seed=config.seed,
+      eval_every=config.eval_every,
+      augment=shift_batch(config.shift) if variant == "augmentation" else None,
+    )
   base = runs["baseline"]
   best = int(np.argmin(base.val_loss))
   gap = {v: float(r.val_loss[-1] - r.train_loss[-1]) for v, r in runs.items()}
   acc_gap = {v: float(r.train_accuracy[-1] - r.val_accuracy[-1]) for v, r in runs.items()}
   checks = [
-      check_less("baseline: final training loss (fits the 200 examples)",
-                 float(base.train_loss[-1]), 0.01),
-      check_greater("baseline: final validation loss / its minimum (rises after the minimum)",
-                    float(base.val_loss[-1] / base.val_loss[best]), 1.1),
-      check("baseline: early-stopping step (argmin validation loss) before the last step",
-            int(base.eval_steps[best]), f"< {int(base.eval_steps[-1])}",
-            best < len(base.eval_steps) - 1),
+    check_less(
+      "baseline: final training loss (fits the 200 examples)", float(base.train_loss[-1]), 0.01
+    ),
+    check_greater(
+      "baseline: final validation loss / its minimum (rises after the minimum)",
+      float(base.val_loss[-1] / base.val_loss[best]),
+      1.1,
+    ),
+    check(
+      "baseline: early-stopping step (argmin validation loss) before the last step",
+      int(base.eval_steps[best]),
+      f"< {int(base.eval_steps[-1])}",
+      best < len(base.eval_steps) - 1,
+    ),
   ]
   for v in ("l2", "augmentation"):
-    checks.append(check_less(f"{v}: final gap (val loss - train loss) / baseline's",
-                             gap[v] / gap["baseline"], 0.9))
+    checks.append(
+      check_less(
+        f"{v}: final gap (val loss - train loss) / baseline's", gap[v] / gap["baseline"], 0.9
+      )
+    )
   # Dropout's network memorizes the 200 examples too by the last step, so its final gap is
   # within seed noise of the baseline's (ratio 0.93-1.29 over 6 seeds, mean 1.12); what it
   # changes robustly is the best model: its lowest validation loss is 0.74-0.96x the baseline's.
   best_loss = {v: float(np.min(r.val_loss)) for v, r in runs.items()}
-  checks.append(check_less("dropout: lowest validation loss / baseline's",
-                           best_loss["dropout"] / best_loss["baseline"], 0.9))
+  checks.append(
+    check_less(
+      "dropout: lowest validation loss / baseline's",
+      best_loss["dropout"] / best_loss["baseline"],
+      0.9,
+    )
+  )
   data = {
-      "dataset": name, "train_examples": int(len(train[0])), "steps": base.eval_steps.tolist(),
-      "early_stopping_step": int(base.eval_steps[best]),
-      "early_stopping_val_accuracy": float(base.val_accuracy[best]),
-      "loss_gap": gap, "accuracy_gap": acc_gap, "lowest_val_loss": best_loss,
-      "final_val_accuracy": {v: float(r.val_accuracy[-1]) for v, r in runs.items()},
-      "curves": {v: {"train_loss": r.train_loss.tolist(), "val_loss": r.val_loss.tolist(),
-                     "train_accuracy": r.train_accuracy.tolist(),
-                     "val_accuracy": r.val_accuracy.tolist()} for v, r in runs.items()},
+    "dataset": name,
+    "train_examples": int(len(train[0])),
+    "steps": base.eval_steps.tolist(),
+    "early_stopping_step": int(base.eval_steps[best]),
+    "early_stopping_val_accuracy": float(base.val_accuracy[best]),
+    "loss_gap": gap,
+    "accuracy_gap": acc_gap,
+    "lowest_val_loss": best_loss,
+    "final_val_accuracy": {v: float(r.val_accuracy[-1]) for v, r in runs.items()},
+    "curves": {
+      v: {
+        "train_loss": r.train_loss.tolist(),
+        "val_loss": r.val_loss.tolist(),
+        "train_accuracy": r.train_accuracy.tolist(),
+        "val_accuracy": r.val_accuracy.tolist(),
+      }
+      for v, r in runs.items()
+    },
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -123,26 +162,43 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax = axes[0]
   ax.plot(steps, base["train_loss"], label="training loss")
   ax.plot(steps, base["val_loss"], label="validation loss")
-  ax.axvline(d["early_stopping_step"], color="gray", ls=":",
-             label=f"early stopping (step {d['early_stopping_step']})")
-  ax.set(xlabel="SGD step", ylabel="loss", title=f"No regularization ({d['train_examples']} "
-         f"{d['dataset']} examples)", yscale="log")
+  ax.axvline(
+    d["early_stopping_step"],
+    color="gray",
+    ls=":",
+    label=f"early stopping (step {d['early_stopping_step']})",
+  )
+  ax.set(
+    xlabel="SGD step",
+    ylabel="loss",
+    title=f"No regularization ({d['train_examples']} {d['dataset']} examples)",
+    yscale="log",
+  )
   ax.legend(fontsize=8)
   ax = axes[1]
   for i, v in enumerate(VARIANTS):
     c = d["curves"][v]
     ax.plot(steps, c["train_loss"], "--", color=f"C{i}")
     ax.plot(steps, c["val_loss"], "-", color=f"C{i}", label=v)
-  ax.set(xlabel="SGD step", ylabel="loss (dashed: training, solid: validation)",
-         title="Training vs validation loss", yscale="log")
+  ax.set(
+    xlabel="SGD step",
+    ylabel="loss (dashed: training, solid: validation)",
+    title="Training vs validation loss",
+    yscale="log",
+  )
   ax.legend(fontsize=8)
   ax = axes[2]
   x = np.arange(len(VARIANTS))
   ax.bar(x - 0.2, [d["loss_gap"][v] for v in VARIANTS], 0.4, label="val loss - train loss")
   ax.bar(x + 0.2, [d["accuracy_gap"][v] for v in VARIANTS], 0.4, label="train acc - val acc")
   for i, v in enumerate(VARIANTS):
-    ax.text(i, max(d["loss_gap"][v], d["accuracy_gap"][v]) + 0.01,
-            f"val acc {d['final_val_accuracy'][v]:.3f}", ha="center", fontsize=8)
+    ax.text(
+      i,
+      max(d["loss_gap"][v], d["accuracy_gap"][v]) + 0.01,
+      f"val acc {d['final_val_accuracy'][v]:.3f}",
+      ha="center",
+      fontsize=8,
+    )
   ax.set_xticks(x, VARIANTS)
   ax.set(ylabel="final generalization gap", title="Each remedy's train/validation gap")
   ax.legend(fontsize=8)

@@ -50,22 +50,22 @@ def beale(p: Array) -> Array:
   """Beale's function of p = (x, y), (2,) -> ():
   (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2; minimum 0 at (3, 0.5)."""
   x, y = p[0], p[1]
-  return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
-          + (2.625 - x + x * y ** 3) ** 2)
+  return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
 
 def double_well(p: Array) -> Array:
   """f(x, y) = x^2 / 2 + y^4 / 4 - y^2 / 2, (2,) -> (): a saddle at 0 (f = 0), minima -1/4 at
   (0, +-1); the ridge y = 0 leads into the saddle."""
   x, y = p[0], p[1]
-  return 0.5 * x ** 2 + 0.25 * y ** 4 - 0.5 * y ** 2
+  return 0.5 * x**2 + 0.25 * y**4 - 0.5 * y**2
 
 
 # ------------------------------------------------------------------------ logistic regression
 
 
-def logistic_data(num_points: int, dim: int, seed: int,
-                  signal: float | None = 2.0) -> tuple[Array, Array]:
+def logistic_data(
+  num_points: int, dim: int, seed: int, signal: float | None = 2.0
+) -> tuple[Array, Array]:
   """A random logistic-regression data set: x (N, d) ~ N(0, I), labels y (N,) in {-1, +1}.
 
   P(y_i = 1) = sigmoid(<x_i, w_true>) with w_true ~ N(0, I) scaled by signal / sqrt(d) (so
@@ -81,8 +81,9 @@ def logistic_data(num_points: int, dim: int, seed: int,
   return jnp.asarray(x), jnp.asarray(y)
 
 
-def logistic_train_val(num_points: int, dim: int, seed: int
-                       ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
+def logistic_train_val(
+  num_points: int, dim: int, seed: int
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
   """((x_train, y_train), (x_val, y_val)): N training and N validation points of one
   `logistic_data(2 N, dim, seed)` draw."""
   x, y = logistic_data(2 * num_points, dim, seed)

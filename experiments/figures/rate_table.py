@@ -25,10 +25,11 @@ from experiments.figures.common import FigureResult, check, check_close
 NAME = "rate_table"
 TITLE = "The rate table (smooth / strongly convex x GD / NAG), fitted vs theory"
 CAPTION = (
-    "Iterations to reach (f - f*)/(f_0 - f*) <= 1e-8 against kappa on log-log axes (left) and "
-    "the per-step exponent -log(rho) against kappa (right), for GD (eta = 1/L) and NAG "
-    "(beta = (sqrt(kappa)-1)/(sqrt(kappa)+1)). The lecture's table, regenerated from these "
-    "fits and from the smooth-case slopes of `convergence_rates`:")
+  "Iterations to reach (f - f*)/(f_0 - f*) <= 1e-8 against kappa on log-log axes (left) and "
+  "the per-step exponent -log(rho) against kappa (right), for GD (eta = 1/L) and NAG "
+  "(beta = (sqrt(kappa)-1)/(sqrt(kappa)+1)). The lecture's table, regenerated from these "
+  "fits and from the smooth-case slopes of `convergence_rates`:"
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -41,15 +42,18 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.smooth_steps = 2000
   c.fit_from = 30
   return common.sized(
-      size, c,
-      test={"kappas": (10.0, 100.0, 1000.0), "smooth_steps": 1000},
-      full={"kappas": (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0),
-            "smooth_steps": 10000})
+    size,
+    c,
+    test={"kappas": (10.0, 100.0, 1000.0), "smooth_steps": 1000},
+    full={"kappas": (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0), "smooth_steps": 10000},
+  )
 
 
 def _table(rows: list[tuple[str, str, str, str, str]]) -> str:
-  lines = ["| class of function | method | theory | fitted | measured quantity |",
-           "|---|---|---|---|---|"]
+  lines = [
+    "| class of function | method | theory | fitted | measured quantity |",
+    "|---|---|---|---|---|",
+  ]
   lines += ["| " + " | ".join(r) + " |" for r in rows]
   return "\n".join(lines)
 
@@ -71,32 +75,66 @@ def run(config) -> FigureResult:
   s_gd, s_nag = U.loglog_slope(kappas, iters["gd"]), U.loglog_slope(kappas, iters["nag"])
   c_gd = -kappas * np.log(rates["gd"])
   c_nag = -np.sqrt(kappas) * np.log(rates["nag"])
-  table = _table([
+  table = _table(
+    [
       ("smooth", "GD", "O(1/T): exponent -1", f"{p_gd:.3f}", "slope of log(f - f*) vs log T"),
-      ("smooth", "NAG", "O(1/T^2): exponent -2", f"{p_nag:.3f}",
-       "slope of log(f - f*) vs log T"),
-      ("smooth & strongly convex", "GD", "O(exp(-T/kappa)): T_eps ~ kappa^1", f"{s_gd:.3f}",
-       f"slope of log T_eps vs log kappa, kappa in {kappas.min():g}..{kappas.max():g}"),
-      ("smooth & strongly convex", "NAG", "O(exp(-T/sqrt(kappa))): T_eps ~ kappa^0.5",
-       f"{s_nag:.3f}", "slope of log T_eps vs log kappa"),
-      ("smooth & strongly convex", "GD", "c = -kappa log(rho) >= 1",
-       ", ".join(f"{c:.2f}" for c in c_gd), "per kappa"),
-      ("smooth & strongly convex", "NAG", "c = -sqrt(kappa) log(rho) >= 1",
-       ", ".join(f"{c:.2f}" for c in c_nag), "per kappa"),
-  ])
+      ("smooth", "NAG", "O(1/T^2): exponent -2", f"{p_nag:.3f}", "slope of log(f - f*) vs log T"),
+      (
+        "smooth & strongly convex",
+        "GD",
+        "O(exp(-T/kappa)): T_eps ~ kappa^1",
+        f"{s_gd:.3f}",
+        f"slope of log T_eps vs log kappa, kappa in {kappas.min():g}..{kappas.max():g}",
+      ),
+      (
+        "smooth & strongly convex",
+        "NAG",
+        "O(exp(-T/sqrt(kappa))): T_eps ~ kappa^0.5",
+        f"{s_nag:.3f}",
+        "slope of log T_eps vs log kappa",
+      ),
+      (
+        "smooth & strongly convex",
+        "GD",
+        "c = -kappa log(rho) >= 1",
+        ", ".join(f"{c:.2f}" for c in c_gd),
+        "per kappa",
+      ),
+      (
+        "smooth & strongly convex",
+        "NAG",
+        "c = -sqrt(kappa) log(rho) >= 1",
+        ", ".join(f"{c:.2f}" for c in c_nag),
+        "per kappa",
+      ),
+    ]
+  )
   checks = [
-      check_close("smooth, GD: fitted exponent of T", p_gd, -1.0, rtol=0.1),
-      check_close("smooth, NAG: fitted exponent of T", p_nag, -2.0, rtol=0.1),
-      check_close("strongly convex, GD: slope of log T_eps vs log kappa", s_gd, 1.0, rtol=0.15),
-      check_close("strongly convex, NAG: slope of log T_eps vs log kappa", s_nag, 0.5, rtol=0.2),
-      check("strongly convex: min over kappa of c_GD and c_NAG (bounds need >= 1)",
-            [float(c_gd.min()), float(c_nag.min())], ">= 1 each",
-            c_gd.min() >= 1.0 and c_nag.min() >= 1.0),
+    check_close("smooth, GD: fitted exponent of T", p_gd, -1.0, rtol=0.1),
+    check_close("smooth, NAG: fitted exponent of T", p_nag, -2.0, rtol=0.1),
+    check_close("strongly convex, GD: slope of log T_eps vs log kappa", s_gd, 1.0, rtol=0.15),
+    check_close("strongly convex, NAG: slope of log T_eps vs log kappa", s_nag, 0.5, rtol=0.2),
+    check(
+      "strongly convex: min over kappa of c_GD and c_NAG (bounds need >= 1)",
+      [float(c_gd.min()), float(c_nag.min())],
+      ">= 1 each",
+      c_gd.min() >= 1.0 and c_nag.min() >= 1.0,
+    ),
   ]
-  data = {"table": table, "kappas": kappas, "iterations_gd": iters["gd"],
-          "iterations_nag": iters["nag"], "rates_gd": rates["gd"], "rates_nag": rates["nag"],
-          "smooth_exponent_gd": p_gd, "smooth_exponent_nag": p_nag,
-          "kappa_slope_gd": s_gd, "kappa_slope_nag": s_nag, "c_gd": c_gd, "c_nag": c_nag}
+  data = {
+    "table": table,
+    "kappas": kappas,
+    "iterations_gd": iters["gd"],
+    "iterations_nag": iters["nag"],
+    "rates_gd": rates["gd"],
+    "rates_nag": rates["nag"],
+    "smooth_exponent_gd": p_gd,
+    "smooth_exponent_nag": p_nag,
+    "kappa_slope_gd": s_gd,
+    "kappa_slope_nag": s_nag,
+    "c_gd": c_gd,
+    "c_nag": c_nag,
+  }
   return FigureResult(NAME, TITLE, CAPTION + "\n\n" + table, checks, data)
 
 
@@ -107,10 +145,16 @@ def plot(result: FigureResult, out_dir) -> list:
   ax = axes[0]
   for m, lab, slope in (("gd", "GD", d["kappa_slope_gd"]), ("nag", "NAG", d["kappa_slope_nag"])):
     ax.loglog(kappas, d[f"iterations_{m}"], "o-", label=f"{lab}: T ~ $\\kappa^{{{slope:.2f}}}$")
-  ax.loglog(kappas, kappas * d["iterations_gd"][0] / kappas[0], "k--", lw=0.8,
-            label="$\\propto \\kappa$")
-  ax.loglog(kappas, np.sqrt(kappas / kappas[0]) * d["iterations_nag"][0], "k:", lw=0.8,
-            label="$\\propto \\sqrt{\\kappa}$")
+  ax.loglog(
+    kappas, kappas * d["iterations_gd"][0] / kappas[0], "k--", lw=0.8, label="$\\propto \\kappa$"
+  )
+  ax.loglog(
+    kappas,
+    np.sqrt(kappas / kappas[0]) * d["iterations_nag"][0],
+    "k:",
+    lw=0.8,
+    label="$\\propto \\sqrt{\\kappa}$",
+  )
   ax.set_xlabel("condition number $\\kappa = L/\\mu$")
   ax.set_ylabel("iterations to $(f - f^*)/(f_0 - f^*) \\leq 10^{-8}$")
   ax.set_title("strongly convex: GD $O(\\kappa)$ vs NAG $O(\\sqrt{\\kappa})$ iterations")
@@ -119,11 +163,19 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.loglog(kappas, -np.log(d["rates_gd"]), "o-", label="GD: $-\\log \\rho$")
   ax.loglog(kappas, -np.log(d["rates_nag"]), "o-", label="NAG: $-\\log \\rho$")
   ax.loglog(kappas, 1 / kappas, "k--", lw=0.8, label="bound $1/\\kappa$ (exp(-T/$\\kappa$))")
-  ax.loglog(kappas, 1 / np.sqrt(kappas), "k:", lw=0.8,
-            label="bound $1/\\sqrt{\\kappa}$ (exp(-T/$\\sqrt{\\kappa}$))")
+  ax.loglog(
+    kappas,
+    1 / np.sqrt(kappas),
+    "k:",
+    lw=0.8,
+    label="bound $1/\\sqrt{\\kappa}$ (exp(-T/$\\sqrt{\\kappa}$))",
+  )
   ax.set_xlabel("condition number $\\kappa$")
   ax.set_ylabel("per-step exponent $-\\log \\rho$")
-  ax.set_title(f"per-step exponent (smooth-case T-exponents: GD {d['smooth_exponent_gd']:.2f}, "
-               f"NAG {d['smooth_exponent_nag']:.2f})", fontsize=10)
+  ax.set_title(
+    f"per-step exponent (smooth-case T-exponents: GD {d['smooth_exponent_gd']:.2f}, "
+    f"NAG {d['smooth_exponent_nag']:.2f})",
+    fontsize=10,
+  )
   ax.legend(fontsize=8)
   return [common.save_figure(fig, out_dir, NAME)]

@@ -37,11 +37,11 @@ from research import optim
 NAME = "relu_vs_tanh_cnn"
 TITLE = "ReLU vs tanh (Krizhevsky et al. Fig. 1): steps of a 4-layer CNN to a fixed training error"
 CAPTION = (
-    "Training error of the same 4-layer CNN with ReLU and with tanh units (SGD, momentum 0.9, the "
-    "fastest learning rate of a grid for each). On raw intensities minus the mean (AlexNet's input)"
-    " tanh saturates and needs several times more steps to reach the threshold than ReLU; with "
-    "standardized inputs (dashed, --full only) the gap closes: the advantage is that ReLU does "
-    "not saturate."
+  "Training error of the same 4-layer CNN with ReLU and with tanh units (SGD, momentum 0.9, the "
+  "fastest learning rate of a grid for each). On raw intensities minus the mean (AlexNet's input)"
+  " tanh saturates and needs several times more steps to reach the threshold than ReLU; with "
+  "standardized inputs (dashed, --full only) the gap closes: the advantage is that ReLU does "
+  "not saturate."
 )
 
 ACTIVATIONS = ("relu", "tanh")
@@ -65,13 +65,25 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.lr_grid = ml_collections.ConfigDict({"paper": (3e-4, 1e-3)})
   config.seed = 0
   return common.sized(
-      size, config,
-      test={"steps": 40, "eval_every": 20, "eval_size": 128, "width": 4,
-            "lr_grid": {"paper": (3e-4,), "standardized": (0.1,)}},
-      full={"dataset": "cifar10", "width": 64, "batch_size": 128, "steps": 20_000,
-            "eval_every": 100, "eval_size": 10_000,
-            "lr_grid": {"paper": (1e-5, 3e-5, 1e-4, 3e-4),
-                        "standardized": (0.01, 0.03, 0.1)}})
+    size,
+    config,
+    test={
+      "steps": 40,
+      "eval_every": 20,
+      "eval_size": 128,
+      "width": 4,
+      "lr_grid": {"paper": (3e-4,), "standardized": (0.1,)},
+    },
+    full={
+      "dataset": "cifar10",
+      "width": 64,
+      "batch_size": 128,
+      "steps": 20_000,
+      "eval_every": 100,
+      "eval_size": 10_000,
+      "lr_grid": {"paper": (1e-5, 3e-5, 1e-4, 3e-4), "standardized": (0.01, 0.03, 0.1)},
+    },
+  )
 
 
 def scale_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str) -> np.ndarray:
@@ -91,7 +103,8 @@ def steps_to(steps: np.ndarray, error: np.ndarray, threshold: float) -> int | No
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   name, (x_train, y_train), (x_val, y_val) = _fit.load_data(
-      config.dataset, max_train=config.max_train, seed=config.seed)
+    config.dataset, max_train=config.max_train, seed=config.seed
+  )
   num_classes = int(y_train.max()) + 1
   mean = x_train.mean(axis=(0, 1, 2))
   std = x_train.std(axis=(0, 1, 2))
@@ -99,22 +112,30 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   for scaling, grid in config.lr_grid.items():
     train = (scale_inputs(x_train, mean, std, scaling), y_train)
     # the held-out curve is recorded, not checked: its first eval_size examples suffice
-    val = (scale_inputs(x_val[:config.eval_size], mean, std, scaling), y_val[:config.eval_size])
+    val = (scale_inputs(x_val[: config.eval_size], mean, std, scaling), y_val[: config.eval_size])
     entry = {}
     for act in ACTIVATIONS:
       model = SmallCNN(num_classes, act, config.width)
       runs = []
       for lr in grid:
-        out = _fit.fit(model, optim.heavy_ball(lr, 0.9), train, val,
-                       batch_size=config.batch_size, steps=config.steps, seed=config.seed,
-                       eval_every=config.eval_every, eval_size=config.eval_size)
+        out = _fit.fit(
+          model,
+          optim.heavy_ball(lr, 0.9),
+          train,
+          val,
+          batch_size=config.batch_size,
+          steps=config.steps,
+          seed=config.seed,
+          eval_every=config.eval_every,
+          eval_size=config.eval_size,
+        )
         error = 1.0 - out.train_accuracy
         hit = steps_to(out.eval_steps, error, config.threshold)
-        runs.append({"learning_rate": lr, "steps_to_threshold": hit,
-                     "train_error": error.tolist()})
+        runs.append({"learning_rate": lr, "steps_to_threshold": hit, "train_error": error.tolist()})
       # fastest: fewest steps to the threshold, ties (or no hit) broken by the final error
-      best = min(runs, key=lambda r: (r["steps_to_threshold"] or config.steps + 1,
-                                      r["train_error"][-1]))
+      best = min(
+        runs, key=lambda r: (r["steps_to_threshold"] or config.steps + 1, r["train_error"][-1])
+      )
       entry[act] = {"best": best, "grid": runs}
     entry["eval_steps"] = out.eval_steps.tolist()
     data["scalings"][scaling] = entry
@@ -132,8 +153,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   data["ratio"] = {s: ratio(s)[0] for s in config.lr_grid}
   data["ratio_note"] = {s: ratio(s)[1] for s in config.lr_grid}
   checks = [
-      check(f"paper input scaling: steps to {config.threshold:.0%} training error, tanh / ReLU "
-            f"({how})", paper, ">= 2 (paper: about 6)", bool(np.isfinite(paper) and paper >= 2)),
+    check(
+      f"paper input scaling: steps to {config.threshold:.0%} training error, tanh / ReLU ({how})",
+      paper,
+      ">= 2 (paper: about 6)",
+      bool(np.isfinite(paper) and paper >= 2),
+    ),
   ]
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -158,7 +183,10 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   ax.set_ylim(0, 1)
   r = data["ratio"]["paper"]
   bound = ">=" if data["ratio_note"]["paper"].startswith(">=") else "="
-  ax.set_title(f"4-layer CNN on {data['dataset']}: tanh/ReLU steps to "
-               f"{data['threshold']:.0%} {bound} {r:.1f}x (paper inputs)", fontsize=10)
+  ax.set_title(
+    f"4-layer CNN on {data['dataset']}: tanh/ReLU steps to "
+    f"{data['threshold']:.0%} {bound} {r:.1f}x (paper inputs)",
+    fontsize=10,
+  )
   ax.legend(fontsize=8)
   return [common.save_figure(fig, out_dir, NAME)]

@@ -28,10 +28,10 @@ from research.models import count_params, create
 NAME = "residual_vs_plain"
 TITLE = "Plain vs residual nets (He et al. 2016 Fig. 6): deeper plain nets train worse"
 CAPTION = (
-    "Training error of plain and residual CIFAR-style networks (6n+2 layers, BatchNorm, He init) "
-    "at two depths. Adding layers to the plain net raises its training error (degradation, not "
-    "overfitting); the residual net of the same depth trains at least as well as the plain one. "
-    "Thin lines: seeds; thick: their mean."
+  "Training error of plain and residual CIFAR-style networks (6n+2 layers, BatchNorm, He init) "
+  "at two depths. Adding layers to the plain net raises its training error (degradation, not "
+  "overfitting); the residual net of the same depth trains at least as well as the plain one. "
+  "Thin lines: seeds; thick: their mean."
 )
 
 
@@ -51,14 +51,23 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.augment = False
   config.tail = 3
   return common.sized(
-      size, config,
-      test={"depths": (8, 14), "widths": (4, 8, 8), "steps": 20, "eval_every": 10,
-            "eval_size": 256},
-      # the paper's recipe (He et al. 2016 Sec. 4.2) on CIFAR-10, for accelerators
-      full={"dataset": "cifar10", "depths": (20, 56), "widths": (16, 32, 64),
-            "batch_size": 128, "steps": 64_000, "boundaries": (32_000, 48_000),
-            "weight_decay": 1e-4, "eval_every": 1000, "eval_size": 10_000,
-            "augment": True})
+    size,
+    config,
+    test={"depths": (8, 14), "widths": (4, 8, 8), "steps": 20, "eval_every": 10, "eval_size": 256},
+    # the paper's recipe (He et al. 2016 Sec. 4.2) on CIFAR-10, for accelerators
+    full={
+      "dataset": "cifar10",
+      "depths": (20, 56),
+      "widths": (16, 32, 64),
+      "batch_size": 128,
+      "steps": 64_000,
+      "boundaries": (32_000, 48_000),
+      "weight_decay": 1e-4,
+      "eval_every": 1000,
+      "eval_size": 10_000,
+      "augment": True,
+    },
+  )
 
 
 def _optimizer(config):
@@ -84,30 +93,48 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   for kind in ("plain", "resnet"):
     for depth in config.depths:
       key = f"{kind}{depth}"
-      model = create(f"{kind}20", num_classes=num_classes, depth=depth,
-                     widths=tuple(config.widths))
+      model = create(f"{kind}20", num_classes=num_classes, depth=depth, widths=tuple(config.widths))
       errors = []
       for seed in config.seeds:
-        out = _fit.fit(model, _optimizer(config), train, val, batch_size=config.batch_size,
-                       steps=config.steps, seed=seed, eval_every=config.eval_every,
-                       eval_size=config.eval_size, augment=_augment(config))
+        out = _fit.fit(
+          model,
+          _optimizer(config),
+          train,
+          val,
+          batch_size=config.batch_size,
+          steps=config.steps,
+          seed=seed,
+          eval_every=config.eval_every,
+          eval_size=config.eval_size,
+          augment=_augment(config),
+        )
         errors.append(1.0 - out.train_accuracy)
         params[key] = count_params(out.variables["params"])
       curves[key] = np.asarray(errors)
       steps = out.eval_steps
-  final = {k: float(v[:, -config.tail:].mean()) for k, v in curves.items()}
+  final = {k: float(v[:, -config.tail :].mean()) for k, v in curves.items()}
   shallow, deep = config.depths
   checks = [
-      check_greater(f"final training error plain-{deep} - plain-{shallow} (degradation)",
-                    final[f"plain{deep}"] - final[f"plain{shallow}"], 0.0),
-      check_greater(f"final training error plain-{deep} - resnet-{deep} (residual fixes it)",
-                    final[f"plain{deep}"] - final[f"resnet{deep}"], -1e-12),
+    check_greater(
+      f"final training error plain-{deep} - plain-{shallow} (degradation)",
+      final[f"plain{deep}"] - final[f"plain{shallow}"],
+      0.0,
+    ),
+    check_greater(
+      f"final training error plain-{deep} - resnet-{deep} (residual fixes it)",
+      final[f"plain{deep}"] - final[f"resnet{deep}"],
+      -1e-12,
+    ),
   ]
   data = {
-      "dataset": name, "depths": list(config.depths), "widths": list(config.widths),
-      "steps": steps.tolist(), "seeds": list(config.seeds),
-      "train_error": {k: v.tolist() for k, v in curves.items()},
-      "final_train_error": final, "num_params": params,
+    "dataset": name,
+    "depths": list(config.depths),
+    "widths": list(config.widths),
+    "steps": steps.tolist(),
+    "seeds": list(config.seeds),
+    "train_error": {k: v.tolist() for k, v in curves.items()},
+    "final_train_error": final,
+    "num_params": params,
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
@@ -116,15 +143,21 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   data = result.data
   shallow, deep = data["depths"]
   fig, axes = common.subplots(1, 2, figsize=(10, 4), sharey=True)
-  for ax, kind, title in zip(axes, ("plain", "resnet"), ("plain networks", "residual networks"),
-                             strict=True):
+  for ax, kind, title in zip(
+    axes, ("plain", "resnet"), ("plain networks", "residual networks"), strict=True
+  ):
     for depth, color in ((shallow, "tab:orange"), (deep, "tab:red")):
       err = np.asarray(data["train_error"][f"{kind}{depth}"])
       for run in err:
         ax.plot(data["steps"], run, color=color, lw=0.6, alpha=0.4)
-      ax.plot(data["steps"], err.mean(0), color=color, lw=2,
-              label=f"{kind}-{depth} ({data['num_params'][f'{kind}{depth}']:,} params): "
-                    f"{data['final_train_error'][f'{kind}{depth}']:.3f}")
+      ax.plot(
+        data["steps"],
+        err.mean(0),
+        color=color,
+        lw=2,
+        label=f"{kind}-{depth} ({data['num_params'][f'{kind}{depth}']:,} params): "
+        f"{data['final_train_error'][f'{kind}{depth}']:.3f}",
+      )
     ax.set_title(f"{title} on {data['dataset']}, widths {data['widths']}", fontsize=10)
     ax.set_xlabel("training step")
     ax.set_yscale("symlog", linthresh=0.01)

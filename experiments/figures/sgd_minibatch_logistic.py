@@ -26,11 +26,12 @@ from research import optim
 NAME = "sgd_minibatch_logistic"
 TITLE = "GD vs SGD vs mini-batch SGD on logistic regression (20 dims, 10^4 points)"
 CAPTION = (
-    "Logistic regression, d = 20, N = 10^4, fixed eta. f - f* against epochs (data passes) and "
-    "against updates: per epoch, small batches make more progress; per update, large batches "
-    "(and GD) do. Right: the variance of the mini-batch gradient against b (fitted exponent, "
-    "lecture: 1/b; without replacement it is smaller by (N - b)/(N - 1)). SGD with a constant "
-    "eta stalls at a noise floor; eta_k = eta_0 / (1 + k/N) keeps decreasing.")
+  "Logistic regression, d = 20, N = 10^4, fixed eta. f - f* against epochs (data passes) and "
+  "against updates: per epoch, small batches make more progress; per update, large batches "
+  "(and GD) do. Right: the variance of the mini-batch gradient against b (fitted exponent, "
+  "lecture: 1/b; without replacement it is smaller by (N - b)/(N - 1)). SGD with a constant "
+  "eta stalls at a noise floor; eta_k = eta_0 / (1 + k/N) keeps decreasing."
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -44,13 +45,19 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.batch_sizes = (1, 10, 100, 1000, 10_000)
   c.variance_batch_sizes = (1, 4, 16, 64, 256, 1024)
   c.variance_draws = 4000
-  c.loose_gap = 0.1           # epochs to reach f - f* <= this are compared across b
+  c.loose_gap = 0.1  # epochs to reach f - f* <= this are compared across b
   c.seed = 0
   return common.sized(
-      size, c,
-      test={"num_points": 2000, "epochs": 3, "batch_sizes": (1, 10, 100, 2000),
-            "variance_draws": 2000},
-      full={"epochs": 30})
+    size,
+    c,
+    test={
+      "num_points": 2000,
+      "epochs": 3,
+      "batch_sizes": (1, 10, 100, 2000),
+      "variance_draws": 2000,
+    },
+    full={"epochs": 30},
+  )
 
 
 def epoch_indices(key, n: int, replacement: bool):
@@ -60,8 +67,9 @@ def epoch_indices(key, n: int, replacement: bool):
   return jax.random.permutation(key, n)
 
 
-def train(tx, x, y, l2, *, batch: int, epochs: int, evals_per_epoch: int, key,
-          replacement: bool = False):
+def train(
+  tx, x, y, l2, *, batch: int, epochs: int, evals_per_epoch: int, key, replacement: bool = False
+):
   """Mini-batch SGD with `tx`; returns f(w) at (epochs * evals + 1) points and the update count
   at each. Per epoch: N indices (a permutation, or N draws with replacement) cut into N/b
   batches. Jit the caller."""
@@ -84,7 +92,7 @@ def train(tx, x, y, l2, *, batch: int, epochs: int, evals_per_epoch: int, key,
 
   def epoch(carry, key):
     idx = epoch_indices(key, n, replacement)
-    idx = idx[:evals * steps_per_eval * batch].reshape(evals, steps_per_eval, batch)
+    idx = idx[: evals * steps_per_eval * batch].reshape(evals, steps_per_eval, batch)
     return jax.lax.scan(eval_block, carry, idx)
 
   w0 = jnp.zeros(x.shape[1], x.dtype)
@@ -98,7 +106,8 @@ def gradient_variances(x, y, w, l2, batch_sizes, draws: int, key):
   """E |g_B - g|^2 over `draws` mini-batches of each size b (g: the full gradient), sampled
   with and without replacement; and tr Cov of the per-example gradients. Jit the caller."""
   per_example = jax.vmap(jax.grad(problems.logistic_loss), in_axes=(None, 0, 0, None))(
-      w, x[:, None], y[:, None], l2)  # (N, d)
+    w, x[:, None], y[:, None], l2
+  )  # (N, d)
   full = per_example.mean(0)
   n = x.shape[0]
   trace_cov = jnp.sum(jnp.mean((per_example - full) ** 2, axis=0))
@@ -112,11 +121,11 @@ def gradient_variances(x, y, w, l2, batch_sizes, draws: int, key):
   k_with, k_without = jax.random.split(key)
   uniform = jax.random.randint(k_with, (draws, max(batch_sizes)), 0, n)
   num_perms = -(-draws * max(batch_sizes) // n)
-  perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_without,
-                                                                            num_perms))
+  perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_without, num_perms))
   with_rep = jnp.stack([variance(uniform[:, :b]) for b in batch_sizes])
-  without = jnp.stack([variance(perms[:, :(n // b) * b].reshape(-1, b)[:draws])
-                       for b in batch_sizes])
+  without = jnp.stack(
+    [variance(perms[:, : (n // b) * b].reshape(-1, b)[:draws]) for b in batch_sizes]
+  )
   return with_rep, without, trace_cov
 
 
@@ -131,15 +140,19 @@ def run(config) -> FigureResult:
     common = dict(epochs=c.epochs, evals_per_epoch=c.evals_per_epoch, key=key)
     curves = {}
     for b in c.batch_sizes:
-      curves[f"b={b}"] = jax.jit(lambda b=b: train(optim.sgd(c.eta), x, y, c.l2, batch=b,
-                                                   **common))()
-    curves["b=1, with replacement"] = jax.jit(lambda: train(
-        optim.sgd(c.eta), x, y, c.l2, batch=1, replacement=True, **common))()
+      curves[f"b={b}"] = jax.jit(
+        lambda b=b: train(optim.sgd(c.eta), x, y, c.l2, batch=b, **common)
+      )()
+    curves["b=1, with replacement"] = jax.jit(
+      lambda: train(optim.sgd(c.eta), x, y, c.l2, batch=1, replacement=True, **common)
+    )()
     decay = optim.inverse_time_decay(c.eta, 1.0 / c.num_points)
-    curves["b=1, eta_k = eta_0/(1 + k/N)"] = jax.jit(lambda: train(
-        optim.sgd(decay), x, y, c.l2, batch=1, **common))()
-    var_with, var_without, trace_cov = jax.jit(lambda: gradient_variances(
-        x, y, w_star, c.l2, c.variance_batch_sizes, c.variance_draws, key))()
+    curves["b=1, eta_k = eta_0/(1 + k/N)"] = jax.jit(
+      lambda: train(optim.sgd(decay), x, y, c.l2, batch=1, **common)
+    )()
+    var_with, var_without, trace_cov = jax.jit(
+      lambda: gradient_variances(x, y, w_star, c.l2, c.variance_batch_sizes, c.variance_draws, key)
+    )()
   curves = {k: (np.asarray(v) - f_star, np.asarray(u)) for k, (v, u) in curves.items()}
   bs = np.asarray(c.variance_batch_sizes, np.float64)
   var_with, var_without = np.asarray(var_with), np.asarray(var_without)
@@ -155,39 +168,77 @@ def run(config) -> FigureResult:
   reach = []
   for b in c.batch_sizes:
     hit = U.iterations_to(curves[f"b={b}"][0], c.loose_gap)
-    reach.append(float(curves[f"b={b}"][1][int(hit)] * b / c.num_points) if np.isfinite(hit)
-                 else float("inf"))
+    reach.append(
+      float(curves[f"b={b}"][1][int(hit)] * b / c.num_points) if np.isfinite(hit) else float("inf")
+    )
   with jax.enable_x64(True):
-    distinct = jax.jit(lambda: jnp.stack([
-        jnp.mean(jnp.zeros(c.num_points).at[epoch_indices(k, c.num_points, rep)].set(1.0))
-        for rep in (True, False) for k in jax.random.split(key, 4)]))()
+    distinct = jax.jit(
+      lambda: jnp.stack(
+        [
+          jnp.mean(jnp.zeros(c.num_points).at[epoch_indices(k, c.num_points, rep)].set(1.0))
+          for rep in (True, False)
+          for k in jax.random.split(key, 4)
+        ]
+      )
+    )()
   distinct = np.asarray(distinct).reshape(2, -1).mean(1)
   checks = [
-      check_close("mini-batch gradient variance vs b: fitted log-log exponent (with "
-                  "replacement)", slope, -1.0, rtol=0.1),
-      check_close("variance at b = 1 vs tr Cov(per-example gradients)", var_with[0], trace_cov,
-                  rtol=0.15),
-      check_close("without replacement at b = 1024: measured / (tr Cov / b (N-b)/(N-1))",
-                  float(var_without[-1] / theory_without[-1]), 1.0, rtol=0.15),
-      check(f"epochs to reach f - f* <= {c.loose_gap:g} for b = "
-            + ", ".join(str(b) for b in c.batch_sizes), reach,
-            "non-decreasing in b and b = 1 < GD (per epoch, small batches win early)",
-            all(a <= b for a, b in zip(reach, reach[1:], strict=False)) and reach[0] < reach[-1]),
-      check_less("1/k decay vs constant eta (b = 1): last-epoch mean f - f*, ratio",
-                 floor("b=1, eta_k = eta_0/(1 + k/N)") / floor(sgd), 0.5),
-      check("constant-eta SGD stalls: last-epoch f - f* over the previous epoch's",
-            floor(sgd) / float(np.mean(curves[sgd][0][-2 * last:-last])), "> 0.5 (a plateau)",
-            floor(sgd) / float(np.mean(curves[sgd][0][-2 * last:-last])) > 0.5),
-      check("share of the examples visited in one epoch: with vs without replacement",
-            np.round(distinct, 4), f"{1 - np.exp(-1):.4f} (1 - 1/e) vs 1",
-            abs(distinct[0] - (1 - np.exp(-1))) < 0.01 and distinct[1] == 1.0),
+    check_close(
+      "mini-batch gradient variance vs b: fitted log-log exponent (with replacement)",
+      slope,
+      -1.0,
+      rtol=0.1,
+    ),
+    check_close(
+      "variance at b = 1 vs tr Cov(per-example gradients)", var_with[0], trace_cov, rtol=0.15
+    ),
+    check_close(
+      "without replacement at b = 1024: measured / (tr Cov / b (N-b)/(N-1))",
+      float(var_without[-1] / theory_without[-1]),
+      1.0,
+      rtol=0.15,
+    ),
+    check(
+      f"epochs to reach f - f* <= {c.loose_gap:g} for b = "
+      + ", ".join(str(b) for b in c.batch_sizes),
+      reach,
+      "non-decreasing in b and b = 1 < GD (per epoch, small batches win early)",
+      all(a <= b for a, b in zip(reach, reach[1:], strict=False)) and reach[0] < reach[-1],
+    ),
+    check_less(
+      "1/k decay vs constant eta (b = 1): last-epoch mean f - f*, ratio",
+      floor("b=1, eta_k = eta_0/(1 + k/N)") / floor(sgd),
+      0.5,
+    ),
+    check(
+      "constant-eta SGD stalls: last-epoch f - f* over the previous epoch's",
+      floor(sgd) / float(np.mean(curves[sgd][0][-2 * last : -last])),
+      "> 0.5 (a plateau)",
+      floor(sgd) / float(np.mean(curves[sgd][0][-2 * last : -last])) > 0.5,
+    ),
+    check(
+      "share of the examples visited in one epoch: with vs without replacement",
+      np.round(distinct, 4),
+      f"{1 - np.exp(-1):.4f} (1 - 1/e) vs 1",
+      abs(distinct[0] - (1 - np.exp(-1))) < 0.01 and distinct[1] == 1.0,
+    ),
   ]
-  data = {"f_star": f_star, "variance_batch_sizes": bs, "variance_with_replacement": var_with,
-          "variance_without_replacement": var_without, "trace_cov": trace_cov,
-          "variance_exponent": slope, "last_epoch_gap": {k: floor(k) for k in curves},
-          "curves": {k: {"gap": v, "updates": u} for k, (v, u) in curves.items()},
-          "epochs_to_loose_gap": reach, "distinct_share": distinct, "epochs": c.epochs,
-          "evals_per_epoch": c.evals_per_epoch, "num_points": c.num_points, "gd_name": gd}
+  data = {
+    "f_star": f_star,
+    "variance_batch_sizes": bs,
+    "variance_with_replacement": var_with,
+    "variance_without_replacement": var_without,
+    "trace_cov": trace_cov,
+    "variance_exponent": slope,
+    "last_epoch_gap": {k: floor(k) for k in curves},
+    "curves": {k: {"gap": v, "updates": u} for k, (v, u) in curves.items()},
+    "epochs_to_loose_gap": reach,
+    "distinct_share": distinct,
+    "epochs": c.epochs,
+    "evals_per_epoch": c.evals_per_epoch,
+    "num_points": c.num_points,
+    "gd_name": gd,
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 
@@ -202,8 +253,7 @@ def plot(result: FigureResult, out_dir) -> list:
     style = "--" if "replacement" in name else (":" if "eta_k" in name else "-")
     epochs = updates * b / n
     axes[0].semilogy(epochs, gap, style, marker="." if b == n else None, label=label)
-    axes[1].loglog(np.maximum(updates, 1), gap, style, marker="." if b == n else None,
-                      label=label)
+    axes[1].loglog(np.maximum(updates, 1), gap, style, marker="." if b == n else None, label=label)
   axes[0].set_xlabel("epochs (per-example gradients / N)")
   axes[1].set_xlabel("updates (iterations)")
   for ax in axes[:2]:
@@ -213,8 +263,12 @@ def plot(result: FigureResult, out_dir) -> list:
   axes[1].set_title("loss vs updates")
   ax = axes[2]
   bs = np.asarray(d["variance_batch_sizes"])
-  ax.loglog(bs, d["variance_with_replacement"], "o-",
-            label=f"with replacement (slope {d['variance_exponent']:.2f})")
+  ax.loglog(
+    bs,
+    d["variance_with_replacement"],
+    "o-",
+    label=f"with replacement (slope {d['variance_exponent']:.2f})",
+  )
   ax.loglog(bs, d["variance_without_replacement"], "s-", label="without replacement")
   ax.loglog(bs, d["trace_cov"] / bs, "k--", lw=0.8, label="tr Cov / b")
   ax.set_xlabel("batch size b")

@@ -24,10 +24,11 @@ from research import optim
 NAME = "weight_decay_strong_convexity"
 TITLE = "Weight decay makes the problem strongly convex: sublinear GD becomes linear"
 CAPTION = (
-    "GD on f + alpha |x|^2 for a convex quadratic whose curvatures reach 1e-8 (not strongly "
-    "convex in practice). Without weight decay f - f* falls like 1/k (straight on log-log "
-    "axes, right); with alpha > 0 the gap f_alpha - f_alpha* falls linearly (straight on the "
-    "semilog axes, left) at a rate within the bound 1 - mu/L, mu = 2 alpha, L = 1 + 2 alpha.")
+  "GD on f + alpha |x|^2 for a convex quadratic whose curvatures reach 1e-8 (not strongly "
+  "convex in practice). Without weight decay f - f* falls like 1/k (straight on log-log "
+  "axes, right); with alpha > 0 the gap f_alpha - f_alpha* falls linearly (straight on the "
+  "semilog axes, left) at a rate within the bound 1 - mu/L, mu = 2 alpha, L = 1 + 2 alpha."
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -50,12 +51,12 @@ def _gaps(config) -> np.ndarray:
     f_alpha = lambda x: f(x) + alpha * jnp.sum(x * x)
     x_star = lam / (lam + 2 * alpha)
     tx = optax.chain(optim.add_l2_penalty(2 * alpha), optim.sgd(1.0 / (1.0 + 2 * alpha)))
-    trace = U.optimize(tx, f_alpha, x0, config.steps, grad_fn=lambda x, key: jax.grad(f)(x),
-                       key=jax.random.key(0))
+    trace = U.optimize(
+      tx, f_alpha, x0, config.steps, grad_fn=lambda x, key: jax.grad(f)(x), key=jax.random.key(0)
+    )
     return trace.values - f_alpha(x_star)
 
-  return np.stack([np.asarray(v) for v in jax.jit(
-      lambda: [one(a) for a in config.alphas])()])
+  return np.stack([np.asarray(v) for v in jax.jit(lambda: [one(a) for a in config.alphas])()])
 
 
 def run(config) -> FigureResult:
@@ -67,25 +68,44 @@ def run(config) -> FigureResult:
   bounds = np.asarray([1.0 - 2 * alpha / (1.0 + 2 * alpha) for alpha in config.alphas[1:]])
   # local semilog slopes of the unregularized run flatten out (sublinear): compare two windows
   n = config.steps
-  early = U.linear_rate(gaps[0, n // 10:n // 5], np.arange(n // 10, n // 5))
-  late = U.linear_rate(gaps[0, n // 2:], np.arange(n // 2, n + 1))
+  early = U.linear_rate(gaps[0, n // 10 : n // 5], np.arange(n // 10, n // 5))
+  late = U.linear_rate(gaps[0, n // 2 :], np.arange(n // 2, n + 1))
   checks = [
-      check_close("alpha = 0: fitted log-log slope of f - f* (sublinear O(1/k))", slope0, -1.0,
-                  rtol=0.1),
-      check("alpha = 0: local per-step factor, early vs late window (sublinear: it creeps to 1)",
-            [early, late], "early < late < 1", early < late < 1.0),
-      check("alpha > 0: fitted linear rates vs the bound 1 - mu/L = 1 - 2 alpha / (1 + 2 alpha)",
-            np.round(rates, 6), "each <= its bound " + str(np.round(bounds, 6)),
-            bool(np.all(rates <= bounds))),
-      check("alpha > 0: rates shrink as alpha grows (more strong convexity)", np.round(rates, 6),
-            "decreasing", bool(np.all(np.diff(rates) < 0))),
-      check("relative gap at the last step: alpha = 0 vs alpha = max",
-            [float(gaps[0, -1] / gaps[0, 0]), float(gaps[-1, -1] / gaps[-1, 0])],
-            "> 1e-6 vs < 1e-10",
-            gaps[0, -1] / gaps[0, 0] > 1e-6 and gaps[-1, -1] / gaps[-1, 0] < 1e-10),
+    check_close(
+      "alpha = 0: fitted log-log slope of f - f* (sublinear O(1/k))", slope0, -1.0, rtol=0.1
+    ),
+    check(
+      "alpha = 0: local per-step factor, early vs late window (sublinear: it creeps to 1)",
+      [early, late],
+      "early < late < 1",
+      early < late < 1.0,
+    ),
+    check(
+      "alpha > 0: fitted linear rates vs the bound 1 - mu/L = 1 - 2 alpha / (1 + 2 alpha)",
+      np.round(rates, 6),
+      "each <= its bound " + str(np.round(bounds, 6)),
+      bool(np.all(rates <= bounds)),
+    ),
+    check(
+      "alpha > 0: rates shrink as alpha grows (more strong convexity)",
+      np.round(rates, 6),
+      "decreasing",
+      bool(np.all(np.diff(rates) < 0)),
+    ),
+    check(
+      "relative gap at the last step: alpha = 0 vs alpha = max",
+      [float(gaps[0, -1] / gaps[0, 0]), float(gaps[-1, -1] / gaps[-1, 0])],
+      "> 1e-6 vs < 1e-10",
+      gaps[0, -1] / gaps[0, 0] > 1e-6 and gaps[-1, -1] / gaps[-1, 0] < 1e-10,
+    ),
   ]
-  data = {"alphas": list(config.alphas), "slope_alpha0": slope0, "rates": rates,
-          "bounds": bounds, "gaps": gaps}
+  data = {
+    "alphas": list(config.alphas),
+    "slope_alpha0": slope0,
+    "rates": rates,
+    "bounds": bounds,
+    "gaps": gaps,
+  }
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
 
 

@@ -26,11 +26,11 @@ from research.models import create, initializers
 NAME = "zero_init_symmetry"
 TITLE = "Zero / constant initialization: the hidden units stay identical"
 CAPTION = (
-    "A 2-hidden-layer sigmoid MLP trained on real digits from zero weights, constant 0.05 "
-    "weights and He-normal random weights. Under zero or constant initialization every hidden "
-    "unit's weight vector stays exactly equal to every other's (the largest difference between "
-    "units is 0), so each layer acts like one unit and the accuracy stays far below the randomly "
-    "initialized network's."
+  "A 2-hidden-layer sigmoid MLP trained on real digits from zero weights, constant 0.05 "
+  "weights and He-normal random weights. Under zero or constant initialization every hidden "
+  "unit's weight vector stays exactly equal to every other's (the largest difference between "
+  "units is 0), so each layer acts like one unit and the accuracy stays far below the randomly "
+  "initialized network's."
 )
 
 CASES = ("zeros", "constant_0.05", "he_normal")
@@ -67,14 +67,34 @@ def unit_spread(kernel: np.ndarray) -> float:
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   name, train, val = _fit.load_data(config.dataset, seed=config.seed)
-  data = {"dataset": name, "steps": None, "val_accuracy": {}, "train_loss": {},
-          "unit_spread": {}, "kernels": {}}
+  data = {
+    "dataset": name,
+    "steps": None,
+    "val_accuracy": {},
+    "train_loss": {},
+    "unit_spread": {},
+    "kernels": {},
+  }
   for case in CASES:
-    model = create("mlp", num_classes=10, depth=config.depth, width=config.width,
-                   activation="sigmoid", kernel_init=_kernel_init(case), bias_init="zeros")
-    result = _fit.fit(model, optim.sgd(config.learning_rate), train, val,
-                      batch_size=config.batch_size, steps=config.steps, seed=config.seed,
-                      eval_every=config.steps // 10)
+    model = create(
+      "mlp",
+      num_classes=10,
+      depth=config.depth,
+      width=config.width,
+      activation="sigmoid",
+      kernel_init=_kernel_init(case),
+      bias_init="zeros",
+    )
+    result = _fit.fit(
+      model,
+      optim.sgd(config.learning_rate),
+      train,
+      val,
+      batch_size=config.batch_size,
+      steps=config.steps,
+      seed=config.seed,
+      eval_every=config.steps // 10,
+    )
     params = result.variables["params"]
     kernels = [np.asarray(params[f"dense_{i}"]["kernel"]) for i in range(config.depth)]
     data["steps"] = result.eval_steps.tolist()
@@ -89,18 +109,33 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   spread = data["unit_spread"]
   acc = {c: data["val_accuracy"][c][-1] for c in CASES}
   checks = [
-      check("zero init: max difference between units' weights after training (per layer)",
-            spread["zeros"], f"<= {ROUNDOFF:g} (float32 round-off)",
-            all(s <= ROUNDOFF for s in spread["zeros"])),
-      check("constant 0.05 init: max difference between units' weights after training",
-            spread["constant_0.05"], f"<= {ROUNDOFF:g} (float32 round-off)",
-            all(s <= ROUNDOFF for s in spread["constant_0.05"])),
-      check_greater("constant 0.05 init: the weights did move (max change, not frozen)",
-                    data["moved"]["constant_0.05"], 1e-3),
-      check_greater("random He init: min over layers of the units' weight difference",
-                    min(spread["he_normal"]), 0.1),
-      check_greater("val accuracy: random init minus the better symmetric init",
-                    acc["he_normal"] - max(acc["zeros"], acc["constant_0.05"]), 0.3),
+    check(
+      "zero init: max difference between units' weights after training (per layer)",
+      spread["zeros"],
+      f"<= {ROUNDOFF:g} (float32 round-off)",
+      all(s <= ROUNDOFF for s in spread["zeros"]),
+    ),
+    check(
+      "constant 0.05 init: max difference between units' weights after training",
+      spread["constant_0.05"],
+      f"<= {ROUNDOFF:g} (float32 round-off)",
+      all(s <= ROUNDOFF for s in spread["constant_0.05"]),
+    ),
+    check_greater(
+      "constant 0.05 init: the weights did move (max change, not frozen)",
+      data["moved"]["constant_0.05"],
+      1e-3,
+    ),
+    check_greater(
+      "random He init: min over layers of the units' weight difference",
+      min(spread["he_normal"]),
+      0.1,
+    ),
+    check_greater(
+      "val accuracy: random init minus the better symmetric init",
+      acc["he_normal"] - max(acc["zeros"], acc["constant_0.05"]),
+      0.3,
+    ),
   ]
   data["final_val_accuracy"] = acc
   return FigureResult(NAME, TITLE, CAPTION, checks, data)
@@ -108,12 +143,16 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   d = result.data
-  fig, axes = common.subplots(1, 4, figsize=(18, 4.2), title=TITLE,
-                              gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
+  fig, axes = common.subplots(
+    1, 4, figsize=(18, 4.2), title=TITLE, gridspec_kw={"width_ratios": [1.3, 1, 1, 1]}
+  )
   ax = axes[0]
   for case in CASES:
-    ax.plot(d["steps"], d["val_accuracy"][case],
-            label=f"{case} (unit spread {d['unit_spread'][case][0]:.3g})")
+    ax.plot(
+      d["steps"],
+      d["val_accuracy"][case],
+      label=f"{case} (unit spread {d['unit_spread'][case][0]:.3g})",
+    )
   ax.set_xlabel("SGD step")
   ax.set_ylabel(f"validation accuracy ({d['dataset']})")
   ax.set_title("Training from symmetric vs random weights")
@@ -124,7 +163,10 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     im = ax.imshow(k, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xlabel("input pixel k")
     ax.set_ylabel("hidden unit i (layer 1)")
-    ax.set_title(f"{case}: W[:, i] after training" + (
-        f" - {INITIAL_VALUE[case]:g}" if INITIAL_VALUE.get(case) else ""), fontsize=10)
+    ax.set_title(
+      f"{case}: W[:, i] after training"
+      + (f" - {INITIAL_VALUE[case]:g}" if INITIAL_VALUE.get(case) else ""),
+      fontsize=10,
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
   return [common.save_figure(fig, out_dir, NAME)]

@@ -73,12 +73,15 @@ def pad_and_crop(key: jax.Array, image: jax.Array, padding: int = 4) -> jax.Arra
   return pad_and_crop_at(image, top, left, padding)
 
 
-def pad_and_crop_pair(key: jax.Array, image: jax.Array, mask: jax.Array, padding: int = 8,
-                      mask_fill: int = 0):
+def pad_and_crop_pair(
+  key: jax.Array, image: jax.Array, mask: jax.Array, padding: int = 8, mask_fill: int = 0
+):
   """The same random pad-and-crop of image (H, W, C) (zeros) and mask (H, W) (``mask_fill``)."""
   top, left = _random_shift(key, padding)
-  return (pad_and_crop_at(image, top, left, padding),
-          pad_and_crop_at(mask, top, left, padding, mask_fill))
+  return (
+    pad_and_crop_at(image, top, left, padding),
+    pad_and_crop_at(mask, top, left, padding, mask_fill),
+  )
 
 
 def pca_colour_noise(

@@ -203,7 +203,8 @@ DATASETS: dict[str, DatasetSpec] = {
       num_classes=10,
       image_shape=(28, 28, 1),
       prepare=(
-        "on Debian `apt-get install dataset-fashion-mnist`, or " + _IDX_PREPARE
+        "on Debian `apt-get install dataset-fashion-mnist`, or "
+        + _IDX_PREPARE
         + f" (that folder is ${FASHION_MNIST_DIR_ENV}, else {FASHION_MNIST_DEFAULT_DIR})"
       ),
     ),
@@ -251,8 +252,12 @@ def register(spec: DatasetSpec) -> DatasetSpec:
 
 
 def register_arrays(
-  name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], *, task: str = "classification",
-  num_classes: int | None = None, augmentation: str = "none",
+  name: str,
+  splits: dict[str, tuple[np.ndarray, np.ndarray]],
+  *,
+  task: str = "classification",
+  num_classes: int | None = None,
+  augmentation: str = "none",
 ) -> str:
   """Registers in-memory arrays as the dataset ``name`` of this process; returns ``name``.
 

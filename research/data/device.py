@@ -107,8 +107,9 @@ def check_stream(n: int, batch_size: int) -> None:
     )
 
 
-def advance(orders: EpochOrders, shuffle_key: jax.Array, step, batch_size: int, n: int
-            ) -> EpochOrders:
+def advance(
+  orders: EpochOrders, shuffle_key: jax.Array, step, batch_size: int, n: int
+) -> EpochOrders:
   """``orders`` moved to the epoch of step ``step``'s first example (recomputed only then)."""
   epoch, _ = stream_position(step, batch_size, n)
   return jax.lax.cond(
@@ -116,8 +117,7 @@ def advance(orders: EpochOrders, shuffle_key: jax.Array, step, batch_size: int, 
   )
 
 
-def batch_indices(orders: EpochOrders, step, rows: jax.Array, batch_size: int, n: int
-                  ) -> jax.Array:
+def batch_indices(orders: EpochOrders, step, rows: jax.Array, batch_size: int, n: int) -> jax.Array:
   """Indices into the split of the given ``rows`` (r,) of step ``step``'s batch of ``batch_size``.
 
   ``orders`` must be at the step's first epoch (:func:`advance`); rows past the epoch's end
@@ -191,9 +191,18 @@ def standardize(x: jax.Array, mean=None, std=None) -> jax.Array:
   return x if mean is None else (x - mean) / std
 
 
-def prepare(preset, keys: jax.Array, images: jax.Array, labels: jax.Array, *,
-            geometry: bool = True, mean=None, std=None, eigenvalues=None, eigenvectors=None
-            ) -> dict:
+def prepare(
+  preset,
+  keys: jax.Array,
+  images: jax.Array,
+  labels: jax.Array,
+  *,
+  geometry: bool = True,
+  mean=None,
+  std=None,
+  eigenvalues=None,
+  eigenvectors=None,
+) -> dict:
   """The training batch of gathered examples: augment, uint8 -> float, standardize.
 
   Args:
@@ -220,8 +229,17 @@ def prepare(preset, keys: jax.Array, images: jax.Array, labels: jax.Array, *,
   return {"image": x, "label": labels}
 
 
-def eval_batch(images: jax.Array, labels: jax.Array, first, rows: jax.Array, count, *,
-               crop: int | None = None, mean=None, std=None) -> dict:
+def eval_batch(
+  images: jax.Array,
+  labels: jax.Array,
+  first,
+  rows: jax.Array,
+  count,
+  *,
+  crop: int | None = None,
+  mean=None,
+  std=None,
+) -> dict:
   """Rows ``first + rows`` of an in-order pass over ``count`` examples, padded and masked.
 
   Rows at or past ``count`` repeat example 0 with ``mask`` 0, as the host pipeline pads its
@@ -231,5 +249,8 @@ def eval_batch(images: jax.Array, labels: jax.Array, first, rows: jax.Array, cou
   mask = (index < count).astype(jnp.float32)
   index = jnp.where(index < count, index, 0)
   x = central_crop(images[index], crop)
-  return {"image": standardize(to_float(x), mean, std), "label": labels[index].astype(jnp.int32),
-          "mask": mask}
+  return {
+    "image": standardize(to_float(x), mean, std),
+    "label": labels[index].astype(jnp.int32),
+    "mask": mask,
+  }

@@ -31,17 +31,17 @@ import numpy as np
 
 STARDIST_VERSION = "0.9.2"
 FILES = {
-    "img2d.tif": "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",
-    "mask2d.tif": "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f",
+  "img2d.tif": "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",
+  "mask2d.tif": "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f",
 }
 _IN_WHEEL = "stardist/data/images/"
 CLASS_NAMES = ("background", "nucleus", "boundary")
 
 
 class NucleusImage(NamedTuple):
-  image: np.ndarray      # (512, 512) float32, percentile-normalized to about [0, 1]
+  image: np.ndarray  # (512, 512) float32, percentile-normalized to about [0, 1]
   instances: np.ndarray  # (512, 512) int32, 0 = background, k = k-th nucleus
-  source: str            # where the files were read from
+  source: str  # where the files were read from
 
 
 def cache_dir() -> pathlib.Path:
@@ -73,24 +73,40 @@ def _download_into(folder: pathlib.Path) -> None:
   The files are platform-independent, so one fixed wheel tag is asked for on every platform.
   """
   with tempfile.TemporaryDirectory() as tmp:
-    cmd = [sys.executable, "-m", "pip", "download", f"stardist=={STARDIST_VERSION}", "--no-deps",
-           "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version",
-           "3.11", "--quiet", "-d", tmp]
+    cmd = [
+      sys.executable,
+      "-m",
+      "pip",
+      "download",
+      f"stardist=={STARDIST_VERSION}",
+      "--no-deps",
+      "--only-binary=:all:",
+      "--platform",
+      "manylinux_2_28_x86_64",
+      "--python-version",
+      "3.11",
+      "--quiet",
+      "-d",
+      tmp,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheels = list(pathlib.Path(tmp).glob("stardist-*.whl"))
     if proc.returncode != 0 or not wheels:
       raise FileNotFoundError(
-          f"the stardist nucleus image is not in {folder} and `{' '.join(cmd[2:])}` failed "
-          f"(exit {proc.returncode}: {proc.stderr.strip()[-300:]}). Fix: run that command "
-          f"where PyPI is reachable and copy stardist/data/images/img2d.tif and mask2d.tif "
-          f"from the wheel (a zip file) into {folder}, or `pip install stardist`.")
+        f"the stardist nucleus image is not in {folder} and `{' '.join(cmd[2:])}` failed "
+        f"(exit {proc.returncode}: {proc.stderr.strip()[-300:]}). Fix: run that command "
+        f"where PyPI is reachable and copy stardist/data/images/img2d.tif and mask2d.tif "
+        f"from the wheel (a zip file) into {folder}, or `pip install stardist`."
+      )
     folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheels[0]) as wheel:
       for name in FILES:
         (folder / name).write_bytes(wheel.read(_IN_WHEEL + name))
   if not _valid(folder):
-    raise ValueError(f"the files extracted into {folder} do not match their SHA-256 digests "
-                     f"{FILES}; delete the folder and run again")
+    raise ValueError(
+      f"the files extracted into {folder} do not match their SHA-256 digests "
+      f"{FILES}; delete the folder and run again"
+    )
 
 
 def load_nucleus_image() -> NucleusImage:
@@ -125,7 +141,7 @@ def semantic_labels(instances: np.ndarray, boundary_width: int = 1) -> np.ndarra
   r = boundary_width
   for d in range(1, r + 1):
     for dy, dx in ((-d, 0), (d, 0), (0, -d), (0, d)):
-      boundary |= padded[r + dy:r + dy + h, r + dx:r + dx + w] != instances
+      boundary |= padded[r + dy : r + dy + h, r + dx : r + dx + w] != instances
   labels = (instances > 0).astype(np.int32)
   labels[boundary & (instances > 0)] = 2
   return labels
@@ -137,9 +153,13 @@ def tiles(array: np.ndarray, size: int, stride: int | None = None) -> np.ndarray
   h, w = array.shape[:2]
   if size > min(h, w):
     raise ValueError(f"tile size {size} exceeds the image size {h}x{w}; use a smaller tile")
-  return np.stack([array[y:y + size, x:x + size]
-                   for y in range(0, h - size + 1, stride)
-                   for x in range(0, w - size + 1, stride)])
+  return np.stack(
+    [
+      array[y : y + size, x : x + size]
+      for y in range(0, h - size + 1, stride)
+      for x in range(0, w - size + 1, stride)
+    ]
+  )
 
 
 def train_test_tiles(size: int = 64, train_fraction: float = 0.75, stride: int | None = None):
@@ -152,8 +172,10 @@ def train_test_tiles(size: int = 64, train_fraction: float = 0.75, stride: int |
   labels = semantic_labels(data.instances)
   cut = int(round(data.image.shape[1] * train_fraction / size)) * size
   if not 0 < cut < data.image.shape[1]:
-    raise ValueError(f"train_fraction={train_fraction} with tile size {size} leaves no "
-                     "training or no test columns; use a fraction nearer 0.5 or smaller tiles")
+    raise ValueError(
+      f"train_fraction={train_fraction} with tile size {size} leaves no "
+      "training or no test columns; use a fraction nearer 0.5 or smaller tiles"
+    )
   parts = []
   for cols, step in ((slice(0, cut), stride), (slice(cut, None), size)):
     image, label = data.image[:, cols], labels[:, cols]

@@ -196,9 +196,7 @@ def host_augmentation(preset: str, stats: datasets.ChannelStats | None = None) -
     return {**example, "image": image + shift}
 
   def segmentation(example, rng):
-    image, mask = host_pad_and_crop(
-      rng, example["image"], 8, example["label"], other_fill=1
-    )
+    image, mask = host_pad_and_crop(rng, example["image"], 8, example["label"], other_fill=1)
     image, mask = host_random_flip(rng, image, mask)
     return {**example, "image": image, "label": mask}
 

@@ -17,57 +17,58 @@ import flax.linen as nn
 
 from research.models import alexnet, densenet, fcn, initializers, layers, mlp, resnet
 from research.models.losses import (
-    accuracy,
-    confusion_iou,
-    confusion_matrix,
-    eval_metrics,
-    iou_from_confusion,
-    l1_penalty,
-    l2_penalty,
-    mean_iou,
-    multiclass_svm_loss,
-    softmax_cross_entropy,
-    top_k_accuracy,
+  accuracy,
+  confusion_iou,
+  confusion_matrix,
+  eval_metrics,
+  iou_from_confusion,
+  l1_penalty,
+  l2_penalty,
+  mean_iou,
+  multiclass_svm_loss,
+  softmax_cross_entropy,
+  top_k_accuracy,
 )
 
 __all__ = [
-    "MODELS",
-    "create",
-    "count_params",
-    "head_pattern",
-    "with_batch_axis",
-    "accuracy",
-    "confusion_iou",
-    "confusion_matrix",
-    "eval_metrics",
-    "iou_from_confusion",
-    "l1_penalty",
-    "l2_penalty",
-    "mean_iou",
-    "multiclass_svm_loss",
-    "softmax_cross_entropy",
-    "top_k_accuracy",
+  "MODELS",
+  "create",
+  "count_params",
+  "head_pattern",
+  "with_batch_axis",
+  "accuracy",
+  "confusion_iou",
+  "confusion_matrix",
+  "eval_metrics",
+  "iou_from_confusion",
+  "l1_penalty",
+  "l2_penalty",
+  "mean_iou",
+  "multiclass_svm_loss",
+  "softmax_cross_entropy",
+  "top_k_accuracy",
 ]
 
 # name -> constructor (a module class or a functools.partial of one).
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "linear": mlp.Linear,
-    "mlp": mlp.MLP,
-    "alexnet": alexnet.AlexNet,
-    "alexnet_cifar": alexnet.AlexNetCifar,
-    **{f"resnet{d}": functools.partial(resnet.CifarResNet, depth=d)
-       for d in (20, 32, 44, 56, 110)},
-    **{f"plain{d}": functools.partial(resnet.CifarResNet, depth=d, shortcut=False)
-       for d in (20, 32, 44, 56, 110)},
-    "resnet18": resnet.ResNet18,
-    "resnet34": resnet.ResNet34,
-    "resnet50": resnet.ResNet50,
-    "densenet_bc_100": densenet.DenseNetBC100,
-    "densenet121": densenet.DenseNet121,
-    "vgg16": fcn.VGG16,
-    "fcn32s": functools.partial(fcn.FCN, skips=()),
-    "fcn16s": functools.partial(fcn.FCN, skips=("pool4",)),
-    "fcn8s": functools.partial(fcn.FCN, skips=("pool4", "pool3")),
+  "linear": mlp.Linear,
+  "mlp": mlp.MLP,
+  "alexnet": alexnet.AlexNet,
+  "alexnet_cifar": alexnet.AlexNetCifar,
+  **{f"resnet{d}": functools.partial(resnet.CifarResNet, depth=d) for d in (20, 32, 44, 56, 110)},
+  **{
+    f"plain{d}": functools.partial(resnet.CifarResNet, depth=d, shortcut=False)
+    for d in (20, 32, 44, 56, 110)
+  },
+  "resnet18": resnet.ResNet18,
+  "resnet34": resnet.ResNet34,
+  "resnet50": resnet.ResNet50,
+  "densenet_bc_100": densenet.DenseNetBC100,
+  "densenet121": densenet.DenseNet121,
+  "vgg16": fcn.VGG16,
+  "fcn32s": functools.partial(fcn.FCN, skips=()),
+  "fcn16s": functools.partial(fcn.FCN, skips=("pool4",)),
+  "fcn8s": functools.partial(fcn.FCN, skips=("pool4", "pool3")),
 }
 
 
@@ -83,8 +84,9 @@ def _check_kwargs(name: str, kwargs: dict) -> None:
   fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   unknown = sorted(set(kwargs) - fields)
   if unknown:
-    raise ValueError(f"model {name!r} does not take {unknown}; its options are "
-                     f"{sorted(fields - {'num_classes'})}")
+    raise ValueError(
+      f"model {name!r} does not take {unknown}; its options are {sorted(fields - {'num_classes'})}"
+    )
   if "activation" in kwargs:
     layers.check_activation(kwargs["activation"], allow_maxout=name == "mlp")
   if "norm" in kwargs:

@@ -32,16 +32,22 @@ from research.models import initializers, layers
 Array = jax.Array
 
 
-def local_response_norm(a: Array, k: float = 2.0, n: int = 5, alpha: float = 1e-4,
-                        beta: float = 0.75) -> Array:
+def local_response_norm(
+  a: Array, k: float = 2.0, n: int = 5, alpha: float = 1e-4, beta: float = 0.75
+) -> Array:
   """b_i = a_i / (k + alpha sum_{j=max(0, i-n/2)}^{min(C-1, i+n/2)} a_j^2)^beta over channels.
 
   As in the paper, alpha multiplies the plain sum (not the mean) of the n neighbours' squares.
   """
   sq = jnp.square(a)
   window_sum = jax.lax.reduce_window(
-      sq, 0.0, jax.lax.add, (1,) * (a.ndim - 1) + (n,), (1,) * a.ndim,
-      [(0, 0)] * (a.ndim - 1) + [(n // 2, (n - 1) // 2)])
+    sq,
+    0.0,
+    jax.lax.add,
+    (1,) * (a.ndim - 1) + (n,),
+    (1,) * a.ndim,
+    [(0, 0)] * (a.ndim - 1) + [(n // 2, (n - 1) // 2)],
+  )
   return a / jnp.power(k + alpha * window_sum, beta)
 
 
@@ -86,13 +92,20 @@ class AlexNet(nn.Module):
   def __call__(self, x: Array, train: bool = False) -> Array:
     kinit = initializers.get(self.kernel_init)
     one = nn.initializers.ones if self.paper_biases else nn.initializers.zeros
-    for i, (f, k, g) in enumerate(zip(self.conv_features, self.conv_kernels, self.conv_groups,
-                                      strict=True)):
+    for i, (f, k, g) in enumerate(
+      zip(self.conv_features, self.conv_kernels, self.conv_groups, strict=True)
+    ):
       first = i == 0
-      x = nn.Conv(self._w(f, g), (k, k), strides=self.conv1_stride if first else 1,
-                  padding=self.conv1_padding if first else "SAME", feature_group_count=g,
-                  kernel_init=kinit, bias_init=one if i in (1, 3, 4) else nn.initializers.zeros,
-                  name=f"conv{i + 1}")(x)
+      x = nn.Conv(
+        self._w(f, g),
+        (k, k),
+        strides=self.conv1_stride if first else 1,
+        padding=self.conv1_padding if first else "SAME",
+        feature_group_count=g,
+        kernel_init=kinit,
+        bias_init=one if i in (1, 3, 4) else nn.initializers.zeros,
+        name=f"conv{i + 1}",
+      )(x)
       x = layers.activation(self.activation, name=f"act{i + 1}")(x)
       if self.use_lrn and i < 2:
         x = local_response_norm(x)
@@ -103,13 +116,21 @@ class AlexNet(nn.Module):
       x = nn.Dense(self._w(f), kernel_init=kinit, bias_init=one, name=f"fc{j + 6}")(x)
       x = layers.activation(self.activation, name=f"act{j + 6}")(x)
       x = layers.Dropout(self.dropout_rate, self.dropout_mode, name=f"dropout{j + 6}")(
-          x, train=train)
+        x, train=train
+      )
     return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x)
 
 
 # A 32x32 variant with the same structure: 5x5 stride-1 conv1 (32 -> 15 -> 7 -> 3 after the
 # three pools), no feature groups, narrower dense layers, He initialization.
 AlexNetCifar = functools.partial(
-    AlexNet, conv_features=(64, 192, 384, 256, 256), conv_kernels=(5, 5, 3, 3, 3),
-    conv_groups=(1, 1, 1, 1, 1), conv1_stride=1, conv1_padding="SAME",
-    fc_features=(1024, 1024), kernel_init="he_normal", paper_biases=False)
+  AlexNet,
+  conv_features=(64, 192, 384, 256, 256),
+  conv_kernels=(5, 5, 3, 3, 3),
+  conv_groups=(1, 1, 1, 1, 1),
+  conv1_stride=1,
+  conv1_padding="SAME",
+  fc_features=(1024, 1024),
+  kernel_init="he_normal",
+  paper_biases=False,
+)

@@ -49,13 +49,17 @@ class DenseNet(nn.Module):
   kernel_init: Any = "he_normal"
   axis_name: str | None = None
 
-  def _norm_act_conv(self, x: Array, features: int, kernel: int, train: bool,
-                     prefix: str) -> Array:
+  def _norm_act_conv(self, x: Array, features: int, kernel: int, train: bool, prefix: str) -> Array:
     x = layers.norm(self.norm, train=train, axis_name=self.axis_name, name=f"{prefix}_norm")(x)
     x = layers.activation(self.activation, name=f"{prefix}_act")(x)
-    conv = nn.Conv(features, (kernel, kernel), padding="SAME",
-                   use_bias=self.norm in ("none", "weight"),
-                   kernel_init=initializers.get(self.kernel_init), name=f"{prefix}_conv")
+    conv = nn.Conv(
+      features,
+      (kernel, kernel),
+      padding="SAME",
+      use_bias=self.norm in ("none", "weight"),
+      kernel_init=initializers.get(self.kernel_init),
+      name=f"{prefix}_conv",
+    )
     return layers.linear_layer(conv, self.norm, name=f"{prefix}_weight_norm")(x)
 
   @nn.compact
@@ -64,22 +68,25 @@ class DenseNet(nn.Module):
     kinit = initializers.get(self.kernel_init)
     stem = self.stem_features or 2 * k
     if self.imagenet_stem:
-      x = nn.Conv(stem, (7, 7), strides=2, padding="SAME", use_bias=False, kernel_init=kinit,
-                  name="stem_conv")(x)
+      x = nn.Conv(
+        stem, (7, 7), strides=2, padding="SAME", use_bias=False, kernel_init=kinit, name="stem_conv"
+      )(x)
       x = layers.norm(self.norm, train=train, axis_name=self.axis_name, name="stem_norm")(x)
       x = layers.activation(self.activation, name="stem_act")(x)
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     else:
-      x = nn.Conv(stem, (3, 3), padding="SAME", use_bias=False, kernel_init=kinit,
-                  name="stem_conv")(x)
+      x = nn.Conv(
+        stem, (3, 3), padding="SAME", use_bias=False, kernel_init=kinit, name="stem_conv"
+      )(x)
     for b, size in enumerate(self.block_sizes):
       for l in range(size):
         y = self._norm_act_conv(x, 4 * k, 1, train, f"block{b + 1}_layer{l + 1}_a")
         y = self._norm_act_conv(y, k, 3, train, f"block{b + 1}_layer{l + 1}_b")
         x = jnp.concatenate([x, y], axis=-1)
       if b + 1 < len(self.block_sizes):
-        x = self._norm_act_conv(x, int(x.shape[-1] * self.compression), 1, train,
-                                f"transition{b + 1}")
+        x = self._norm_act_conv(
+          x, int(x.shape[-1] * self.compression), 1, train, f"transition{b + 1}"
+        )
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))
     x = layers.norm(self.norm, train=train, axis_name=self.axis_name, name="final_norm")(x)
     x = layers.activation(self.activation, name="final_act")(x)
@@ -88,5 +95,6 @@ class DenseNet(nn.Module):
 
 
 DenseNetBC100 = functools.partial(DenseNet, block_sizes=(16, 16, 16), growth_rate=12)
-DenseNet121 = functools.partial(DenseNet, block_sizes=(6, 12, 24, 16), growth_rate=32,
-                                imagenet_stem=True, stem_features=64)
+DenseNet121 = functools.partial(
+  DenseNet, block_sizes=(6, 12, 24, 16), growth_rate=32, imagenet_stem=True, stem_features=64
+)

@@ -36,8 +36,15 @@ def _every_module(module: nn.Module, method_name: str) -> bool:
   return method_name == "__call__"
 
 
-def activation_stats(model: nn.Module, variables: dict, x: Array, *, train: bool = False,
-                     every_module: bool = False, rngs: dict | None = None) -> list[LayerStats]:
+def activation_stats(
+  model: nn.Module,
+  variables: dict,
+  x: Array,
+  *,
+  train: bool = False,
+  every_module: bool = False,
+  rngs: dict | None = None,
+) -> list[LayerStats]:
   """Mean and standard deviation of each layer's output on the batch `x`, in call order.
 
   Args:
@@ -53,9 +60,14 @@ def activation_stats(model: nn.Module, variables: dict, x: Array, *, train: bool
     A list of `LayerStats`, one per recorded call.
   """
   mutable = ["intermediates", "batch_stats"] if train else ["intermediates"]
-  _, state = model.apply(variables, x, train=train, rngs=rngs, mutable=mutable,
-                         capture_intermediates=_every_module if every_module
-                         else _only_activations)
+  _, state = model.apply(
+    variables,
+    x,
+    train=train,
+    rngs=rngs,
+    mutable=mutable,
+    capture_intermediates=_every_module if every_module else _only_activations,
+  )
   stats = []
 
   def visit(tree, prefix):
@@ -83,9 +95,16 @@ def grouped_norms(tree: dict) -> dict[str, Array]:
   return {name: jnp.sqrt(s) for name, s in sums.items()}
 
 
-def gradient_norms(model: nn.Module, variables: dict, x: Array, labels: Array, *,
-                   loss_fn: Callable[[Array, Array], Array] = losses.softmax_cross_entropy,
-                   train: bool = False, rngs: dict | None = None) -> dict[str, Array]:
+def gradient_norms(
+  model: nn.Module,
+  variables: dict,
+  x: Array,
+  labels: Array,
+  *,
+  loss_fn: Callable[[Array, Array], Array] = losses.softmax_cross_entropy,
+  train: bool = False,
+  rngs: dict | None = None,
+) -> dict[str, Array]:
   """Per-module gradient norms ||dL/dtheta_l|| of `loss_fn(model(x), labels)`.
 
   Returns:
@@ -94,8 +113,13 @@ def gradient_norms(model: nn.Module, variables: dict, x: Array, labels: Array, *
   others = {k: v for k, v in variables.items() if k != "params"}
 
   def loss(params):
-    out = model.apply({"params": params, **others}, x, train=train, rngs=rngs,
-                      mutable=["batch_stats"] if train else False)
+    out = model.apply(
+      {"params": params, **others},
+      x,
+      train=train,
+      rngs=rngs,
+      mutable=["batch_stats"] if train else False,
+    )
     logits = out[0] if train else out
     return loss_fn(logits, labels)
 

@@ -57,8 +57,9 @@ def _phase_taps(factor: int, size: int, lo: int) -> tuple[np.ndarray, np.ndarray
   return np.clip(rows, 0, size - 1), valid
 
 
-def transposed_conv(x: Array, kernel: Array, factor: int, padding: tuple[int, int],
-                    depthwise: bool) -> Array:
+def transposed_conv(
+  x: Array, kernel: Array, factor: int, padding: tuple[int, int], depthwise: bool
+) -> Array:
   """A stride-`factor` transposed convolution computed phase by phase (sub-pixel form).
 
   Equal to `lax.conv_general_dilated(x, kernel, (1, 1), (padding, padding),
@@ -83,22 +84,29 @@ def transposed_conv(x: Array, kernel: Array, factor: int, padding: tuple[int, in
   k = kernel.shape[0]
   lo, hi = padding
   if lo > k - 1 or lo + hi != k + factor - 2:
-    raise ValueError(f"transposed_conv: padding {padding} with kernel size {k} and factor "
-                     f"{factor} does not give an f H x f W output; use (lo, {k + factor - 2} - lo) "
-                     f"with lo <= {k - 1}")
+    raise ValueError(
+      f"transposed_conv: padding {padding} with kernel size {k} and factor "
+      f"{factor} does not give an f H x f W output; use (lo, {k + factor - 2} - lo) "
+      f"with lo <= {k - 1}"
+    )
   rows, valid = _phase_taps(factor, k, lo)
   # sub[dh, rh, dw, rw, i, o] = K[rows[dh, rh], rows[dw, rw], i, o], zero where invalid
   sub = kernel[rows[:, :, None, None], rows[None, None, :, :]]
   mask = (valid[:, :, None, None] & valid[None, None, :, :]).astype(kernel.dtype)
   sub = sub * mask[..., None, None]
   out_c = kernel.shape[-1]
-  if depthwise:    # (dh, dw, 1, C, rh, rw): group c owns output channels c f^2 ... c f^2 + f^2 - 1
+  if depthwise:  # (dh, dw, 1, C, rh, rw): group c owns output channels c f^2 ... c f^2 + f^2 - 1
     sub = sub.transpose(0, 2, 4, 5, 1, 3).reshape(3, 3, 1, out_c * factor * factor)
-  else:            # (dh, dw, I, rh, rw, O)
+  else:  # (dh, dw, I, rh, rw, O)
     sub = sub.transpose(0, 2, 4, 1, 3, 5).reshape(3, 3, c, factor * factor * out_c)
   y = jax.lax.conv_general_dilated(
-      x, sub.astype(x.dtype), window_strides=(1, 1), padding=((1, 1), (1, 1)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c if depthwise else 1)
+    x,
+    sub.astype(x.dtype),
+    window_strides=(1, 1),
+    padding=((1, 1), (1, 1)),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    feature_group_count=c if depthwise else 1,
+  )
   if depthwise:
     y = y.reshape(n, h, w, out_c, factor, factor).transpose(0, 1, 4, 2, 5, 3)
   else:
@@ -138,8 +146,9 @@ class BilinearUpsample(nn.Module):
     if not self.trainable:
       kernel = jax.lax.stop_gradient(kernel)
     p = (k - self.factor) // 2
-    return transposed_conv(x, kernel, self.factor, (k - 1 - p, self.factor - 1 + p),
-                           depthwise=self.per_class)
+    return transposed_conv(
+      x, kernel, self.factor, (k - 1 - p, self.factor - 1 + p), depthwise=self.per_class
+    )
 
 
 class VGGBackbone(nn.Module):
@@ -158,9 +167,14 @@ class VGGBackbone(nn.Module):
     for b, block in enumerate(VGG16_BLOCKS):
       for i, f in enumerate(block):
         tag = f"{b + 1}_{i + 1}"
-        conv = nn.Conv(max(1, int(round(f * self.width))), (3, 3), padding="SAME",
-                       use_bias=self.norm in ("none", "weight"), kernel_init=kinit,
-                       name=f"conv{tag}")
+        conv = nn.Conv(
+          max(1, int(round(f * self.width))),
+          (3, 3),
+          padding="SAME",
+          use_bias=self.norm in ("none", "weight"),
+          kernel_init=kinit,
+          name=f"conv{tag}",
+        )
         x = layers.linear_layer(conv, self.norm, name=f"weight_norm{tag}")(x)
         if self.norm not in ("none", "weight"):
           x = layers.norm(self.norm, train=train, axis_name=self.axis_name, name=f"norm{tag}")(x)
@@ -170,8 +184,16 @@ class VGGBackbone(nn.Module):
     return out
 
 
-def _fc6_fc7(x: Array, width: float, fc6_kernel: tuple[int, int], padding: str,
-             activation: str, dropout_rate: float, kernel_init, train: bool) -> Array:
+def _fc6_fc7(
+  x: Array,
+  width: float,
+  fc6_kernel: tuple[int, int],
+  padding: str,
+  activation: str,
+  dropout_rate: float,
+  kernel_init,
+  train: bool,
+) -> Array:
   """fc6 (a `fc6_kernel` conv) and fc7 (1x1), 4096 x width filters each, activation, dropout.
 
   Called inside `VGG16` and `FCN`, so both hold the parameters under the same paths ('fc6',
@@ -207,10 +229,12 @@ class VGG16(nn.Module):
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     kinit = initializers.get(self.kernel_init)
-    x = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
-                    name="backbone")(x, train)["pool5"]
-    x = _fc6_fc7(x, self.width, x.shape[1:3], "VALID", self.activation, self.dropout_rate,
-                 kinit, train)
+    x = VGGBackbone(
+      self.width, self.activation, self.norm, self.kernel_init, self.axis_name, name="backbone"
+    )(x, train)["pool5"]
+    x = _fc6_fc7(
+      x, self.width, x.shape[1:3], "VALID", self.activation, self.dropout_rate, kinit, train
+    )
     return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x.reshape(x.shape[0], -1))
 
 
@@ -243,25 +267,35 @@ class FCN(nn.Module):
   def __call__(self, x: Array, train: bool = False) -> Array:
     h, w = x.shape[1:3]
     if h % 32 or w % 32:
-      raise ValueError(f"FCN input {h}x{w} is not divisible by 32; crop or pad to a multiple "
-                       "of 32")
+      raise ValueError(f"FCN input {h}x{w} is not divisible by 32; crop or pad to a multiple of 32")
     kinit = initializers.get(self.kernel_init)
-    feats = VGGBackbone(self.width, self.activation, self.norm, self.kernel_init, self.axis_name,
-                        name="backbone")(x, train)
-    y = _fc6_fc7(feats["pool5"], self.width, (self.fc6_kernel, self.fc6_kernel), "SAME",
-                 self.activation, self.dropout_rate, kinit, train)
+    feats = VGGBackbone(
+      self.width, self.activation, self.norm, self.kernel_init, self.axis_name, name="backbone"
+    )(x, train)
+    y = _fc6_fc7(
+      feats["pool5"],
+      self.width,
+      (self.fc6_kernel, self.fc6_kernel),
+      "SAME",
+      self.activation,
+      self.dropout_rate,
+      kinit,
+      train,
+    )
     y = nn.Conv(self.num_classes, (1, 1), kernel_init=kinit, name="score_fr")(y)
     stride = 32
     for skip in self.skips:
       y = BilinearUpsample(2, self.per_class_upsampling, name=f"upscore_to_{skip}")(y)
-      y = y + nn.Conv(self.num_classes, (1, 1), kernel_init=nn.initializers.zeros,
-                      name=f"score_{skip}")(feats[skip])
+      y = y + nn.Conv(
+        self.num_classes, (1, 1), kernel_init=nn.initializers.zeros, name=f"score_{skip}"
+      )(feats[skip])
       stride //= 2
     return BilinearUpsample(stride, self.per_class_upsampling, name="upscore")(y)
 
 
-def transfer_backbone(fcn_variables: dict, classifier_variables: dict, *,
-                      include_fc: bool = True) -> dict:
+def transfer_backbone(
+  fcn_variables: dict, classifier_variables: dict, *, include_fc: bool = True
+) -> dict:
   """Copies a `VGG16` classifier's backbone (and fc6, fc7) into an FCN's variables.
 
   Every leaf under 'backbone' (params and batch_stats) is copied, and with `include_fc` also
@@ -282,20 +316,26 @@ def transfer_backbone(fcn_variables: dict, classifier_variables: dict, *,
   """
   out = {k: dict(v) for k, v in fcn_variables.items()}
   for collection, tree in classifier_variables.items():
-    names = [n for n in ("backbone", "fc6", "fc7") if n in tree
-             and (include_fc or n == "backbone")]
+    names = [n for n in ("backbone", "fc6", "fc7") if n in tree and (include_fc or n == "backbone")]
     if names and (collection not in out or "backbone" not in out[collection]):
-      raise ValueError(f"the FCN variables have no '{collection}/backbone'; build the FCN with "
-                       "the classifier's norm")
+      raise ValueError(
+        f"the FCN variables have no '{collection}/backbone'; build the FCN with "
+        "the classifier's norm"
+      )
     for name in names:
       src = dict(jax.tree_util.tree_flatten_with_path(tree[name])[0])
       dst = dict(jax.tree_util.tree_flatten_with_path(out[collection][name])[0])
       for path, leaf in dst.items():
         if path not in src or src[path].shape != leaf.shape:
           got = src[path].shape if path in src else "nothing"
-          hint = ("set the FCN's fc6_kernel to the classifier's pool5 size or pass "
-                  "include_fc=False" if name == "fc6" else "use the same width and norm")
-          raise ValueError(f"{collection}/{name}{jax.tree_util.keystr(path)}: the FCN needs "
-                           f"{leaf.shape}, the classifier has {got}; {hint}")
+          hint = (
+            "set the FCN's fc6_kernel to the classifier's pool5 size or pass include_fc=False"
+            if name == "fc6"
+            else "use the same width and norm"
+          )
+          raise ValueError(
+            f"{collection}/{name}{jax.tree_util.keystr(path)}: the FCN needs "
+            f"{leaf.shape}, the classifier has {got}; {hint}"
+          )
       out[collection][name] = jax.tree.map(jnp.asarray, tree[name])
   return out

@@ -31,21 +31,21 @@ from jax.nn import initializers as jinit
 Initializer = Callable[..., jax.Array]
 
 _NAMED: dict[str, Callable[[], Initializer]] = {
-    "zeros": lambda: jinit.zeros,
-    "ones": lambda: jinit.ones,
-    "normal": lambda: jinit.normal(stddev=0.01),
-    "normal_0.01": lambda: jinit.normal(stddev=0.01),
-    "normal_1": lambda: jinit.normal(stddev=1.0),
-    "xavier_uniform": lambda: jinit.variance_scaling(1.0, "fan_avg", "uniform"),
-    "xavier_normal": lambda: jinit.variance_scaling(1.0, "fan_avg", "normal"),
-    "glorot_uniform": lambda: jinit.variance_scaling(1.0, "fan_avg", "uniform"),
-    "glorot_normal": lambda: jinit.variance_scaling(1.0, "fan_avg", "normal"),
-    "he_normal": lambda: jinit.variance_scaling(2.0, "fan_in", "normal"),
-    "he_uniform": lambda: jinit.variance_scaling(2.0, "fan_in", "uniform"),
-    "kaiming_normal": lambda: jinit.variance_scaling(2.0, "fan_in", "normal"),
-    "kaiming_uniform": lambda: jinit.variance_scaling(2.0, "fan_in", "uniform"),
-    "lecun_normal": lambda: jinit.variance_scaling(1.0, "fan_in", "normal"),
-    "lecun_uniform": lambda: jinit.variance_scaling(1.0, "fan_in", "uniform"),
+  "zeros": lambda: jinit.zeros,
+  "ones": lambda: jinit.ones,
+  "normal": lambda: jinit.normal(stddev=0.01),
+  "normal_0.01": lambda: jinit.normal(stddev=0.01),
+  "normal_1": lambda: jinit.normal(stddev=1.0),
+  "xavier_uniform": lambda: jinit.variance_scaling(1.0, "fan_avg", "uniform"),
+  "xavier_normal": lambda: jinit.variance_scaling(1.0, "fan_avg", "normal"),
+  "glorot_uniform": lambda: jinit.variance_scaling(1.0, "fan_avg", "uniform"),
+  "glorot_normal": lambda: jinit.variance_scaling(1.0, "fan_avg", "normal"),
+  "he_normal": lambda: jinit.variance_scaling(2.0, "fan_in", "normal"),
+  "he_uniform": lambda: jinit.variance_scaling(2.0, "fan_in", "uniform"),
+  "kaiming_normal": lambda: jinit.variance_scaling(2.0, "fan_in", "normal"),
+  "kaiming_uniform": lambda: jinit.variance_scaling(2.0, "fan_in", "uniform"),
+  "lecun_normal": lambda: jinit.variance_scaling(1.0, "fan_in", "normal"),
+  "lecun_uniform": lambda: jinit.variance_scaling(1.0, "fan_in", "uniform"),
 }
 
 NAMES = tuple(_NAMED)
@@ -79,4 +79,3 @@ def get(name: str | Initializer, *, stddev: float | None = None) -> Initializer:
 def constant(value: float) -> Initializer:
   """All entries equal to `value` (AlexNet's biases of 1 in conv2, conv4, conv5 and fc)."""
   return jinit.constant(value)
-

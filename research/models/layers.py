@@ -20,14 +20,14 @@ Array = jax.Array
 # ----------------------------------------------------------------------------- activations
 
 _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "identity": lambda x: x,
-    "sigmoid": jax.nn.sigmoid,
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
-    "leaky_relu_0.01": lambda x: jax.nn.leaky_relu(x, 0.01),
-    "leaky_relu_0.1": lambda x: jax.nn.leaky_relu(x, 0.1),
-    "elu": jax.nn.elu,
+  "identity": lambda x: x,
+  "sigmoid": jax.nn.sigmoid,
+  "tanh": jnp.tanh,
+  "relu": jax.nn.relu,
+  "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
+  "leaky_relu_0.01": lambda x: jax.nn.leaky_relu(x, 0.01),
+  "leaky_relu_0.1": lambda x: jax.nn.leaky_relu(x, 0.1),
+  "elu": jax.nn.elu,
 }
 # Learned activations: "prelu" is a module with a slope parameter; "maxout" replaces the
 # preceding linear layer (k pieces per unit), so only models built from `Maxout` accept it.
@@ -76,12 +76,15 @@ def activation(kind: str, name: str | None = None) -> Activation:
 def check_activation(name: str, *, allow_maxout: bool = False) -> None:
   """Raises ValueError for an unknown activation name (call it at model construction)."""
   if name == "maxout" and not allow_maxout:
-    raise ValueError("activation 'maxout' replaces the linear layer before it and is available "
-                     "only in 'mlp'; choose another activation for this model")
+    raise ValueError(
+      "activation 'maxout' replaces the linear layer before it and is available "
+      "only in 'mlp'; choose another activation for this model"
+    )
   if name not in ACTIVATIONS:
     choices = ACTIVATIONS if allow_maxout else tuple(a for a in ACTIVATIONS if a != "maxout")
-    raise ValueError(f"unknown activation {name!r} for this model; choose one of "
-                     f"{', '.join(choices)}")
+    raise ValueError(
+      f"unknown activation {name!r} for this model; choose one of {', '.join(choices)}"
+    )
 
 
 def maxout(z: Array, num_pieces: int) -> Array:
@@ -90,8 +93,10 @@ def maxout(z: Array, num_pieces: int) -> Array:
   h_j = max_{i < k} z_{j k + i}: each output unit is the largest of its k linear pieces.
   """
   if z.shape[-1] % num_pieces:
-    raise ValueError(f"maxout: {z.shape[-1]} features do not split into pieces of "
-                     f"{num_pieces}; use a multiple of {num_pieces}")
+    raise ValueError(
+      f"maxout: {z.shape[-1]} features do not split into pieces of "
+      f"{num_pieces}; use a multiple of {num_pieces}"
+    )
   z = z.reshape(*z.shape[:-1], z.shape[-1] // num_pieces, num_pieces)
   return z.max(axis=-1)
 
@@ -111,9 +116,12 @@ class Maxout(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    z = nn.Dense(self.features * self.num_pieces,
-                 kernel_init=initializers.get(self.kernel_init),
-                 bias_init=initializers.get(self.bias_init), name="linear")(x)
+    z = nn.Dense(
+      self.features * self.num_pieces,
+      kernel_init=initializers.get(self.kernel_init),
+      bias_init=initializers.get(self.bias_init),
+      name="linear",
+    )(x)
     return maxout(z, self.num_pieces)
 
 
@@ -196,13 +204,15 @@ class BatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, use_running_average: bool | None = None) -> Array:
-    use_ra = nn.merge_param("use_running_average", self.use_running_average,
-                            use_running_average)
+    use_ra = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
     features = x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
     ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
-    count = (self.variable("batch_stats", "count", jnp.zeros, (), jnp.float32)
-             if self.momentum is None else None)
+    count = (
+      self.variable("batch_stats", "count", jnp.zeros, (), jnp.float32)
+      if self.momentum is None
+      else None
+    )
 
     ghost = self.ghost_batch_size
     if ghost is not None and not use_ra and x.shape[0] % ghost:
@@ -262,9 +272,15 @@ class GroupNorm(nn.Module):
     return nn.GroupNorm(num_groups=math.gcd(self.num_groups, x.shape[-1]), epsilon=1e-5)(x)
 
 
-def norm(kind: str, *, train: bool, axis_name: str | None = None,
-         scale_init: Any = nn.initializers.ones, name: str | None = None,
-         ghost_batch_size: int | None = None) -> Callable[[Array], Array]:
+def norm(
+  kind: str,
+  *,
+  train: bool,
+  axis_name: str | None = None,
+  scale_init: Any = nn.initializers.ones,
+  name: str | None = None,
+  ghost_batch_size: int | None = None,
+) -> Callable[[Array], Array]:
   """The activation normalization called `kind`, applied after a linear/conv layer.
 
   - "batch": `BatchNorm` (batch statistics when `train`, running estimates otherwise, the
@@ -284,9 +300,14 @@ def norm(kind: str, *, train: bool, axis_name: str | None = None,
   if kind in ("none", "weight"):
     return lambda x: x
   if kind in ("batch", "batch_biased"):
-    return BatchNorm(use_running_average=not train, axis_name=axis_name,
-                     unbiased_variance=kind == "batch", scale_init=scale_init, name=name,
-                     ghost_batch_size=ghost_batch_size)
+    return BatchNorm(
+      use_running_average=not train,
+      axis_name=axis_name,
+      unbiased_variance=kind == "batch",
+      scale_init=scale_init,
+      name=name,
+      ghost_batch_size=ghost_batch_size,
+    )
   if kind == "layer":
     return nn.LayerNorm(epsilon=1e-5, scale_init=scale_init, name=name)
   if kind == "group":

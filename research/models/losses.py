@@ -22,8 +22,10 @@ def _weighted_mean(values: Array, weights: Array | None) -> Array:
 
 def _check(logits: Array, labels: Array) -> None:
   if logits.shape[:-1] != labels.shape:
-    raise ValueError(f"logits {logits.shape} and labels {labels.shape} disagree: logits must be "
-                     "labels.shape + (num_classes,) with integer labels")
+    raise ValueError(
+      f"logits {logits.shape} and labels {labels.shape} disagree: logits must be "
+      "labels.shape + (num_classes,) with integer labels"
+    )
 
 
 def softmax_cross_entropy(logits: Array, labels: Array, weights: Array | None = None) -> Array:
@@ -43,8 +45,9 @@ def softmax_cross_entropy(logits: Array, labels: Array, weights: Array | None = 
   return _weighted_mean(nll, weights)
 
 
-def multiclass_svm_loss(logits: Array, labels: Array, margin: float = 1.0,
-                        weights: Array | None = None) -> Array:
+def multiclass_svm_loss(
+  logits: Array, labels: Array, margin: float = 1.0, weights: Array | None = None
+) -> Array:
   """Mean multiclass SVM (hinge) loss: L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + margin)."""
   _check(logits, labels)
   s = logits.astype(jnp.float32)
@@ -60,8 +63,10 @@ def _penalized_leaves(params, weights_only: bool) -> list[Array]:
     return [leaf for _, leaf in flat]
   leaves = [leaf for path, leaf in flat if getattr(path[-1], "key", None) == "kernel"]
   if not leaves and flat:
-    raise ValueError("weights_only=True found no 'kernel' leaves to penalize; pass Flax params "
-                     "or weights_only=False to penalize every leaf")
+    raise ValueError(
+      "weights_only=True found no 'kernel' leaves to penalize; pass Flax params "
+      "or weights_only=False to penalize every leaf"
+    )
   return leaves
 
 
@@ -71,14 +76,18 @@ def l2_penalty(params, *, weights_only: bool = True) -> Array:
   With `weights_only` (default) only leaves named 'kernel' (Dense/Conv weights W) count, not
   biases or normalization scales.
   """
-  return sum((jnp.sum(jnp.square(x.astype(jnp.float32)))
-              for x in _penalized_leaves(params, weights_only)), jnp.float32(0.0))
+  return sum(
+    (jnp.sum(jnp.square(x.astype(jnp.float32))) for x in _penalized_leaves(params, weights_only)),
+    jnp.float32(0.0),
+  )
 
 
 def l1_penalty(params, *, weights_only: bool = True) -> Array:
   """R(W) = sum_k sum_l |W_kl| over the 'kernel' leaves (all leaves if not `weights_only`)."""
-  return sum((jnp.sum(jnp.abs(x.astype(jnp.float32)))
-              for x in _penalized_leaves(params, weights_only)), jnp.float32(0.0))
+  return sum(
+    (jnp.sum(jnp.abs(x.astype(jnp.float32))) for x in _penalized_leaves(params, weights_only)),
+    jnp.float32(0.0),
+  )
 
 
 def accuracy(logits: Array, labels: Array, weights: Array | None = None) -> Array:
@@ -98,8 +107,9 @@ def top_k_accuracy(logits: Array, labels: Array, k: int, weights: Array | None =
   return _weighted_mean((rank < k).astype(jnp.float32), weights)
 
 
-def confusion_matrix(logits: Array, labels: Array, num_classes: int,
-                     weights: Array | None = None) -> Array:
+def confusion_matrix(
+  logits: Array, labels: Array, num_classes: int, weights: Array | None = None
+) -> Array:
   """(num_classes, num_classes) counts, rows = true class, columns = predicted class.
 
   Labels outside [0, num_classes) (e.g. a 255 "void" label) are ignored. Summing these matrices
@@ -111,8 +121,9 @@ def confusion_matrix(logits: Array, labels: Array, num_classes: int,
   w = jnp.ones(true.shape, jnp.float32)
   if weights is not None:
     wa = jnp.asarray(weights, jnp.float32)
-    w = jnp.broadcast_to(wa.reshape(wa.shape + (1,) * (labels.ndim - wa.ndim)),
-                         labels.shape).reshape(-1)
+    w = jnp.broadcast_to(
+      wa.reshape(wa.shape + (1,) * (labels.ndim - wa.ndim)), labels.shape
+    ).reshape(-1)
   valid = (true >= 0) & (true < num_classes)
   idx = jnp.where(valid, true * num_classes + pred, 0)
   counts = jnp.zeros(num_classes * num_classes, jnp.float32).at[idx].add(jnp.where(valid, w, 0))
@@ -126,14 +137,14 @@ def iou_from_confusion(confusion: Array) -> Array:
   return jnp.where(union > 0, tp / jnp.where(union > 0, union, 1.0), jnp.nan)
 
 
-def confusion_iou(logits: Array, labels: Array, num_classes: int,
-                  weights: Array | None = None) -> Array:
+def confusion_iou(
+  logits: Array, labels: Array, num_classes: int, weights: Array | None = None
+) -> Array:
   """Per-class IoU (num_classes,) of one batch (NaN for classes that occur nowhere)."""
   return iou_from_confusion(confusion_matrix(logits, labels, num_classes, weights))
 
 
-def mean_iou(logits: Array, labels: Array, num_classes: int,
-             weights: Array | None = None) -> Array:
+def mean_iou(logits: Array, labels: Array, num_classes: int, weights: Array | None = None) -> Array:
   """Mean of the per-class IoU over the classes present in labels or predictions."""
   return jnp.nanmean(confusion_iou(logits, labels, num_classes, weights))
 

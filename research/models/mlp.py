@@ -29,8 +29,12 @@ class Linear(nn.Module):
   def __call__(self, x: Array, train: bool = False) -> Array:
     del train
     x = x.reshape(x.shape[0], -1)
-    return nn.Dense(self.num_classes, kernel_init=initializers.get(self.kernel_init),
-                    bias_init=initializers.get(self.bias_init), name="linear")(x)
+    return nn.Dense(
+      self.num_classes,
+      kernel_init=initializers.get(self.kernel_init),
+      bias_init=initializers.get(self.bias_init),
+      name="linear",
+    )(x)
 
 
 class MLP(nn.Module):
@@ -71,11 +75,13 @@ class MLP(nn.Module):
     initializers.get(self.kernel_init)
     initializers.get(self.bias_init)
     if self.activation == "maxout" and self.norm != "none":
-      raise ValueError(f"norm={self.norm!r} with activation='maxout' is not supported; use "
-                       "norm='none' with maxout")
+      raise ValueError(
+        f"norm={self.norm!r} with activation='maxout' is not supported; use norm='none' with maxout"
+      )
     if self.dropout_mode not in layers.DROPOUT_MODES:
-      raise ValueError(f"unknown dropout_mode {self.dropout_mode!r}; choose one of "
-                       f"{layers.DROPOUT_MODES}")
+      raise ValueError(
+        f"unknown dropout_mode {self.dropout_mode!r}; choose one of {layers.DROPOUT_MODES}"
+      )
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -84,8 +90,9 @@ class MLP(nn.Module):
     h = x.reshape(x.shape[0], -1)
     for i in range(self.depth):
       if self.activation == "maxout":
-        h = layers.Maxout(self.width, self.num_pieces, kernel_init=kinit, bias_init=binit,
-                          name=f"maxout_{i}")(h)
+        h = layers.Maxout(
+          self.width, self.num_pieces, kernel_init=kinit, bias_init=binit, name=f"maxout_{i}"
+        )(h)
       else:
         dense = nn.Dense(self.width, kernel_init=kinit, bias_init=binit, name=f"dense_{i}")
         h = layers.linear_layer(dense, self.norm, name=f"weight_norm_{i}")(h)

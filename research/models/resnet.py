@@ -38,9 +38,15 @@ class ConvNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    conv = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.strides,
-                   padding="SAME", use_bias=self.norm in ("none", "weight"),
-                   kernel_init=initializers.get(self.kernel_init), name="conv")
+    conv = nn.Conv(
+      self.features,
+      (self.kernel, self.kernel),
+      strides=self.strides,
+      padding="SAME",
+      use_bias=self.norm in ("none", "weight"),
+      kernel_init=initializers.get(self.kernel_init),
+      name="conv",
+    )
     x = layers.linear_layer(conv, self.norm, name="weight_norm")(x)
     return layers.norm(self.norm, train=train, axis_name=self.axis_name, name="norm")(x)
 
@@ -68,8 +74,9 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    cn = functools.partial(ConvNorm, norm=self.norm, axis_name=self.axis_name,
-                           kernel_init=self.kernel_init)
+    cn = functools.partial(
+      ConvNorm, norm=self.norm, axis_name=self.axis_name, kernel_init=self.kernel_init
+    )
     y = cn(self.features, 3, self.strides, name="conv_norm1")(x, train)
     y = layers.activation(self.activation, name="act1")(y)
     y = cn(self.features, 3, 1, name="conv_norm2")(y, train)
@@ -94,17 +101,21 @@ class BottleneckBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    cn = functools.partial(ConvNorm, norm=self.norm, axis_name=self.axis_name,
-                           kernel_init=self.kernel_init)
-    y = layers.activation(self.activation, name="act1")(cn(self.features, 1, 1,
-                                                           name="conv_norm1")(x, train))
-    y = layers.activation(self.activation, name="act2")(cn(self.features, 3, self.strides,
-                                                           name="conv_norm2")(y, train))
+    cn = functools.partial(
+      ConvNorm, norm=self.norm, axis_name=self.axis_name, kernel_init=self.kernel_init
+    )
+    y = layers.activation(self.activation, name="act1")(
+      cn(self.features, 1, 1, name="conv_norm1")(x, train)
+    )
+    y = layers.activation(self.activation, name="act2")(
+      cn(self.features, 3, self.strides, name="conv_norm2")(y, train)
+    )
     y = cn(4 * self.features, 1, 1, name="conv_norm3")(y, train)
     if self.shortcut != "none":
       changed = self.strides > 1 or x.shape[-1] != 4 * self.features
-      y = y + (cn(4 * self.features, 1, self.strides, name="projection")(x, train)
-               if changed else x)
+      y = y + (
+        cn(4 * self.features, 1, self.strides, name="projection")(x, train) if changed else x
+      )
     return layers.activation(self.activation, name="act3")(y)
 
 
@@ -135,18 +146,26 @@ class CifarResNet(nn.Module):
     if (self.depth - 2) % 6:
       raise ValueError(f"depth={self.depth} is not 6n+2; use 20, 32, 44, 56 or 110")
     n = (self.depth - 2) // 6
-    x = ConvNorm(self.widths[0], 3, 1, self.norm, self.axis_name, self.kernel_init,
-                 name="stem")(x, train)
+    x = ConvNorm(self.widths[0], 3, 1, self.norm, self.axis_name, self.kernel_init, name="stem")(
+      x, train
+    )
     x = layers.activation(self.activation, name="stem_act")(x)
     for s, f in enumerate(self.widths):
       for b in range(n):
-        x = BasicBlock(f, 2 if (s > 0 and b == 0) else 1,
-                       "a" if self.shortcut else "none", self.activation, self.norm,
-                       self.axis_name, self.kernel_init, name=f"stage{s + 1}_block{b + 1}")(
-                           x, train)
+        x = BasicBlock(
+          f,
+          2 if (s > 0 and b == 0) else 1,
+          "a" if self.shortcut else "none",
+          self.activation,
+          self.norm,
+          self.axis_name,
+          self.kernel_init,
+          name=f"stage{s + 1}_block{b + 1}",
+        )(x, train)
     x = x.mean(axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=initializers.get(self.kernel_init),
-                    name="head")(x)
+    return nn.Dense(self.num_classes, kernel_init=initializers.get(self.kernel_init), name="head")(
+      x
+    )
 
 
 class ResNet(nn.Module):
@@ -172,19 +191,28 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
-    x = ConvNorm(self.width, 7, 2, self.norm, self.axis_name, self.kernel_init,
-                 name="stem")(x, train)
+    x = ConvNorm(self.width, 7, 2, self.norm, self.axis_name, self.kernel_init, name="stem")(
+      x, train
+    )
     x = layers.activation(self.activation, name="stem_act")(x)
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     block = BottleneckBlock if self.bottleneck else BasicBlock
     for s, size in enumerate(self.stage_sizes):
       for b in range(size):
-        x = block(self.width * 2**s, 2 if (s > 0 and b == 0) else 1, "b", self.activation,
-                  self.norm, self.axis_name, self.kernel_init,
-                  name=f"stage{s + 1}_block{b + 1}")(x, train)
+        x = block(
+          self.width * 2**s,
+          2 if (s > 0 and b == 0) else 1,
+          "b",
+          self.activation,
+          self.norm,
+          self.axis_name,
+          self.kernel_init,
+          name=f"stage{s + 1}_block{b + 1}",
+        )(x, train)
     x = x.mean(axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=initializers.get(self.kernel_init),
-                    name="head")(x)
+    return nn.Dense(self.num_classes, kernel_init=initializers.get(self.kernel_init), name="head")(
+      x
+    )
 
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2))

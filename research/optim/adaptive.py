@@ -27,12 +27,14 @@ ScaleByAdamState = optax.ScaleByAdamState  # count: () int32; mu: M; nu: G, like
 
 class _ScaleByRmsWithCountState(NamedTuple):
   """State of `scale_by_rms(bias_correction=True)` (optax's name and fields)."""
+
   count: jax.Array  # () int32: steps taken, for the bias correction.
   nu: optax.Params  # like params: the average of |g|^2.
 
 
 class _ScaleByRStdDevWithCountState(NamedTuple):
   """State of `scale_by_stddev(bias_correction=True)` (optax's name and fields)."""
+
   count: jax.Array  # () int32: steps taken, for the bias corrections.
   mu: optax.Params  # like params: the average of g.
   nu: optax.Params  # like params: the average of |g|^2.
@@ -40,10 +42,12 @@ class _ScaleByRStdDevWithCountState(NamedTuple):
 
 # optax does not export these two types; its own classes are used when its module has them
 # (so that our states have exactly the tree structure of optax's), ours otherwise.
-ScaleByRmsWithCountState = getattr(_optax_transform, "ScaleByRmsWithCountState",
-                                   _ScaleByRmsWithCountState)
-ScaleByRStdDevWithCountState = getattr(_optax_transform, "ScaleByRStdDevWithCountState",
-                                       _ScaleByRStdDevWithCountState)
+ScaleByRmsWithCountState = getattr(
+  _optax_transform, "ScaleByRmsWithCountState", _ScaleByRmsWithCountState
+)
+ScaleByRStdDevWithCountState = getattr(
+  _optax_transform, "ScaleByRStdDevWithCountState", _ScaleByRStdDevWithCountState
+)
 
 
 def _moment(g, m, decay):
@@ -88,8 +92,9 @@ def scale_by_adagrad(initial_accumulator_value=0.1, eps=1e-7) -> optax.GradientT
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adagrad(learning_rate: base.ScalarOrSchedule, initial_accumulator_value=0.1, eps=1e-7
-            ) -> optax.GradientTransformationExtraArgs:
+def adagrad(
+  learning_rate: base.ScalarOrSchedule, initial_accumulator_value=0.1, eps=1e-7
+) -> optax.GradientTransformationExtraArgs:
   """AdaGrad (lecture 2.3.1): G^k = G^{k-1} + (g^k)^2, X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
 
   The lecture starts from G^0 = 0 with eps = 1e-8: `adagrad(eta, initial_accumulator_value=0.0,
@@ -105,13 +110,20 @@ def adagrad(learning_rate: base.ScalarOrSchedule, initial_accumulator_value=0.1,
 
   Reference: Duchi, Hazan, Singer, "Adaptive subgradient methods", JMLR 2011.
   """
-  return optax.chain(scale_by_adagrad(initial_accumulator_value, eps),
-                     base.scale_by_learning_rate(learning_rate))
+  return optax.chain(
+    scale_by_adagrad(initial_accumulator_value, eps), base.scale_by_learning_rate(learning_rate)
+  )
 
 
-def scale_by_rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
-                     bias_correction: bool = False, *, centered: bool = False
-                     ) -> optax.GradientTransformation:
+def scale_by_rmsprop(
+  decay=0.9,
+  eps=1e-8,
+  initial_scale=0.0,
+  eps_in_sqrt: bool = True,
+  bias_correction: bool = False,
+  *,
+  centered: bool = False,
+) -> optax.GradientTransformation:
   """G <- gamma G + (1 - gamma) |g|^2; returns g / sqrt(G + eps) (or g / (sqrt(G) + eps)).
 
   `centered=True` also tracks M <- gamma M + (1 - gamma) g and divides by the estimated
@@ -156,6 +168,7 @@ def scale_by_rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool =
       return x / base.bias_correction(decay, count, x.dtype) if bias_correction else x
 
     if centered:
+
       def leaf(g, m, n):
         new_m, new_n = _moment(g, m, decay), _second_moment(g, n, decay)
         variance = corrected(new_n) - base.abs_sq(corrected(new_m))
@@ -179,23 +192,31 @@ def scale_by_rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool =
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
-                 bias_correction: bool = False) -> optax.GradientTransformation:
+def scale_by_rms(
+  decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True, bias_correction: bool = False
+) -> optax.GradientTransformation:
   """`scale_by_rmsprop` (not centered) under optax's name and signature."""
   return scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
 
 
-def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
-                    bias_correction: bool = False) -> optax.GradientTransformation:
+def scale_by_stddev(
+  decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True, bias_correction: bool = False
+) -> optax.GradientTransformation:
   """`scale_by_rmsprop(centered=True)` under optax's name and signature."""
-  return scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
-                          centered=True)
+  return scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=True)
 
 
-def rmsprop(learning_rate: base.ScalarOrSchedule, decay=0.9, eps=1e-8, initial_scale=0.0,
-            eps_in_sqrt: bool = True, centered: bool = False, momentum=None,
-            nesterov: bool = False, bias_correction: bool = False
-            ) -> optax.GradientTransformationExtraArgs:
+def rmsprop(
+  learning_rate: base.ScalarOrSchedule,
+  decay=0.9,
+  eps=1e-8,
+  initial_scale=0.0,
+  eps_in_sqrt: bool = True,
+  centered: bool = False,
+  momentum=None,
+  nesterov: bool = False,
+  bias_correction: bool = False,
+) -> optax.GradientTransformationExtraArgs:
   """RMSProp (lecture 2.3.2): G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
 
@@ -224,9 +245,10 @@ def rmsprop(learning_rate: base.ScalarOrSchedule, decay=0.9, eps=1e-8, initial_s
   """
   velocity = trace(momentum, nesterov) if momentum is not None else base.identity()
   return optax.chain(
-      scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
-                       centered=centered),
-      base.scale_by_learning_rate(learning_rate), velocity)
+    scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
+    base.scale_by_learning_rate(learning_rate),
+    velocity,
+  )
 
 
 def scale_by_adadelta(rho=0.9, eps=1e-6) -> optax.GradientTransformation:
@@ -260,9 +282,13 @@ def scale_by_adadelta(rho=0.9, eps=1e-6) -> optax.GradientTransformation:
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adadelta(learning_rate: base.ScalarOrSchedule | None = None, rho=0.9, eps=1e-6,
-             weight_decay: base.ScalarOrSchedule = 0.0, weight_decay_mask=None
-             ) -> optax.GradientTransformationExtraArgs:
+def adadelta(
+  learning_rate: base.ScalarOrSchedule | None = None,
+  rho=0.9,
+  eps=1e-6,
+  weight_decay: base.ScalarOrSchedule = 0.0,
+  weight_decay_mask=None,
+) -> optax.GradientTransformationExtraArgs:
   """AdaDelta (lecture 2.3.3), no learning rate needed:
   X^{k+1} = X^k - sqrt(E[dX^2]^{k-1} + eps) / sqrt(G^k + eps) g^k.
 
@@ -287,13 +313,15 @@ def adadelta(learning_rate: base.ScalarOrSchedule | None = None, rho=0.9, eps=1e
   Reference: Zeiler, "ADADELTA: an adaptive learning rate method", 2012.
   """
   return optax.chain(
-      weight_decay_term(weight_decay, weight_decay_mask),
-      scale_by_adadelta(rho, eps),
-      base.scale_by_learning_rate(1.0 if learning_rate is None else learning_rate))
+    weight_decay_term(weight_decay, weight_decay_mask),
+    scale_by_adadelta(rho, eps),
+    base.scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+  )
 
 
-def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
-                  nesterov: bool = False) -> optax.GradientTransformation:
+def scale_by_adam(
+  b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *, nesterov: bool = False
+) -> optax.GradientTransformation:
   """M <- b1 M + (1 - b1) g;  G <- b2 G + (1 - b2) |g|^2;
   returns M_hat / (sqrt(G_hat + eps_root) + eps), M_hat = M / (1 - b1^k), G_hat = G / (1 - b2^k).
 
@@ -313,8 +341,11 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
   mu_dtype = base.canonical_dtype(mu_dtype)
 
   def init_fn(params):
-    return ScaleByAdamState(count=jnp.zeros([], jnp.int32),
-                            mu=base.zeros_state(params, mu_dtype), nu=base.zeros_state(params))
+    return ScaleByAdamState(
+      count=jnp.zeros([], jnp.int32),
+      mu=base.zeros_state(params, mu_dtype),
+      nu=base.zeros_state(params),
+    )
 
   def update_fn(updates, state, params=None):
     del params
@@ -323,8 +354,9 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
     def leaf(g, m, n):
       new_m, new_n = _moment(g, m, b1), _second_moment(g, n, b2)
       if nesterov:
-        m_hat = (b1 * new_m / base.bias_correction(b1, base.safe_increment(count), new_m.dtype)
-                 + (1.0 - b1) * g / base.bias_correction(b1, count, g.dtype))
+        m_hat = b1 * new_m / base.bias_correction(b1, base.safe_increment(count), new_m.dtype) + (
+          1.0 - b1
+        ) * g / base.bias_correction(b1, count, g.dtype)
       else:
         m_hat = new_m / base.bias_correction(b1, count, new_m.dtype)
       n_hat = jnp.real(new_n) / base.bias_correction(b2, count, new_n.dtype)
@@ -337,8 +369,16 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adam(learning_rate: base.ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
-         mu_dtype=None, *, nesterov: bool = False) -> optax.GradientTransformationExtraArgs:
+def adam(
+  learning_rate: base.ScalarOrSchedule,
+  b1=0.9,
+  b2=0.999,
+  eps=1e-8,
+  eps_root=0.0,
+  mu_dtype=None,
+  *,
+  nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
   """Adam (lecture 2.3.4), bias-corrected moments:
   M^k = delta M^{k-1} + (1 - delta) g^k,  G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta M_hat^k / (sqrt(G_hat^k + eps_root) + eps).
@@ -361,5 +401,7 @@ def adam(learning_rate: base.ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, eps_r
 
   Reference: Kingma and Ba, "Adam: a method for stochastic optimization", ICLR 2015.
   """
-  return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
-                     base.scale_by_learning_rate(learning_rate))
+  return optax.chain(
+    scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+    base.scale_by_learning_rate(learning_rate),
+  )

@@ -114,8 +114,9 @@ def _scale_tree(updates, factor):
   return jax.tree.map(lambda u: (factor * jnp.asarray(u)).astype(jnp.result_type(u)), updates)
 
 
-def scale_by_learning_rate(learning_rate: ScalarOrSchedule | None = None, *,
-                           flip_sign: bool = True) -> optax.GradientTransformation:
+def scale_by_learning_rate(
+  learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
+) -> optax.GradientTransformation:
   """Multiplies updates by -eta_k (or +eta_k with `flip_sign=False`).
 
   eta_k = learning_rate(k) for a schedule (k = 0, 1, ... counts calls; state
@@ -152,4 +153,3 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule | None = None, *,
     return _scale_tree(updates, eta), ScaleByScheduleState(count=safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)
-

@@ -27,7 +27,8 @@ def clip(max_delta) -> optax.GradientTransformationExtraArgs:
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
     updates = jax.tree.map(
-        lambda g: jnp.clip(g, -max_delta, max_delta).astype(jnp.result_type(g)), updates)
+      lambda g: jnp.clip(g, -max_delta, max_delta).astype(jnp.result_type(g)), updates
+    )
     return updates, state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -35,8 +36,7 @@ def clip(max_delta) -> optax.GradientTransformationExtraArgs:
 
 def _at_least_32_bits(x) -> jax.Array:
   x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.complex64 if jnp.iscomplexobj(x) else
-                                    jnp.float32))
+  return x.astype(jnp.promote_types(x.dtype, jnp.complex64 if jnp.iscomplexobj(x) else jnp.float32))
 
 
 def global_norm(updates) -> jax.Array:

@@ -88,8 +88,13 @@ def _concatenate(pieces: list) -> jax.Array:
   return buffer
 
 
-def pack_tree(tree, max_leaf_size: int | None = PACK_MAX_LEAF_SIZE, *, grouping=None,
-              max_buffer_size: int = MAX_BUFFER_SIZE) -> dict:
+def pack_tree(
+  tree,
+  max_leaf_size: int | None = PACK_MAX_LEAF_SIZE,
+  *,
+  grouping=None,
+  max_buffer_size: int = MAX_BUFFER_SIZE,
+) -> dict:
   """`{"flat": {buffer name: vector}, "other": [leaves]}`: the inexact leaves of `tree` with at
   most `max_leaf_size` entries (all of them for None) raveled and concatenated in tree order,
   in buffers of one dtype, small or large leaves, and at most `max_buffer_size` entries (a
@@ -103,23 +108,31 @@ def pack_tree(tree, max_leaf_size: int | None = PACK_MAX_LEAF_SIZE, *, grouping=
     max_buffer_size: the most entries a buffer holds (unless one leaf alone is larger).
   """
   leaves = jax.tree.leaves(tree)
-  names = _buffer_names(jax.tree.leaves(tree if grouping is None else grouping), max_leaf_size,
-                        max_buffer_size)
+  names = _buffer_names(
+    jax.tree.leaves(tree if grouping is None else grouping), max_leaf_size, max_buffer_size
+  )
   flat = {}
   for name in dict.fromkeys(n for n in names if n is not None):
-    flat[name] = _concatenate([jnp.ravel(x) for x, n in zip(leaves, names, strict=True)
-                               if n == name])
-  return {"flat": flat,
-          "other": [x for x, n in zip(leaves, names, strict=True) if n is None]}
+    flat[name] = _concatenate(
+      [jnp.ravel(x) for x, n in zip(leaves, names, strict=True) if n == name]
+    )
+  return {"flat": flat, "other": [x for x, n in zip(leaves, names, strict=True) if n is None]}
 
 
-def unpack_tree(packed: dict, like, max_leaf_size: int | None = PACK_MAX_LEAF_SIZE, *,
-                grouping=None, max_buffer_size: int = MAX_BUFFER_SIZE):
+def unpack_tree(
+  packed: dict,
+  like,
+  max_leaf_size: int | None = PACK_MAX_LEAF_SIZE,
+  *,
+  grouping=None,
+  max_buffer_size: int = MAX_BUFFER_SIZE,
+):
   """The inverse of `pack_tree`: a tree shaped and typed like `like` (other arguments as
   there)."""
   leaves, treedef = jax.tree.flatten(like)
-  names = _buffer_names(leaves if grouping is None else jax.tree.leaves(grouping), max_leaf_size,
-                        max_buffer_size)
+  names = _buffer_names(
+    leaves if grouping is None else jax.tree.leaves(grouping), max_leaf_size, max_buffer_size
+  )
   offsets = dict.fromkeys(packed["flat"], 0)
   out, other = [], iter(packed["other"])
   for x, name in zip(leaves, names, strict=True):
@@ -138,8 +151,9 @@ def is_packed(tree) -> bool:
   return isinstance(tree, dict) and set(tree) == {"flat", "other"}
 
 
-def _regroup(inner: optax.GradientTransformation, max_leaf_size: int | None,
-             max_buffer_size: int) -> optax.GradientTransformationExtraArgs:
+def _regroup(
+  inner: optax.GradientTransformation, max_leaf_size: int | None, max_buffer_size: int
+) -> optax.GradientTransformationExtraArgs:
   inner = optax.with_extra_args_support(inner)
   sizes = {"max_buffer_size": max_buffer_size}
 
@@ -157,9 +171,9 @@ def _regroup(inner: optax.GradientTransformation, max_leaf_size: int | None,
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def pack_small_leaves(inner: optax.GradientTransformation,
-                      max_leaf_size: int = PACK_MAX_LEAF_SIZE
-                      ) -> optax.GradientTransformationExtraArgs:
+def pack_small_leaves(
+  inner: optax.GradientTransformation, max_leaf_size: int = PACK_MAX_LEAF_SIZE
+) -> optax.GradientTransformationExtraArgs:
   """Runs `inner` on one vector per dtype (per `MAX_BUFFER_SIZE` entries) holding all small
   leaves, and on the large leaves as they are, so that a tree of thousands of small arrays
   costs a few fused loops per step instead of a few per leaf.
@@ -178,8 +192,9 @@ def pack_small_leaves(inner: optax.GradientTransformation,
   return _regroup(inner, max_leaf_size, MAX_BUFFER_SIZE)
 
 
-def flatten_leaves(inner: optax.GradientTransformation, max_buffer_size: int = MAX_BUFFER_SIZE
-                   ) -> optax.GradientTransformationExtraArgs:
+def flatten_leaves(
+  inner: optax.GradientTransformation, max_buffer_size: int = MAX_BUFFER_SIZE
+) -> optax.GradientTransformationExtraArgs:
   """Runs `inner` on all leaves flattened into a few buffers per dtype (multi-tensor style).
 
   An update is then a handful of loops over a few long buffers instead of several per leaf

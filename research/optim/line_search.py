@@ -17,6 +17,7 @@ from research.optim import base
 
 class ArmijoState(NamedTuple):
   """State of `armijo`."""
+
   count: jax.Array  # () int32: steps taken (the argument of a learning-rate schedule).
   learning_rate: jax.Array  # () float32: the eta of the latest step (0 if none was accepted).
   # The search itself runs in the dtype of `value` (at least float32).
@@ -26,14 +27,22 @@ class ArmijoState(NamedTuple):
 
 
 def _vdot(a, b) -> jax.Array:
-  products = [jnp.vdot(x.astype(jnp.promote_types(x.dtype, jnp.float32)),
-                       y.astype(jnp.promote_types(y.dtype, jnp.float32)))
-              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)]
+  products = [
+    jnp.vdot(
+      x.astype(jnp.promote_types(x.dtype, jnp.float32)),
+      y.astype(jnp.promote_types(y.dtype, jnp.float32)),
+    )
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+  ]
   return sum(products) if products else jnp.zeros([], jnp.float32)
 
 
-def armijo(learning_rate: base.ScalarOrSchedule, c: float = 1e-4, decrease_factor: float = 0.5,
-           max_backtracking_steps: int = 30) -> optax.GradientTransformationExtraArgs:
+def armijo(
+  learning_rate: base.ScalarOrSchedule,
+  c: float = 1e-4,
+  decrease_factor: float = 0.5,
+  max_backtracking_steps: int = 30,
+) -> optax.GradientTransformationExtraArgs:
   """Backtracking line search: the step -eta_j d with eta_j = eta decrease_factor^j for the
   smallest j = 0, 1, ... satisfying f(X - eta_j d) <= f(X) - c eta_j <g, d>.
 
@@ -61,10 +70,13 @@ def armijo(learning_rate: base.ScalarOrSchedule, c: float = 1e-4, decrease_facto
 
   def init_fn(params):
     del params
-    return ArmijoState(count=jnp.zeros([], jnp.int32),
-                       learning_rate=jnp.zeros([], jnp.float32),
-                       num_backtracking=jnp.zeros([], jnp.int32),
-                       accepted=jnp.asarray(False), value=jnp.asarray(jnp.inf, jnp.float32))
+    return ArmijoState(
+      count=jnp.zeros([], jnp.int32),
+      learning_rate=jnp.zeros([], jnp.float32),
+      num_backtracking=jnp.zeros([], jnp.int32),
+      accepted=jnp.asarray(False),
+      value=jnp.asarray(jnp.inf, jnp.float32),
+    )
 
   def update_fn(updates, state, params=None, *, value, grad, value_fn, **extra_args):
     del extra_args
@@ -76,8 +88,9 @@ def armijo(learning_rate: base.ScalarOrSchedule, c: float = 1e-4, decrease_facto
     slope = _vdot(grad, updates).astype(dtype)
 
     def trial(eta):
-      candidate = jax.tree.map(lambda p, d: (p - eta * d).astype(jnp.result_type(p)), params,
-                               updates)
+      candidate = jax.tree.map(
+        lambda p, d: (p - eta * d).astype(jnp.result_type(p)), params, updates
+      )
       new_value = jnp.asarray(value_fn(candidate)).astype(dtype)
       return new_value, new_value <= value - c * eta * slope
 
@@ -93,12 +106,17 @@ def armijo(learning_rate: base.ScalarOrSchedule, c: float = 1e-4, decrease_facto
 
     eta0 = base.value_at(learning_rate, state.count).astype(dtype)
     value0, ok0 = trial(eta0)
-    j, eta, new_value, ok = jax.lax.while_loop(cond, body, (jnp.zeros([], jnp.int32), eta0,
-                                                            value0, ok0))
+    j, eta, new_value, ok = jax.lax.while_loop(
+      cond, body, (jnp.zeros([], jnp.int32), eta0, value0, ok0)
+    )
     eta = jnp.where(ok, eta, 0.0)
     step = jax.tree.map(lambda d: (-eta * d).astype(jnp.result_type(d)), updates)
-    return step, ArmijoState(count=base.safe_increment(state.count),
-                             learning_rate=eta.astype(jnp.float32), num_backtracking=j,
-                             accepted=ok, value=jnp.where(ok, new_value, value).astype(jnp.float32))
+    return step, ArmijoState(
+      count=base.safe_increment(state.count),
+      learning_rate=eta.astype(jnp.float32),
+      num_backtracking=j,
+      accepted=ok,
+      value=jnp.where(ok, new_value, value).astype(jnp.float32),
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -33,8 +33,7 @@ def _velocity_leaf(decay, nesterov: bool, dampening: bool = False):
   return leaf
 
 
-def trace(decay, nesterov: bool = False, accumulator_dtype=None
-          ) -> optax.GradientTransformation:
+def trace(decay, nesterov: bool = False, accumulator_dtype=None) -> optax.GradientTransformation:
   """A trace of past updates: v <- u + decay v; returns v (or u + decay v with `nesterov`).
 
   Args:
@@ -58,8 +57,12 @@ def trace(decay, nesterov: bool = False, accumulator_dtype=None
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def sgd(learning_rate: base.ScalarOrSchedule, momentum=None, nesterov: bool = False,
-        accumulator_dtype=None) -> optax.GradientTransformationExtraArgs:
+def sgd(
+  learning_rate: base.ScalarOrSchedule,
+  momentum=None,
+  nesterov: bool = False,
+  accumulator_dtype=None,
+) -> optax.GradientTransformationExtraArgs:
   """Gradient descent X <- X - eta g, with momentum m <- g + beta m when `momentum` is given.
 
   Without momentum the lecture's plain gradient descent. With `momentum=beta`:
@@ -84,18 +87,21 @@ def sgd(learning_rate: base.ScalarOrSchedule, momentum=None, nesterov: bool = Fa
   Reference: Sutskever et al., "On the importance of initialization and momentum in deep
   learning", ICML 2013.
   """
-  velocity = (trace(momentum, nesterov, accumulator_dtype) if momentum is not None
-              else base.identity())
+  velocity = (
+    trace(momentum, nesterov, accumulator_dtype) if momentum is not None else base.identity()
+  )
   return optax.chain(velocity, base.scale_by_learning_rate(learning_rate))
 
 
 class HeavyBallState(NamedTuple):
   """State of `scale_by_heavy_ball`."""
+
   trace: optax.Params  # like params (dtype: accumulator_dtype or the params'): the velocity.
 
 
-def scale_by_heavy_ball(beta: float = 0.9, *, dampening: bool = False, accumulator_dtype=None
-                        ) -> optax.GradientTransformation:
+def scale_by_heavy_ball(
+  beta: float = 0.9, *, dampening: bool = False, accumulator_dtype=None
+) -> optax.GradientTransformation:
   """Accumulates a velocity: v <- beta v + u (or beta v + (1 - beta) u); returns v.
 
   Fed with u = -eta g this is the lecture's dX^k = beta dX^{k-1} - eta g^k; with
@@ -123,9 +129,13 @@ def scale_by_heavy_ball(beta: float = 0.9, *, dampening: bool = False, accumulat
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def heavy_ball(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
-               dampening: bool = False, accumulator_dtype=None
-               ) -> optax.GradientTransformationExtraArgs:
+def heavy_ball(
+  learning_rate: base.ScalarOrSchedule,
+  beta: float = 0.9,
+  *,
+  dampening: bool = False,
+  accumulator_dtype=None,
+) -> optax.GradientTransformationExtraArgs:
   """Polyak's heavy-ball method (lecture 1.5.1).
 
   dX^k = beta dX^{k-1} - eta_k g^k,  X^{k+1} = X^k + dX^k,
@@ -155,11 +165,11 @@ def heavy_ball(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
 
 class NesterovState(NamedTuple):
   """State of `scale_by_nesterov`."""
+
   trace: optax.Params  # like params (dtype: accumulator_dtype or the params'): the velocity dX.
 
 
-def scale_by_nesterov(beta: float = 0.9, *, accumulator_dtype=None
-                      ) -> optax.GradientTransformation:
+def scale_by_nesterov(beta: float = 0.9, *, accumulator_dtype=None) -> optax.GradientTransformation:
   """Nesterov momentum on the look-ahead point: v <- beta v + u; returns u + beta v.
 
   Why the look-ahead point. The lecture's NAG evaluates the gradient at
@@ -184,15 +194,17 @@ def scale_by_nesterov(beta: float = 0.9, *, accumulator_dtype=None
 
   def update_fn(updates, state, params=None):
     del params
-    updates, velocity = base.map_leaves(_velocity_leaf(beta, nesterov=True), 2, updates,
-                                        state.trace)
+    updates, velocity = base.map_leaves(
+      _velocity_leaf(beta, nesterov=True), 2, updates, state.trace
+    )
     return updates, NesterovState(trace=velocity)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def nesterov(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
-             accumulator_dtype=None) -> optax.GradientTransformationExtraArgs:
+def nesterov(
+  learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *, accumulator_dtype=None
+) -> optax.GradientTransformationExtraArgs:
   """Sutskever's Nesterov accelerated gradient (lecture 1.5.2).
 
   X^{k+1} = X^k - eta g(X^k + beta (X^k - X^{k-1})) + beta (X^k - X^{k-1}).
@@ -211,12 +223,15 @@ def nesterov(learning_rate: base.ScalarOrSchedule, beta: float = 0.9, *,
   Reference: Sutskever et al., "On the importance of initialization and momentum in deep
   learning", ICML 2013.
   """
-  return optax.chain(base.scale_by_learning_rate(learning_rate),
-                     scale_by_nesterov(beta, accumulator_dtype=accumulator_dtype))
+  return optax.chain(
+    base.scale_by_learning_rate(learning_rate),
+    scale_by_nesterov(beta, accumulator_dtype=accumulator_dtype),
+  )
 
 
-def nesterov_position(params, opt_state, beta: float = 0.9,
-                      max_leaf_size: int | None = layout.PACK_MAX_LEAF_SIZE):
+def nesterov_position(
+  params, opt_state, beta: float = 0.9, max_leaf_size: int | None = layout.PACK_MAX_LEAF_SIZE
+):
   """X^k = Y^k - beta v^k: the lecture's iterate from the held look-ahead point Y^k.
 
   Args:
@@ -230,11 +245,16 @@ def nesterov_position(params, opt_state, beta: float = 0.9,
   Returns:
     X^k, a tree like `params`.
   """
-  found = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, NesterovState))
-           if isinstance(s, NesterovState)]
+  found = [
+    s
+    for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, NesterovState))
+    if isinstance(s, NesterovState)
+  ]
   if len(found) != 1:
-    raise ValueError(f"nesterov_position needs a state holding one NesterovState, found "
-                     f"{len(found)}; pass the state of research.optim.nesterov.")
+    raise ValueError(
+      f"nesterov_position needs a state holding one NesterovState, found "
+      f"{len(found)}; pass the state of research.optim.nesterov."
+    )
   velocity = found[0].trace
   if layout.is_packed(velocity):
     velocity = layout.unpack_tree(velocity, params, max_leaf_size)

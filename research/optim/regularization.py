@@ -23,6 +23,7 @@ PenaltyState = optax.EmptyState
 
 class _WeightDecaySchedule(NamedTuple):
   """State of `weight_decay_term` with a scheduled rate (optax's name and fields)."""
+
   count: jax.Array  # () int32: steps taken, the argument given to the schedule.
 
 
@@ -33,8 +34,10 @@ WeightDecaySchedule = getattr(_optax_adding, "WeightDecaySchedule", _WeightDecay
 
 def _needs_params(name: str, params):
   if params is None:
-    raise ValueError(f"{name} needs the parameters; call tx.update(grads, state, params) with "
-                     "params, got params=None.")
+    raise ValueError(
+      f"{name} needs the parameters; call tx.update(grads, state, params) with "
+      "params, got params=None."
+    )
 
 
 def _add_penalty_gradient(name: str, penalty_grad) -> optax.GradientTransformation:
@@ -46,15 +49,17 @@ def _add_penalty_gradient(name: str, penalty_grad) -> optax.GradientTransformati
 
   def update_fn(updates, state, params=None):
     _needs_params(name, params)
-    updates = jax.tree.map(lambda g, p: (g + penalty_grad(p)).astype(jnp.result_type(g)),
-                           updates, params)
+    updates = jax.tree.map(
+      lambda g, p: (g + penalty_grad(p)).astype(jnp.result_type(g)), updates, params
+    )
     return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def weight_decay_term(weight_decay: base.ScalarOrSchedule = 0.0, mask=None
-                      ) -> optax.GradientTransformation:
+def weight_decay_term(
+  weight_decay: base.ScalarOrSchedule = 0.0, mask=None
+) -> optax.GradientTransformation:
   """g <- g + wd_k X (the L2 penalty's gradient), where `mask` is True; the first stage of
   `adadelta` (optax's `add_decayed_weights`, with its state layout: `EmptyState`, a
   `WeightDecaySchedule(count)` for a schedule, inside `optax.MaskedState` with a mask).
@@ -82,8 +87,7 @@ def weight_decay_term(weight_decay: base.ScalarOrSchedule = 0.0, mask=None
       return updates, new_state
     _needs_params("weight_decay", params)
     rate = base.value_at(weight_decay, state.count) if scheduled else weight_decay
-    updates = jax.tree.map(lambda g, p: (g + rate * p).astype(jnp.result_type(g)), updates,
-                           params)
+    updates = jax.tree.map(lambda g, p: (g + rate * p).astype(jnp.result_type(g)), updates, params)
     return updates, new_state
 
   tx = optax.GradientTransformation(init_fn, update_fn)
@@ -152,6 +156,7 @@ def decoupled_weight_decay(rate: base.ScalarOrSchedule) -> optax.GradientTransfo
 
 class SkipNonfiniteState(NamedTuple):
   """State of `skip_nonfinite`."""
+
   inner_state: optax.OptState  # the wrapped transformation's state, untouched on skipped steps.
   num_skipped: jax.Array  # () int32: steps skipped so far.
   last_skipped: jax.Array  # () bool: whether the latest step was skipped.
@@ -177,16 +182,19 @@ def skip_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransfo
   inner = optax.with_extra_args_support(inner)
 
   def init_fn(params):
-    return SkipNonfiniteState(inner_state=inner.init(params),
-                              num_skipped=jnp.zeros([], jnp.int32),
-                              last_skipped=jnp.asarray(False))
+    return SkipNonfiniteState(
+      inner_state=inner.init(params),
+      num_skipped=jnp.zeros([], jnp.int32),
+      last_skipped=jnp.asarray(False),
+    )
 
   def update_fn(updates, state, params=None, **extra_args):
     finite = all_finite(updates)
     new_updates, new_inner = inner.update(updates, state.inner_state, params, **extra_args)
     new_updates = jax.tree.map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), new_updates)
-    new_inner = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_inner,
-                             state.inner_state)
+    new_inner = jax.tree.map(
+      lambda new, old: jnp.where(finite, new, old), new_inner, state.inner_state
+    )
     skipped = jnp.logical_not(finite)
     num_skipped = jnp.where(skipped, base.safe_increment(state.num_skipped), state.num_skipped)
     return new_updates, SkipNonfiniteState(new_inner, num_skipped, skipped)

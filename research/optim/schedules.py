@@ -57,8 +57,7 @@ def linear_decay_then_constant(init_value: float, end_value: float, tau: int) ->
   return schedule
 
 
-def step_decay(init_value: float, boundaries: Sequence[int], factor: float = 0.1
-               ) -> base.Schedule:
+def step_decay(init_value: float, boundaries: Sequence[int], factor: float = 0.1) -> base.Schedule:
   """eta_k = eta_0 factor^(number of boundaries b with b <= k), e.g. x0.1 at epochs 30, 60, 90.
 
   Args:
@@ -82,6 +81,7 @@ def step_decay(init_value: float, boundaries: Sequence[int], factor: float = 0.1
 
 class ReduceOnPlateauState(NamedTuple):
   """State of `reduce_on_plateau`."""
+
   scale: jax.Array  # () float32: the current factor on the updates (1 at the start).
   best_value: jax.Array  # () float32: the best monitored value seen (inf at the start).
   plateau_count: jax.Array  # () int32: observations since the last improvement.
@@ -89,9 +89,13 @@ class ReduceOnPlateauState(NamedTuple):
   num_reductions: jax.Array  # () int32: how many times the scale was reduced.
 
 
-def reduce_on_plateau(factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
-                      cooldown: int = 0, min_scale: float = 0.0
-                      ) -> optax.GradientTransformationExtraArgs:
+def reduce_on_plateau(
+  factor: float = 0.1,
+  patience: int = 10,
+  threshold: float = 1e-4,
+  cooldown: int = 0,
+  min_scale: float = 0.0,
+) -> optax.GradientTransformationExtraArgs:
   """eta <- factor * eta when the monitored validation value stops improving (the lecture:
   "if performance on the validation set no longer improves, lower eta to alpha eta").
 
@@ -119,17 +123,20 @@ def reduce_on_plateau(factor: float = 0.1, patience: int = 10, threshold: float 
 
   def init_fn(params):
     del params
-    return ReduceOnPlateauState(scale=jnp.ones([], jnp.float32),
-                                best_value=jnp.asarray(jnp.inf, jnp.float32),
-                                plateau_count=jnp.zeros([], jnp.int32),
-                                cooldown_count=jnp.zeros([], jnp.int32),
-                                num_reductions=jnp.zeros([], jnp.int32))
+    return ReduceOnPlateauState(
+      scale=jnp.ones([], jnp.float32),
+      best_value=jnp.asarray(jnp.inf, jnp.float32),
+      plateau_count=jnp.zeros([], jnp.int32),
+      cooldown_count=jnp.zeros([], jnp.int32),
+      num_reductions=jnp.zeros([], jnp.int32),
+    )
 
   def observe_value(state, value):
     value = jnp.asarray(value, jnp.float32)
     margin = threshold * jnp.abs(state.best_value)
-    improved = jnp.where(jnp.isinf(state.best_value), value < state.best_value,
-                         value < state.best_value - margin)
+    improved = jnp.where(
+      jnp.isinf(state.best_value), value < state.best_value, value < state.best_value - margin
+    )
     best = jnp.where(improved, value, state.best_value)
     in_cooldown = state.cooldown_count > 0
     plateau = jnp.where(improved | in_cooldown, 0, state.plateau_count + 1)
@@ -137,10 +144,12 @@ def reduce_on_plateau(factor: float = 0.1, patience: int = 10, threshold: float 
     scale = jnp.where(reduce, jnp.maximum(state.scale * factor, min_scale), state.scale)
     cooldown_count = jnp.where(reduce, cooldown, jnp.maximum(state.cooldown_count - 1, 0))
     return ReduceOnPlateauState(
-        scale=scale.astype(jnp.float32), best_value=best,
-        plateau_count=jnp.where(reduce, 0, plateau).astype(jnp.int32),
-        cooldown_count=cooldown_count.astype(jnp.int32),
-        num_reductions=(state.num_reductions + reduce).astype(jnp.int32))
+      scale=scale.astype(jnp.float32),
+      best_value=best,
+      plateau_count=jnp.where(reduce, 0, plateau).astype(jnp.int32),
+      cooldown_count=cooldown_count.astype(jnp.int32),
+      num_reductions=(state.num_reductions + reduce).astype(jnp.int32),
+    )
 
   def update_fn(updates, state, params=None, *, value, observe=True, **extra_args):
     del params, extra_args

@@ -17,11 +17,13 @@ from research.optim import base
 
 class NewtonState(NamedTuple):
   """State of `newton`."""
+
   count: jax.Array  # () int32: steps taken (the argument of a learning-rate schedule).
 
 
-def newton(learning_rate: base.ScalarOrSchedule = 1.0, damping: float = 0.0
-           ) -> optax.GradientTransformationExtraArgs:
+def newton(
+  learning_rate: base.ScalarOrSchedule = 1.0, damping: float = 0.0
+) -> optax.GradientTransformationExtraArgs:
   """The step -eta (H + alpha I)^{-1} g, H the Hessian of f at X (Goodfellow et al. eq. 8.27
   with the damping of 8.6.1; the lecture's X^{k+1} = X^k - eta Hessian^{-1} grad f).
 
@@ -60,8 +62,9 @@ def newton(learning_rate: base.ScalarOrSchedule = 1.0, damping: float = 0.0
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def preconditioned_gd(learning_rate: base.ScalarOrSchedule, matrix: jax.Array
-                      ) -> optax.GradientTransformation:
+def preconditioned_gd(
+  learning_rate: base.ScalarOrSchedule, matrix: jax.Array
+) -> optax.GradientTransformation:
   """X <- X - eta P g for a fixed n x n preconditioner P (flattened parameters, n entries).
 
   The lecture's change of variables X_hat = A^{1/2} X turns gradient descent on
@@ -82,8 +85,10 @@ def preconditioned_gd(learning_rate: base.ScalarOrSchedule, matrix: jax.Array
   def update_fn(updates, state, params=None):
     flat, unravel = ravel_pytree(updates)
     if flat.size != matrix.shape[0]:
-      raise ValueError(f"preconditioned_gd got a {matrix.shape} matrix for {flat.size} parameter "
-                       f"entries; pass a ({flat.size}, {flat.size}) matrix.")
+      raise ValueError(
+        f"preconditioned_gd got a {matrix.shape} matrix for {flat.size} parameter "
+        f"entries; pass a ({flat.size}, {flat.size}) matrix."
+      )
     preconditioned = unravel((matrix.astype(flat.dtype) @ flat).astype(flat.dtype))
     return scale.update(preconditioned, state, params)
 

@@ -10,54 +10,59 @@ from research.sweep.run import ranked
 
 
 def _value(record, metric):
-  value = record['best'].get(metric)
-  return float('nan') if value is None or record['diverged'] else float(value)
+  value = record["best"].get(metric)
+  return float("nan") if value is None or record["diverged"] else float(value)
 
 
 def leaderboard(records: list[dict], metric: str, mode: str, top: int = 10) -> str:
   """The `top` trials as a text table, best first."""
   order = ranked(records, metric, mode)
-  keys = list(records[0]['overrides'])
-  head = f"{'rank':>4} {'trial':>5} {'stage':>5}  {'best ' + metric:>14} {'step':>6}  " + '  '.join(
-      keys)
+  keys = list(records[0]["overrides"])
+  head = f"{'rank':>4} {'trial':>5} {'stage':>5}  {'best ' + metric:>14} {'step':>6}  " + "  ".join(
+    keys
+  )
   lines = [head]
   for rank, r in enumerate(order[:top], 1):
-    shown = '  '.join(_format(r['overrides'][k]) for k in keys)
+    shown = "  ".join(_format(r["overrides"][k]) for k in keys)
     value = _value(r, metric)
-    text = 'diverged' if math.isnan(value) else f'{value:.4f}'
-    lines.append(f"{rank:>4} {r['trial']:>5} {r['stage']:>5}  {text:>14} "
-                 f"{r['best'].get('step') or '-':>6}  {shown}")
-  return '\n'.join(lines)
+    text = "diverged" if math.isnan(value) else f"{value:.4f}"
+    lines.append(
+      f"{rank:>4} {r['trial']:>5} {r['stage']:>5}  {text:>14} "
+      f"{r['best'].get('step') or '-':>6}  {shown}"
+    )
+  return "\n".join(lines)
 
 
 def _format(value) -> str:
-  return f'{value:.4g}' if isinstance(value, float) else str(value)
+  return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _replace(path: str, write_to) -> None:
   """Writes `path` through a temporary file of this process, then renames it: the tasks of a
   job array that finish together each write whole files, and the last rename wins."""
-  tmp = f'{path}.{os.getpid()}.tmp'
+  tmp = f"{path}.{os.getpid()}.tmp"
   write_to(tmp)
   os.replace(tmp, path)
 
 
 def _text(text: str):
   def write_to(tmp):
-    with open(tmp, 'w') as f:
+    with open(tmp, "w") as f:
       f.write(text)
+
   return write_to
 
 
 def write(workdir: str, records: list[dict], dims, metric: str, mode: str) -> dict:
   """Writes trials.jsonl, best_config.json and sweep.png; returns the best record."""
-  lines = ''.join(json.dumps({k: v for k, v in r.items() if k != 'config'}) + '\n'
-                  for r in records)
-  _replace(os.path.join(workdir, 'trials.jsonl'), _text(lines))
+  lines = "".join(json.dumps({k: v for k, v in r.items() if k != "config"}) + "\n" for r in records)
+  _replace(os.path.join(workdir, "trials.jsonl"), _text(lines))
   best = ranked(records, metric, mode)[0]
-  _replace(os.path.join(workdir, 'best_config.json'),
-           _text(json.dumps(best['config'], indent=2, sort_keys=True)))
-  _replace(os.path.join(workdir, 'sweep.png'), lambda tmp: plot(tmp, records, dims, metric))
+  _replace(
+    os.path.join(workdir, "best_config.json"),
+    _text(json.dumps(best["config"], indent=2, sort_keys=True)),
+  )
+  _replace(os.path.join(workdir, "sweep.png"), lambda tmp: plot(tmp, records, dims, metric))
   return best
 
 
@@ -65,41 +70,51 @@ def plot(path: str, records: list[dict], dims, metric: str) -> None:
   """The metric against each swept key on its scale; for two keys also their plane."""
   import matplotlib  # noqa: PLC0415
 
-  matplotlib.use('Agg')
+  matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # noqa: PLC0415
 
   values = np.asarray([_value(r, metric) for r in records])
   panels = len(dims) + (1 if len(dims) == 2 else 0)
   fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8), squeeze=False)
   for ax, d in zip(axes[0], dims, strict=False):
-    xs = [r['overrides'][d.key] for r in records]
+    xs = [r["overrides"][d.key] for r in records]
     numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
     positions = xs if numeric else [list(d.values).index(x) for x in xs]
-    for stage, marker in ((1, 'o'), (2, '^')):
-      pick = [i for i, r in enumerate(records) if r['stage'] == stage]
+    for stage, marker in ((1, "o"), (2, "^")):
+      pick = [i for i, r in enumerate(records) if r["stage"] == stage]
       if pick:
-        ax.scatter([positions[i] for i in pick], values[pick], marker=marker, s=22,
-                   label=f'stage {stage}' if any(r['stage'] == 2 for r in records) else None)
+        ax.scatter(
+          [positions[i] for i in pick],
+          values[pick],
+          marker=marker,
+          s=22,
+          label=f"stage {stage}" if any(r["stage"] == 2 for r in records) else None,
+        )
     if d.log:
-      ax.set_xscale('log')
+      ax.set_xscale("log")
     if not numeric:
       ax.set_xticks(range(len(d.values)), [str(v) for v in d.values])
     ax.set_xlabel(d.key)
-    ax.set_ylabel(f'best eval {metric}')
+    ax.set_ylabel(f"best eval {metric}")
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8)
   if len(dims) == 2:
     ax = axes[0][-1]
     a, b = dims
-    points = ax.scatter([r['overrides'][a.key] for r in records],
-                        [r['overrides'][b.key] for r in records], c=values, cmap='viridis', s=30)
+    points = ax.scatter(
+      [r["overrides"][a.key] for r in records],
+      [r["overrides"][b.key] for r in records],
+      c=values,
+      cmap="viridis",
+      s=30,
+    )
     if a.log:
-      ax.set_xscale('log')
+      ax.set_xscale("log")
     if b.log:
-      ax.set_yscale('log')
+      ax.set_yscale("log")
     ax.set_xlabel(a.key)
     ax.set_ylabel(b.key)
-    fig.colorbar(points, ax=ax, label=f'best eval {metric}')
+    fig.colorbar(points, ax=ax, label=f"best eval {metric}")
   fig.tight_layout()
-  fig.savefig(path, dpi=110, format='png')
+  fig.savefig(path, dpi=110, format="png")
   plt.close(fig)

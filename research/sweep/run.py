@@ -20,31 +20,47 @@ from research.sweep import space as space_lib
 from research.sweep import vectorized
 from research.train import validate
 
-MODES = ('auto', 'vectorized', 'sequential')
-METHODS = ('random', 'grid')
+MODES = ("auto", "vectorized", "sequential")
+METHODS = ("random", "grid")
 DEFAULT_BUDGET_FRACTION = 0.25  # of device memory (CPU: of RAM) for one chunk's trial states
 
 
 class Sweep:
   """A sweep of `config` over `dims` in `workdir` (see the module docstring)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, dims, *, method: str,
-               trials: int, seed: int, mode: str, refine: int = 0, trials_per_program: int = 0,
-               log=print):
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    dims,
+    *,
+    method: str,
+    trials: int,
+    seed: int,
+    mode: str,
+    refine: int = 0,
+    trials_per_program: int = 0,
+    log=print,
+  ):
     if method not in METHODS:
-      raise ValueError(f'--method={method!r} must be one of {METHODS}')
+      raise ValueError(f"--method={method!r} must be one of {METHODS}")
     if mode not in MODES:
-      raise ValueError(f'--mode={mode!r} must be one of {MODES}')
+      raise ValueError(f"--mode={mode!r} must be one of {MODES}")
     if trials < 1:
-      raise ValueError(f'--trials={trials} must be at least 1')
+      raise ValueError(f"--trials={trials} must be at least 1")
     if refine < 0 or refine > trials:
-      raise ValueError(f'--refine={refine} must be between 0 and --trials={trials}')
+      raise ValueError(f"--refine={refine} must be between 0 and --trials={trials}")
     if len({d.key for d in dims}) != len(dims):
-      raise ValueError('a key appears in more than one --space')
+      raise ValueError("a key appears in more than one --space")
     validate.check_config(config)
     self.config, self.workdir, self.dims, self.log = config, os.path.abspath(workdir), dims, log
-    self.method, self.trials, self.seed, self.mode, self.refine = (method, trials, seed, mode,
-                                                                   refine)
+    self.method, self.trials, self.seed, self.mode, self.refine = (
+      method,
+      trials,
+      seed,
+      mode,
+      refine,
+    )
     self.trials_per_program = trials_per_program
     self.es = config.early_stopping
     self.stages = [self._points(dims, method, seed)]
@@ -53,41 +69,48 @@ class Sweep:
   # ------------------------------------------------------------------------- definition
 
   def _points(self, dims, method, seed):
-    if method == 'grid':
+    if method == "grid":
       return space_lib.grid_points(dims, self.trials)
     return space_lib.random_points(dims, self.trials, seed)
 
   def _check_mode(self, points):
     reason = vectorized.vectorizable(self.config, self.dims, points)
-    if self.mode == 'vectorized' and reason:
-      raise ValueError(f'--mode=vectorized: {reason}; use --mode=auto or sequential')
+    if self.mode == "vectorized" and reason:
+      raise ValueError(f"--mode=vectorized: {reason}; use --mode=auto or sequential")
 
   def definition(self) -> dict:
-    return {'spaces': [d.describe() for d in self.dims], 'method': self.method,
-            'trials': self.trials, 'seed': self.seed, 'refine': self.refine,
-            'config': json.loads(validate.config_json(self.config))}
+    return {
+      "spaces": [d.describe() for d in self.dims],
+      "method": self.method,
+      "trials": self.trials,
+      "seed": self.seed,
+      "refine": self.refine,
+      "config": json.loads(validate.config_json(self.config)),
+    }
 
   def _claim_workdir(self):
-    path = os.path.join(self.workdir, 'sweep.json')
+    path = os.path.join(self.workdir, "sweep.json")
     mine = self.definition()
     if os.path.exists(path):
       with open(path) as f:
         saved = json.load(f)
       if saved != mine:
         differing = sorted(k for k in mine if saved.get(k) != mine[k])
-        raise ValueError(f'{self.workdir} holds another sweep (differs in {differing}); use a '
-                         'new --workdir, or the same arguments to resume it')
+        raise ValueError(
+          f"{self.workdir} holds another sweep (differs in {differing}); use a "
+          "new --workdir, or the same arguments to resume it"
+        )
       return
     if jax.process_index() == 0:
-      os.makedirs(os.path.join(self.workdir, 'results'), exist_ok=True)
-      with open(path + '.tmp', 'w') as f:
+      os.makedirs(os.path.join(self.workdir, "results"), exist_ok=True)
+      with open(path + ".tmp", "w") as f:
         json.dump(mine, f, indent=2)
-      os.replace(path + '.tmp', path)
+      os.replace(path + ".tmp", path)
 
   # ------------------------------------------------------------------------- trials
 
   def _result_path(self, index: int) -> str:
-    return os.path.join(self.workdir, 'results', f'trial_{index:03d}.json')
+    return os.path.join(self.workdir, "results", f"trial_{index:03d}.json")
 
   def _done(self, index: int) -> dict | None:
     path = self._result_path(index)
@@ -96,24 +119,31 @@ class Sweep:
     with open(path) as f:
       return json.load(f)
 
-  def _record(self, index: int, stage: int, point: dict, result: dict | None, mode: str,
-              config) -> dict:
+  def _record(
+    self, index: int, stage: int, point: dict, result: dict | None, mode: str, config
+  ) -> dict:
     metric = self.es.metric
-    final = {k[len('eval_'):]: v for k, v in (result or {}).items() if k.startswith('eval_')}
-    best_value = None if result is None else result.get(f'best_{metric}')
-    diverged = result is None or not all(isinstance(v, float) and math.isfinite(v)
-                                         for v in final.values())
-    record = {'trial': index, 'stage': stage, 'overrides': point, 'final': final,
-              'best': {metric: best_value, 'step': None if result is None else
-                       result.get('best_step')},
-              'mode': mode, 'diverged': diverged,
-              'params_sha256': None if result is None else result.get('params_sha256'),
-              'config': json.loads(validate.config_json(config))}
+    final = {k[len("eval_") :]: v for k, v in (result or {}).items() if k.startswith("eval_")}
+    best_value = None if result is None else result.get(f"best_{metric}")
+    diverged = result is None or not all(
+      isinstance(v, float) and math.isfinite(v) for v in final.values()
+    )
+    record = {
+      "trial": index,
+      "stage": stage,
+      "overrides": point,
+      "final": final,
+      "best": {metric: best_value, "step": None if result is None else result.get("best_step")},
+      "mode": mode,
+      "diverged": diverged,
+      "params_sha256": None if result is None else result.get("params_sha256"),
+      "config": json.loads(validate.config_json(config)),
+    }
     if jax.process_index() == 0:
       path = self._result_path(index)
-      with open(path + '.tmp', 'w') as f:
+      with open(path + ".tmp", "w") as f:
         json.dump(record, f)
-      os.replace(path + '.tmp', path)
+      os.replace(path + ".tmp", path)
     return record
 
   def _chunk_size(self, configs) -> int:
@@ -127,41 +157,43 @@ class Sweep:
     # the state, its gradient and its update are each about one state: 4x as a rough bound
     per_trial = 4 * vectorized.trial_bytes(configs[0], model, info)
     stats = jax.devices()[0].memory_stats() or {}
-    budget = stats.get('bytes_limit') or (os.sysconf('SC_PAGE_SIZE')
-                                          * os.sysconf('SC_PHYS_PAGES'))
+    budget = stats.get("bytes_limit") or (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     return max(1, min(len(configs), int(DEFAULT_BUDGET_FRACTION * budget) // max(per_trial, 1)))
 
   def run_stage(self, stage: int, points: list[dict], first: int, only: int | None) -> list:
     configs = vectorized.trial_configs(self.config, points)
     indices = list(range(first, first + len(points)))
     reason = vectorized.vectorizable(self.config, self.dims, points)
-    mode = 'sequential' if self.mode == 'sequential' or reason or only is not None else (
-        'vectorized')
+    mode = (
+      "sequential" if self.mode == "sequential" or reason or only is not None else ("vectorized")
+    )
     records = {i: self._done(i) for i in indices}
     todo = [i for i in indices if records[i] is None and (only is None or i == only)]
     if todo:
-      self.log(f'stage {stage}: {len(todo)} of {len(indices)} trials to run, {mode}'
-               + (f' ({reason})' if reason and self.mode == 'auto' else ''))
-    if mode == 'vectorized' and todo:
+      self.log(
+        f"stage {stage}: {len(todo)} of {len(indices)} trials to run, {mode}"
+        + (f" ({reason})" if reason and self.mode == "auto" else "")
+      )
+    if mode == "vectorized" and todo:
       size = self._chunk_size(configs)
       for c in range(0, len(todo), size):
-        chunk = todo[c:c + size]
-        directory = os.path.join(self.workdir, f'stage{stage}_trials_{chunk[0]:03d}-'
-                                 f'{chunk[-1]:03d}')
+        chunk = todo[c : c + size]
+        directory = os.path.join(
+          self.workdir, f"stage{stage}_trials_{chunk[0]:03d}-{chunk[-1]:03d}"
+        )
         os.makedirs(directory, exist_ok=True)
-        results = vectorized.run_chunk([configs[i - first] for i in chunk], directory,
-                                       log=self.log)
+        results = vectorized.run_chunk([configs[i - first] for i in chunk], directory, log=self.log)
         for i, result in zip(chunk, results, strict=True):
-          records[i] = self._record(i, stage, points[i - first], result, mode,
-                                    configs[i - first])
-    for i in todo if mode == 'sequential' else ():
+          records[i] = self._record(i, stage, points[i - first], result, mode, configs[i - first])
+    for i in todo if mode == "sequential" else ():
       from research.train import DivergenceError, train_and_evaluate  # noqa: PLC0415
 
       try:
-        result = train_and_evaluate(configs[i - first],
-                                    os.path.join(self.workdir, f'trial_{i:03d}'))
+        result = train_and_evaluate(
+          configs[i - first], os.path.join(self.workdir, f"trial_{i:03d}")
+        )
       except DivergenceError as e:
-        self.log(f'trial {i} diverged: {e}')
+        self.log(f"trial {i} diverged: {e}")
         result = None
       records[i] = self._record(i, stage, points[i - first], result, mode, configs[i - first])
     return [records[i] for i in indices]
@@ -173,22 +205,26 @@ class Sweep:
     first = len(self.stages[0])
     total = first + (self.trials if self.refine else 0)
     if only is not None and not 0 <= only < total:
-      raise ValueError(f'--trial={only} is not a trial of this sweep; trials are numbered '
-                       f'0..{total - 1}' + (' (--refine: the second stage from '
-                                             f'{first} on)' if self.refine else ''))
+      raise ValueError(
+        f"--trial={only} is not a trial of this sweep; trials are numbered "
+        f"0..{total - 1}"
+        + (f" (--refine: the second stage from {first} on)" if self.refine else "")
+      )
     self._claim_workdir()
     records = self.run_stage(1, self.stages[0], 0, only)
     if self.refine and all(r is not None for r in records):
-      best = ranked(records, self.es.metric, self.es.mode)[:self.refine]
-      dims = space_lib.refined(self.dims, [r['overrides'] for r in best])
+      best = ranked(records, self.es.metric, self.es.mode)[: self.refine]
+      dims = space_lib.refined(self.dims, [r["overrides"] for r in best])
       points = space_lib.random_points(dims, self.trials, self.seed + 1)
       records += self.run_stage(2, points, len(records), only)
     elif self.refine:
       if only is not None and only >= first:
         missing = sum(r is None for r in records)
-        raise ValueError(f'--trial={only} is in the refined stage, which starts once all {first} '
-                         f'first-stage trials are done ({missing} are not); submit the second '
-                         'array with --dependency=afterok:FIRST_JOB_ID')
+        raise ValueError(
+          f"--trial={only} is in the refined stage, which starts once all {first} "
+          f"first-stage trials are done ({missing} are not); submit the second "
+          "array with --dependency=afterok:FIRST_JOB_ID"
+        )
       records += [None] * self.trials  # the second stage waits for the whole first
     if any(r is None for r in records):
       return None
@@ -197,9 +233,11 @@ class Sweep:
 
 def ranked(records: list[dict], metric: str, mode: str) -> list[dict]:
   """Best first by the best evaluation value of `metric`; diverged trials last."""
+
   def key(r):
-    value = r['best'].get(metric)
-    if r['diverged'] or value is None or not math.isfinite(value):
+    value = r["best"].get(metric)
+    if r["diverged"] or value is None or not math.isfinite(value):
       return (1, 0.0)
-    return (0, -value if mode == 'max' else value)
+    return (0, -value if mode == "max" else value)
+
   return sorted(records, key=key)

@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 import ml_collections
 import numpy as np
 
-KINDS = ('loguniform', 'uniform', 'choice', 'grid')
-_PATTERN = re.compile(r'^\s*([A-Za-z_][\w.]*)\s*=\s*(\w+)\s*\((.*)\)\s*$')
+KINDS = ("loguniform", "uniform", "choice", "grid")
+_PATTERN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=\s*(\w+)\s*\((.*)\)\s*$")
 
 
 class Dimension(NamedTuple):
@@ -44,14 +44,14 @@ class Dimension(NamedTuple):
 
   @property
   def continuous(self) -> bool:
-    return self.kind in ('loguniform', 'uniform')
+    return self.kind in ("loguniform", "uniform")
 
   @property
   def log(self) -> bool:
-    return self.kind == 'loguniform'
+    return self.kind == "loguniform"
 
   def describe(self) -> str:
-    return f'{self.key}={self.kind}({",".join(map(repr, self.values))})'
+    return f"{self.key}={self.kind}({','.join(map(repr, self.values))})"
 
 
 def _literal(text: str) -> Any:
@@ -65,7 +65,7 @@ def _literal(text: str) -> Any:
 def config_value(config: ml_collections.ConfigDict, key: str) -> Any:
   """The value at a dotted key; KeyError naming the key if it does not exist."""
   node = config
-  for part in key.split('.'):
+  for part in key.split("."):
     if not isinstance(node, ml_collections.ConfigDict) or part not in node:
       raise KeyError(key)
     node = node[part]
@@ -76,30 +76,33 @@ def parse(text: str, config: ml_collections.ConfigDict) -> Dimension:
   """'KEY=kind(a,b,...)' -> Dimension; ValueError (one line) for anything malformed."""
   match = _PATTERN.match(text)
   if not match:
-    raise ValueError(f"--space={text!r} is not KEY=DISTRIBUTION(...), e.g. "
-                     "'optimizer.learning_rate=loguniform(1e-4,1e-1)'")
+    raise ValueError(
+      f"--space={text!r} is not KEY=DISTRIBUTION(...), e.g. "
+      "'optimizer.learning_rate=loguniform(1e-4,1e-1)'"
+    )
   key, kind, args = match.groups()
   if kind not in KINDS:
-    raise ValueError(f'--space={text!r}: unknown distribution {kind!r}; use one of {KINDS}')
+    raise ValueError(f"--space={text!r}: unknown distribution {kind!r}; use one of {KINDS}")
   try:
     current = config_value(config, key)
   except KeyError:
-    raise ValueError(f'--space={text!r}: the config has no key {key!r}') from None
-  values = tuple(_literal(a) for a in args.split(',')) if args.strip() else ()
-  if kind in ('loguniform', 'uniform'):
-    if len(values) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                                   for v in values):
-      raise ValueError(f'--space={text!r}: {kind} takes two numbers, {kind}(lo,hi)')
+    raise ValueError(f"--space={text!r}: the config has no key {key!r}") from None
+  values = tuple(_literal(a) for a in args.split(",")) if args.strip() else ()
+  if kind in ("loguniform", "uniform"):
+    if len(values) != 2 or not all(
+      isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+      raise ValueError(f"--space={text!r}: {kind} takes two numbers, {kind}(lo,hi)")
     lo, hi = (float(v) for v in values)
     if not lo < hi:
-      raise ValueError(f'--space={text!r}: the range [{lo:g}, {hi:g}] is empty; use lo < hi')
-    if kind == 'loguniform' and lo <= 0:
-      raise ValueError(f'--space={text!r}: a log scale needs 0 < lo, got lo={lo:g}')
+      raise ValueError(f"--space={text!r}: the range [{lo:g}, {hi:g}] is empty; use lo < hi")
+    if kind == "loguniform" and lo <= 0:
+      raise ValueError(f"--space={text!r}: a log scale needs 0 < lo, got lo={lo:g}")
     if isinstance(current, int) and not isinstance(current, bool):
-      raise ValueError(f'--space={text!r}: {key} is an integer; use choice(...) or grid(...)')
+      raise ValueError(f"--space={text!r}: {key} is an integer; use choice(...) or grid(...)")
     values = (lo, hi)
   elif not values:
-    raise ValueError(f'--space={text!r}: {kind}() needs at least one value')
+    raise ValueError(f"--space={text!r}: {kind}() needs at least one value")
   return Dimension(key, kind, values)
 
 
@@ -118,14 +121,17 @@ def grid_points(dims: list[Dimension], trials: int) -> list[dict]:
   fixed = math.prod(len(d.values) for d in dims if not d.continuous)
   continuous = [d for d in dims if d.continuous]
   if fixed > trials:
-    raise ValueError(f'--method=grid: the listed values alone make {fixed} points, more than '
-                     f'--trials={trials}; raise --trials or list fewer values')
+    raise ValueError(
+      f"--method=grid: the listed values alone make {fixed} points, more than "
+      f"--trials={trials}; raise --trials or list fewer values"
+    )
   m = 1
   if continuous:
     m = max(1, int(math.floor((trials / fixed) ** (1 / len(continuous)) + 1e-9)))
   axes = [_axis(d, m) for d in dims]
-  return [dict(zip((d.key for d in dims), point, strict=True))
-          for point in itertools.product(*axes)]
+  return [
+    dict(zip((d.key for d in dims), point, strict=True)) for point in itertools.product(*axes)
+  ]
 
 
 def random_points(dims: list[Dimension], trials: int, seed: int) -> list[dict]:

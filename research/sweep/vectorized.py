@@ -40,30 +40,40 @@ from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import workdir as workdir_lib
 
-OPTIMIZER_STRUCTURE_KEYS = ('name', 'schedule', 'weight_decay_mode', 'skip_nonfinite',
-                            'reduce_on_plateau', 'max_skipped_steps', 'max_loss_factor')
+OPTIMIZER_STRUCTURE_KEYS = (
+  "name",
+  "schedule",
+  "weight_decay_mode",
+  "skip_nonfinite",
+  "reduce_on_plateau",
+  "max_skipped_steps",
+  "max_loss_factor",
+)
 
 
 def vectorizable(config: ml_collections.ConfigDict, dims, points: list[dict]) -> str | None:
   """None if these trials can run as one program, else why not (naming the key)."""
   for d in dims:
-    if d.key == 'seed':
+    if d.key == "seed":
       continue
-    head, _, leaf = d.key.partition('.')
-    if head != 'optimizer' or leaf.split('.')[0] in OPTIMIZER_STRUCTURE_KEYS:
-      return f'{d.key} changes the model, the data or the program, not just numbers'
-    if not all(isinstance(p[d.key], int | float) and not isinstance(p[d.key], bool)
-               for p in points):
-      return f'{d.key} takes values that are not numbers'
-    if leaf == 'learning_rate' and config.optimizer.schedule.name != 'constant':
-      return (f'{d.key} with optimizer.schedule.name={config.optimizer.schedule.name!r}: the '
-              'schedule holds the rate')
-  if config.optimizer.reduce_on_plateau.get('enabled'):
-    return 'optimizer.reduce_on_plateau is on (its patience counts evaluations per run)'
+    head, _, leaf = d.key.partition(".")
+    if head != "optimizer" or leaf.split(".")[0] in OPTIMIZER_STRUCTURE_KEYS:
+      return f"{d.key} changes the model, the data or the program, not just numbers"
+    if not all(
+      isinstance(p[d.key], int | float) and not isinstance(p[d.key], bool) for p in points
+    ):
+      return f"{d.key} takes values that are not numbers"
+    if leaf == "learning_rate" and config.optimizer.schedule.name != "constant":
+      return (
+        f"{d.key} with optimizer.schedule.name={config.optimizer.schedule.name!r}: the "
+        "schedule holds the rate"
+      )
+  if config.optimizer.reduce_on_plateau.get("enabled"):
+    return "optimizer.reduce_on_plateau is on (its patience counts evaluations per run)"
   if config.early_stopping.patience:
-    return 'early_stopping.patience > 0 (trials would stop at different steps)'
-  if config.get('init_from') or config.get('freeze'):
-    return 'init_from / freeze (fine-tuning runs one trial at a time)'
+    return "early_stopping.patience > 0 (trials would stop at different steps)"
+  if config.get("init_from") or config.get("freeze"):
+    return "init_from / freeze (fine-tuning runs one trial at a time)"
   return None
 
 
@@ -74,7 +84,7 @@ def trial_configs(config, points):
     trial = ml_collections.ConfigDict(config.to_dict())
     for key, value in point.items():
       node = trial
-      *parents, leaf = key.split('.')
+      *parents, leaf = key.split(".")
       for p in parents:
         node = node[p]
       node[leaf] = value
@@ -87,8 +97,9 @@ def _stack(trees):
 
 
 def _structure(state):
-  return jax.tree.structure(state), [(np.shape(x), np.asarray(x).dtype)
-                                     for x in jax.tree.leaves(state)]
+  return jax.tree.structure(state), [
+    (np.shape(x), np.asarray(x).dtype) for x in jax.tree.leaves(state)
+  ]
 
 
 def initial_states(configs, model, info):
@@ -99,8 +110,9 @@ def initial_states(configs, model, info):
     state, _ = loop.initial_state(cfg, model, info, tx, None, None)
     states.append(state)
   if any(_structure(s) != _structure(states[0]) for s in states[1:]):
-    raise ValueError('the trials build optimizer states of different structures; run them with '
-                     '--mode=sequential')
+    raise ValueError(
+      "the trials build optimizer states of different structures; run them with --mode=sequential"
+    )
   return _stack(states), tx
 
 
@@ -108,8 +120,7 @@ def _per_trial(tree, i):
   return jax.tree.map(lambda x: x[i], tree)
 
 
-def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str,
-              log=print) -> list[dict]:
+def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print) -> list[dict]:
   """Trains the trials of `configs` as one program in `workdir`; returns one result per trial.
 
   Resumes from workdir/checkpoints. A result holds 'step', 'eval_<metric>' (final), 'best_step'
@@ -119,65 +130,108 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str,
   t_start = time.perf_counter()
   info, mesh, (train_plan, eval_plan) = loop.plan_inputs(base)
   if not (train_plan.in_memory and eval_plan.in_memory):
-    raise ValueError(f'{base.dataset.name} does not fit dataset.in_memory_limit_mb: vectorized '
-                     'trials need their data in device memory; use --mode=sequential')
+    raise ValueError(
+      f"{base.dataset.name} does not fit dataset.in_memory_limit_mb: vectorized "
+      "trials need their data in device memory; use --mode=sequential"
+    )
   model = loop.create_model(base, info.num_classes)
   host_states, tx = initial_states(configs, model, info)
   seeds = [int(c.seed) for c in configs]
   lock = workdir_lib.Lock(workdir).acquire() if jax.process_index() == 0 else None
   try:
     if jax.process_index() == 0:
-      with open(os.path.join(workdir, 'trials.json'), 'w') as f:
+      with open(os.path.join(workdir, "trials.json"), "w") as f:
         json.dump([json.loads(validate.config_json(c)) for c in configs], f)
-    return _train(base, configs, workdir, info, mesh, train_plan, eval_plan, model, tx,
-                  host_states, seeds, t_start, log)
+    return _train(
+      base,
+      configs,
+      workdir,
+      info,
+      mesh,
+      train_plan,
+      eval_plan,
+      model,
+      tx,
+      host_states,
+      seeds,
+      t_start,
+      log,
+    )
   finally:
     if lock is not None:
       lock.release()
 
 
-def _train(base, configs, workdir, info, mesh, train_plan, eval_plan, model, tx, host_states,
-           seeds, t_start, log):
+def _train(
+  base,
+  configs,
+  workdir,
+  info,
+  mesh,
+  train_plan,
+  eval_plan,
+  model,
+  tx,
+  host_states,
+  seeds,
+  t_start,
+  log,
+):
   num_trials = len(configs)
   train_input = inputs.TrainInput(base, train_plan, mesh, seeds=seeds)
   interval = loop.dispatch_interval(base)
-  loss = base.get('loss', 'softmax_cross_entropy')
+  loss = base.get("loss", "softmax_cross_entropy")
   dispatch = engine.make_train_dispatch(
-      jax.vmap(steps.make_train_step(model, tx, loss=loss)), mesh,
-      global_batch_size=base.batch_size, feed='memory', num_examples=train_plan.rows,
-      augment=inputs.preset(base), stats=inputs.device_stats(base), max_nonfinite_run=None,
-      trials=num_trials)
-  eval_step = steps.make_eval_step(model, num_classes=info.num_classes, task=info.task,
-                                   loss=loss)
+    jax.vmap(steps.make_train_step(model, tx, loss=loss)),
+    mesh,
+    global_batch_size=base.batch_size,
+    feed="memory",
+    num_examples=train_plan.rows,
+    augment=inputs.preset(base),
+    stats=inputs.device_stats(base),
+    max_nonfinite_run=None,
+    trials=num_trials,
+  )
+  eval_step = steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss)
   evaluate_sums = inputs.EvalInput(base, eval_plan, mesh, jax.vmap(eval_step, in_axes=(0, None)))
   es = base.early_stopping
-  manager = ckpt.create_manager(os.path.join(workdir, 'checkpoints'), keep=1)
+  manager = ckpt.create_manager(os.path.join(workdir, "checkpoints"), keep=1)
   saver = ckpt.Saver(manager)
   state = parallel.replicate(host_states, mesh)
-  trials = [{'best': None, 'best_step': None, 'eval': None} for _ in range(num_trials)]
+  trials = [{"best": None, "best_step": None, "eval": None} for _ in range(num_trials)]
   restored = ckpt.restore_latest(manager, state, warn=log)
   start = 0
   if restored is not None:
     state, saved, start = restored
-    trials = saved['trials']
+    trials = saved["trials"]
   writer = None
   if jax.process_index() == 0:
-    path = os.path.join(workdir, 'metrics.jsonl')
+    path = os.path.join(workdir, "metrics.jsonl")
     metrics_lib.truncate_jsonl(path, start)  # as if the chunk had never stopped
-    writer = open(path, 'a')  # closed below
+    writer = open(path, "a")  # closed below
 
   def evaluate(state, step):
     sums = evaluate_sums(state)
     for i, trial in enumerate(trials):
       metrics = steps.summarize(_per_trial(sums, i))
-      trial['eval'] = metrics
+      trial["eval"] = metrics
       value = metrics[es.metric]
-      if np.isfinite(value) and loop.improved(value, trial['best'], es.mode,
-                                              es.get('min_delta', 0.0)):
+      if np.isfinite(value) and loop.improved(
+        value, trial["best"], es.mode, es.get("min_delta", 0.0)
+      ):
         trial.update(best=value, best_step=step)
       if writer is not None:
-        writer.write(json.dumps({'step': step, 'split': 'eval', 'trial': i,
-                                 **{k: _clean(v) for k, v in metrics.items()}}) + '\n')
+        writer.write(
+          json.dumps(
+            {
+              "step": step,
+              "split": "eval",
+              "trial": i,
+              **{k: _clean(v) for k, v in metrics.items()},
+            }
+          )
+          + "\n"
+        )
     if writer is not None:
       writer.flush()
 
@@ -191,15 +245,15 @@ def _train(base, configs, workdir, info, mesh, train_plan, eval_plan, model, tx,
         if step % base.eval_every_steps == 0 or step == base.num_train_steps:
           evaluate(state, step)
         if step % base.checkpoint_every_steps == 0 or step == base.num_train_steps:
-          saver.save(step, parallel.copy(state), {'trials': trials})
+          saver.save(step, parallel.copy(state), {"trials": trials})
           last_saved = step
         signum = interrupts.requested()
         if signum is not None:
           if last_saved != step:
-            saver.save(step, parallel.copy(state), {'trials': trials})
+            saver.save(step, parallel.copy(state), {"trials": trials})
           saver.wait()
           raise interrupt.Interrupted(signum, step)
-    if trials[0]['eval'] is None:
+    if trials[0]["eval"] is None:
       evaluate(state, step)
     saver.wait()
   finally:
@@ -209,11 +263,19 @@ def _train(base, configs, workdir, info, mesh, train_plan, eval_plan, model, tx,
   params = parallel.fetch(state.params)
   results = []
   for i, trial in enumerate(trials):
-    results.append({'step': step, **{f'eval_{k}': v for k, v in trial['eval'].items()},
-                    'best_step': trial['best_step'], f'best_{es.metric}': trial['best'],
-                    'params_sha256': loop.params_digest(_per_trial(params, i))})
-  log(f'{num_trials} trials of {base.model.name} in one program: {step} steps in '
-      f'{time.perf_counter() - t_start:.1f} s')
+    results.append(
+      {
+        "step": step,
+        **{f"eval_{k}": v for k, v in trial["eval"].items()},
+        "best_step": trial["best_step"],
+        f"best_{es.metric}": trial["best"],
+        "params_sha256": loop.params_digest(_per_trial(params, i)),
+      }
+    )
+  log(
+    f"{num_trials} trials of {base.model.name} in one program: {step} steps in "
+    f"{time.perf_counter() - t_start:.1f} s"
+  )
   return results
 
 
@@ -226,6 +288,4 @@ def trial_bytes(config, model, info) -> int:
   """Bytes one trial's state occupies (parameters, optimizer state), without computing it."""
   tx = optimizer_lib.build_optimizer(config.optimizer, inject=True)
   abstract = loop.abstract_state(config, model, info, tx, None)
-  return sum(int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize
-             for x in jax.tree.leaves(abstract))
-
+  return sum(int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(abstract))

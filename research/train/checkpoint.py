@@ -35,31 +35,48 @@ class CheckpointMismatchError(ValueError):
   """A checkpoint's arrays do not fit the state the config builds (not damage: nothing moves)."""
 
 
-def create_manager(directory: str, *, keep: int = 2, best_metric: str | None = None,
-                   best_mode: str = 'max', async_save: bool = True) -> ocp.CheckpointManager:
+def create_manager(
+  directory: str,
+  *,
+  keep: int = 2,
+  best_metric: str | None = None,
+  best_mode: str = "max",
+  async_save: bool = True,
+) -> ocp.CheckpointManager:
   """A CheckpointManager keeping the latest `keep` steps and the best by `best_metric`."""
   policies = [ocp.checkpoint_managers.LatestN(n=keep)]
   if best_metric:
-    policies.append(ocp.checkpoint_managers.BestN(
-        get_metric_fn=lambda metrics: metrics[best_metric], reverse=(best_mode == 'min'), n=1,
-        keep_checkpoints_without_metrics=False))
+    policies.append(
+      ocp.checkpoint_managers.BestN(
+        get_metric_fn=lambda metrics: metrics[best_metric],
+        reverse=(best_mode == "min"),
+        n=1,
+        keep_checkpoints_without_metrics=False,
+      )
+    )
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-      create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save)
-  handlers = {'state': ocp.StandardCheckpointHandler(), 'loop': ocp.JsonCheckpointHandler()}
-  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                               item_handlers=handlers)
+    preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+    create=True,
+    cleanup_tmp_directories=True,
+    enable_async_checkpointing=async_save,
+  )
+  handlers = {"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
 
 
-def save(manager: ocp.CheckpointManager, step: int, state, loop_state: dict,
-         metrics: dict | None = None) -> None:
+def save(
+  manager: ocp.CheckpointManager, step: int, state, loop_state: dict, metrics: dict | None = None
+) -> None:
   """Starts saving `state` and the JSON `loop_state` at `step` (returns before the write ends).
 
   `metrics` (validation metrics at this step) rank the checkpoint for "keep the best".
   """
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop_state)), metrics=metrics,
-      force=True)
+  manager.save(
+    step,
+    args=ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop_state)),
+    metrics=metrics,
+    force=True,
+  )
 
 
 class Saver:
@@ -110,31 +127,33 @@ class Saver:
 
 def abstract_like(state):
   """ShapeDtypeStructs with the shardings of `state`: the restore target."""
-  return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
 
 
 def _move_aside(manager: ocp.CheckpointManager, step: int) -> str:
   """Moves a damaged step directory to DIR/checkpoints_corrupt/<step>.<time> (never deleted)."""
   src = os.path.join(str(manager.directory), str(step))
-  dst_root = str(manager.directory).rstrip('/') + '_corrupt'
-  dst = os.path.join(dst_root, f'{step}.{time.strftime("%Y%m%d-%H%M%S")}')
+  dst_root = str(manager.directory).rstrip("/") + "_corrupt"
+  dst = os.path.join(dst_root, f"{step}.{time.strftime('%Y%m%d-%H%M%S')}")
   if jax.process_index() == 0:
     os.makedirs(dst_root, exist_ok=True)
     unique, n = dst, 1
     while os.path.exists(unique):
-      unique, n = f'{dst}.{n}', n + 1
+      unique, n = f"{dst}.{n}", n + 1
     shutil.move(src, unique)
     dst = unique
-  multihost_utils.sync_global_devices(f'checkpoint_move_aside_{step}')
+  multihost_utils.sync_global_devices(f"checkpoint_move_aside_{step}")
   manager.reload()
   return dst
 
 
 def _shapes(tree) -> dict[str, tuple]:
   """'/'-joined path -> (shape, dtype) of every array of a saved-form tree."""
-  return {'/'.join(map(str, k)): (tuple(v.shape), str(v.dtype))
-          for k, v in ocp.tree.to_flat_dict(tree).items() if hasattr(v, 'shape')}
+  return {
+    "/".join(map(str, k)): (tuple(v.shape), str(v.dtype))
+    for k, v in ocp.tree.to_flat_dict(tree).items()
+    if hasattr(v, "shape")
+  }
 
 
 def mismatches(saved_metadata, target) -> list[str]:
@@ -145,8 +164,8 @@ def mismatches(saved_metadata, target) -> list[str]:
   for path in sorted(set(saved) | set(wanted)):
     have, want = saved.get(path), wanted.get(path)
     if have != want:
-      show = lambda s: 'absent' if s is None else f'{s[1]}{list(s[0])}'
-      out.append(f'{path}: checkpoint {show(have)}, config {show(want)}')
+      show = lambda s: "absent" if s is None else f"{s[1]}{list(s[0])}"
+      out.append(f"{path}: checkpoint {show(have)}, config {show(want)}")
   return out
 
 
@@ -157,22 +176,24 @@ def check_compatible(manager: ocp.CheckpointManager, target) -> None:
   """
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      metadata = manager.item_metadata(step)['state']
+      metadata = manager.item_metadata(step)["state"]
     except Exception:  # noqa: BLE001  (unreadable metadata: damage, handled at restore)
       continue
     if metadata is None:
       continue
     diffs = mismatches(metadata, target)
     if diffs:
-      listed = '; '.join(diffs[:MAX_LISTED]) + ('; ...' if len(diffs) > MAX_LISTED else '')
+      listed = "; ".join(diffs[:MAX_LISTED]) + ("; ..." if len(diffs) > MAX_LISTED else "")
       raise CheckpointMismatchError(
-          f'checkpoint {manager.directory}/{step} does not fit this config ({len(diffs)} arrays '
-          f'differ: {listed}); pass the config that wrote it, or another --workdir')
+        f"checkpoint {manager.directory}/{step} does not fit this config ({len(diffs)} arrays "
+        f"differ: {listed}); pass the config that wrote it, or another --workdir"
+      )
     return
 
 
-def restore_latest(manager: ocp.CheckpointManager, target,
-                   warn: Callable[[str], None] = logging.warning):
+def restore_latest(
+  manager: ocp.CheckpointManager, target, warn: Callable[[str], None] = logging.warning
+):
   """Restores the newest readable checkpoint: (state, loop_state, step), or None if none.
 
   A checkpoint that fails to read (damaged files: any exception from Orbax) is moved aside,
@@ -181,12 +202,18 @@ def restore_latest(manager: ocp.CheckpointManager, target,
   """
   for step in sorted(manager.all_steps(), reverse=True):
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_like(target)), loop=ocp.args.JsonRestore()))
+      restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_like(target)), loop=ocp.args.JsonRestore()
+        ),
+      )
     except Exception as e:  # noqa: BLE001  (Orbax raises bare Exceptions for damaged files)
       where = _move_aside(manager, step)
-      warn(f'checkpoint at step {step} is unreadable ({type(e).__name__}: {str(e)[:200]}); '
-           f'moved it to {where} and falling back to the previous checkpoint')
+      warn(
+        f"checkpoint at step {step} is unreadable ({type(e).__name__}: {str(e)[:200]}); "
+        f"moved it to {where} and falling back to the previous checkpoint"
+      )
       continue
     return restored.state, restored.loop, step
   return None
@@ -194,28 +221,29 @@ def restore_latest(manager: ocp.CheckpointManager, target,
 
 def has_checkpoints(workdir: str) -> bool:
   """Whether DIR/checkpoints holds at least one finished step."""
-  directory = os.path.join(workdir, 'checkpoints')
+  directory = os.path.join(workdir, "checkpoints")
   return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
 
 
 def find_state_dir(path: str) -> str:
   """The `state` item directory for `path`: a workdir, its checkpoints dir, a step dir or it."""
   path = os.path.abspath(os.path.expanduser(path))
-  if os.path.isdir(os.path.join(path, 'checkpoints')):
-    path = os.path.join(path, 'checkpoints')
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    path = os.path.join(path, "checkpoints")
   steps = [int(n) for n in os.listdir(path) if n.isdigit()] if os.path.isdir(path) else []
   if steps:
     path = os.path.join(path, str(max(steps)))
-  if os.path.isdir(os.path.join(path, 'state')):
-    path = os.path.join(path, 'state')
-  if not os.path.isfile(os.path.join(path, '_METADATA')):
+  if os.path.isdir(os.path.join(path, "state")):
+    path = os.path.join(path, "state")
+  if not os.path.isfile(os.path.join(path, "_METADATA")):
     raise FileNotFoundError(
-        f'no checkpoint found at {path!r}; init_from takes a run directory (with checkpoints/), '
-        'its checkpoints/ directory, or one checkpoints/<step> directory')
+      f"no checkpoint found at {path!r}; init_from takes a run directory (with checkpoints/), "
+      "its checkpoints/ directory, or one checkpoints/<step> directory"
+    )
   return path
 
 
-def load_variables(path: str, collections=('params', 'batch_stats')) -> dict:
+def load_variables(path: str, collections=("params", "batch_stats")) -> dict:
   """The `collections` of a saved TrainState as NumPy trees, read without knowing the model.
 
   The tree structure comes from the checkpoint's metadata; only these subtrees are read
@@ -224,9 +252,14 @@ def load_variables(path: str, collections=('params', 'batch_stats')) -> dict:
   state_dir = find_state_dir(path)
   checkpointer = ocp.PyTreeCheckpointer()
   metadata = checkpointer.metadata(state_dir).item_metadata.tree
-  target = {c: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[c])
-            for c in collections if c in metadata and metadata[c]}
+  target = {
+    c: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[c])
+    for c in collections
+    if c in metadata and metadata[c]
+  }
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-  restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-      item=target, restore_args=restore_args, partial_restore=True))
+  restored = checkpointer.restore(
+    state_dir,
+    args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True),
+  )
   return {c: restored.get(c, {}) for c in collections}

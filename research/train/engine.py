@@ -82,20 +82,25 @@ def device_input(mesh: Mesh, seed: int | Sequence[int]) -> DeviceInput:
   A sequence of seeds (one per trial of a sweep) gives keys (D, T, 2) instead of (D, 2).
   """
   if isinstance(seed, int):
-    shuffle, augment = (np.asarray(k) for k in device_data.stream_keys(seed,
-                                                                       jax.process_index()))
+    shuffle, augment = (np.asarray(k) for k in device_data.stream_keys(seed, jax.process_index()))
   else:
     pairs = [device_data.stream_keys(s, jax.process_index()) for s in seed]
     shuffle, augment = (np.stack([np.asarray(p[i]) for p in pairs]) for i in (0, 1))
   count = len(_local_devices(mesh))
   return DeviceInput(
-      slot=_per_device([np.array([i], np.int32) for i in range(count)], mesh),
-      shuffle_key=_per_device([shuffle[None]] * count, mesh),
-      augment_key=_per_device([augment[None]] * count, mesh))
+    slot=_per_device([np.array([i], np.int32) for i in range(count)], mesh),
+    shuffle_key=_per_device([shuffle[None]] * count, mesh),
+    augment_key=_per_device([augment[None]] * count, mesh),
+  )
 
 
-def put_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh, seed: int | Sequence[int],
-              pad_to: int | None = None) -> MemorySplit:
+def put_split(
+  images: np.ndarray,
+  labels: np.ndarray,
+  mesh: Mesh,
+  seed: int | Sequence[int],
+  pad_to: int | None = None,
+) -> MemorySplit:
   """Copies this process's share (images (n, ...), labels (n, ...)) to each of its devices.
 
   `pad_to` pads the share with copies of example 0 to that many rows (evaluation shares of
@@ -107,9 +112,11 @@ def put_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh, seed: int | Se
     labels = np.concatenate([labels, np.repeat(labels[:1], pad_to - count, 0)])
   local = len(_local_devices(mesh))
   return MemorySplit(
-      images=_per_device([images] * local, mesh), labels=_per_device([labels] * local, mesh),
-      count=_per_device([np.array([count], np.int32)] * local, mesh),
-      device=device_input(mesh, seed))
+    images=_per_device([images] * local, mesh),
+    labels=_per_device([labels] * local, mesh),
+    count=_per_device([np.array([count], np.int32)] * local, mesh),
+    device=device_input(mesh, seed),
+  )
 
 
 def _specs(tree, spec):
@@ -123,7 +130,7 @@ class Shapes(NamedTuple):
   per_device: int  # rows each device computes
 
   @classmethod
-  def of(cls, global_batch_size: int, mesh: Mesh) -> 'Shapes':
+  def of(cls, global_batch_size: int, mesh: Mesh) -> "Shapes":
     per_process = global_batch_size // jax.process_count()
     return cls(per_process, per_process // len(_local_devices(mesh)))
 
@@ -139,7 +146,7 @@ def _zeros_like_shapes(shapes):
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-LOOPS = ('auto', 'while', 'calls')
+LOOPS = ("auto", "while", "calls")
 
 
 class Counters(NamedTuple):
@@ -157,11 +164,15 @@ class Counters(NamedTuple):
     run = jnp.broadcast_to(jnp.asarray(run, jnp.int32), shape)
     return cls(zero, zero, jnp.full(shape, -1, jnp.int32), run, run)
 
-  def add(self, step, finite) -> 'Counters':
+  def add(self, step, finite) -> "Counters":
     run = jnp.where(finite, 0, self.run + 1)
-    return Counters(self.finite + finite, self.nonfinite + ~finite,
-                    jnp.where((self.first_nonfinite < 0) & ~finite, step, self.first_nonfinite),
-                    run, jnp.maximum(self.longest_run, run))
+    return Counters(
+      self.finite + finite,
+      self.nonfinite + ~finite,
+      jnp.where((self.first_nonfinite < 0) & ~finite, step, self.first_nonfinite),
+      run,
+      jnp.maximum(self.longest_run, run),
+    )
 
 
 class Carry(NamedTuple):
@@ -177,23 +188,33 @@ class Carry(NamedTuple):
 
 def _has_convolution(jaxpr) -> bool:
   """Whether a (closed) jaxpr or any jaxpr nested in its equations has a convolution."""
-  jaxpr = getattr(jaxpr, 'jaxpr', jaxpr)
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
   for eqn in jaxpr.eqns:
-    if eqn.primitive.name == 'conv_general_dilated':
+    if eqn.primitive.name == "conv_general_dilated":
       return True
     for value in eqn.params.values():
       for sub in value if isinstance(value, list | tuple) else (value,):
-        if hasattr(sub, 'eqns') or hasattr(sub, 'jaxpr') and hasattr(sub.jaxpr, 'eqns'):
+        if hasattr(sub, "eqns") or hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
           if _has_convolution(sub):
             return True
   return False
 
 
-def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: int,
-                        feed: str, num_examples: int | None = None, augment: Any = 'none',
-                        stats: dict | None = None, max_nonfinite_run: int | None = 0,
-                        record_steps: int = 0, donate: bool = True,
-                        loop: str = 'auto', trials: int | None = None) -> Callable:
+def make_train_dispatch(
+  train_step: Callable,
+  mesh: Mesh,
+  *,
+  global_batch_size: int,
+  feed: str,
+  num_examples: int | None = None,
+  augment: Any = "none",
+  stats: dict | None = None,
+  max_nonfinite_run: int | None = 0,
+  record_steps: int = 0,
+  donate: bool = True,
+  loop: str = "auto",
+  trials: int | None = None,
+) -> Callable:
   """Returns dispatch(state, data, num_steps) -> (state, out) over the mesh.
 
   Args:
@@ -229,16 +250,18 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
   """
   shapes = Shapes.of(global_batch_size, mesh)
   stats = {k: jnp.asarray(v) for k, v in (stats or {}).items()}
-  if feed == 'memory':
+  if feed == "memory":
     device_data.check_preset(augment)
     device_data.check_stream(num_examples, shapes.per_process)
-  elif feed != 'host':
+  elif feed != "host":
     raise ValueError(f"feed={feed!r} must be 'memory' or 'host'")
   if loop not in LOOPS:
-    raise ValueError(f'loop={loop!r} must be one of {LOOPS}')
-  if trials and (feed != 'memory' or max_nonfinite_run is not None):
-    raise ValueError('trials need the memory feed and max_nonfinite_run=None (a diverging '
-                     'trial must not stop the others)')
+    raise ValueError(f"loop={loop!r} must be one of {LOOPS}")
+  if trials and (feed != "memory" or max_nonfinite_run is not None):
+    raise ValueError(
+      "trials need the memory feed and max_nonfinite_run=None (a diverging "
+      "trial must not stop the others)"
+    )
 
   def memory_batch(data, shuffle_key, augment_key, step, orders):
     """One trial's batch of `step` and its orders moved to the step's epoch."""
@@ -246,10 +269,16 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     orders = device_data.advance(orders, shuffle_key, step, shapes.per_process, num_examples)
     index = device_data.batch_indices(orders, step, rows, shapes.per_process, num_examples)
     keys = device_data.row_keys(augment_key, step, rows)
-    batch = device_data.prepare(augment, keys, data.images[index], data.labels[index],
-                                mean=stats.get('mean'), std=stats.get('std'),
-                                eigenvalues=stats.get('eigenvalues'),
-                                eigenvectors=stats.get('eigenvectors'))
+    batch = device_data.prepare(
+      augment,
+      keys,
+      data.images[index],
+      data.labels[index],
+      mean=stats.get("mean"),
+      std=stats.get("std"),
+      eigenvalues=stats.get("eigenvalues"),
+      eigenvectors=stats.get("eigenvectors"),
+    )
     return batch, orders
 
   def get_batch(data, i, step, orders):
@@ -258,7 +287,7 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     With `trials`, every trial has its own keys, step and orders, and the batch a leading trial
     axis (T, b, ...).
     """
-    if feed == 'host':
+    if feed == "host":
       return jax.tree.map(lambda x: x[i], data), orders
     keys = (data.device.shuffle_key[0], data.device.augment_key[0])
     orders = jax.tree.map(lambda x: x[0], orders)
@@ -269,11 +298,13 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     return batch, jax.tree.map(lambda x: x[None], orders)
 
   def first_orders(state, data):
-    if feed == 'host':
+    if feed == "host":
       return ()
+
     def one(shuffle_key, step):
       epoch, _ = device_data.stream_position(step, shapes.per_process, num_examples)
       return device_data.orders_at(shuffle_key, epoch, num_examples)
+
     orders = (jax.vmap(one) if trials else one)(data.device.shuffle_key[0], state.step)
     return jax.tree.map(lambda x: x[None], orders)
 
@@ -284,34 +315,51 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
 
   def start(state, data, run) -> Carry:
     metric_shapes = dispatch.metric_shapes
-    records = (jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype),
-                            metric_shapes) if record_steps else ())
+    records = (
+      jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype), metric_shapes)
+      if record_steps
+      else ()
+    )
     per_trial = (trials,) if trials else ()
-    return Carry(jnp.zeros((), jnp.int32), first_orders(state, data),
-                 _zeros_like_shapes(metric_shapes), Counters.start(run, per_trial),
-                 jnp.zeros(per_trial, jnp.float32), records)
+    return Carry(
+      jnp.zeros((), jnp.int32),
+      first_orders(state, data),
+      _zeros_like_shapes(metric_shapes),
+      Counters.start(run, per_trial),
+      jnp.zeros(per_trial, jnp.float32),
+      records,
+    )
 
   def one_step(state, data, carry: Carry):
     step = state.step
     batch, orders = get_batch(data, carry.i, step, carry.orders)
     state, metrics = train_step(state, batch)
-    finite = jnp.isfinite(metrics['loss'])
-    sums = jax.tree.map(lambda s, m: s + jnp.where(finite, m, jnp.zeros_like(m)), carry.sums,
-                        metrics)
+    finite = jnp.isfinite(metrics["loss"])
+    sums = jax.tree.map(
+      lambda s, m: s + jnp.where(finite, m, jnp.zeros_like(m)), carry.sums, metrics
+    )
     records = carry.records
     if record_steps:
       records = jax.tree.map(lambda r, m: r.at[carry.i].set(m), records, metrics)
-    first_loss = jnp.where(carry.i == 0, metrics['loss'].astype(jnp.float32), carry.first_loss)
-    return state, Carry(carry.i + 1, orders, sums, carry.counters.add(step, finite), first_loss,
-                        records)
+    first_loss = jnp.where(carry.i == 0, metrics["loss"].astype(jnp.float32), carry.first_loss)
+    return state, Carry(
+      carry.i + 1, orders, sums, carry.counters.add(step, finite), first_loss, records
+    )
 
   def finish(carry: Carry) -> dict:
     c = carry.counters
-    out = {'sums': carry.sums, 'done': carry.i, 'steps': c.finite, 'nonfinite': c.nonfinite,
-           'first_nonfinite': c.first_nonfinite, 'run': c.run, 'longest_run': c.longest_run,
-           'first_loss': carry.first_loss}
+    out = {
+      "sums": carry.sums,
+      "done": carry.i,
+      "steps": c.finite,
+      "nonfinite": c.nonfinite,
+      "first_nonfinite": c.first_nonfinite,
+      "run": c.run,
+      "longest_run": c.longest_run,
+      "first_loss": carry.first_loss,
+    }
     if record_steps:
-      out['records'] = carry.records
+      out["records"] = carry.records
     return out
 
   def run_while(state, data, num_steps, run):
@@ -322,27 +370,27 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
         return keep
       return keep & (carry.counters.longest_run <= max_nonfinite_run)
 
-    state, carry = jax.lax.while_loop(cond, lambda args: one_step(args[0], data, args[1]),
-                                      (state, start(state, data, run)))
+    state, carry = jax.lax.while_loop(
+      cond, lambda args: one_step(args[0], data, args[1]), (state, start(state, data, run))
+    )
     return state, finish(carry)
 
   def data_specs(data):
-    return _specs(data, P(AXIS) if feed == 'memory' else P(None, AXIS))
+    return _specs(data, P(AXIS) if feed == "memory" else P(None, AXIS))
 
   # A prefix of the carry: the orders are per device, the rest is the same on every device.
-  carry_specs = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), first_loss=P(),
-                      records=P())
+  carry_specs = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), first_loss=P(), records=P())
 
   def mapped(fn, in_specs, out_specs):
-    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
-                         check_vma=False)
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
   donated = (0,) if donate else ()
 
   @functools.partial(jax.jit, donate_argnums=donated)
   def while_program(state, data, num_steps, run):
     return mapped(run_while, (P(), data_specs(data), P(), P()), (P(), P()))(
-        state, data, num_steps, run)
+      state, data, num_steps, run
+    )
 
   @jax.jit
   def start_program(state, data, run):
@@ -350,8 +398,9 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
 
   @functools.partial(jax.jit, donate_argnums=(0, 2) if donate else (2,))
   def step_program(state, data, carry):
-    return mapped(one_step, (P(), data_specs(data), carry_specs),
-                  (P(), carry_specs))(state, data, carry)
+    return mapped(one_step, (P(), data_specs(data), carry_specs), (P(), carry_specs))(
+      state, data, carry
+    )
 
   finish_program = jax.jit(lambda carry: finish(carry))
 
@@ -359,9 +408,9 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     """One trace of a step: the shapes of its metrics and whether it has convolutions."""
     program = mapped(step_metrics, (P(), data_specs(data)), P())
     jaxpr, dispatch.metric_shapes = jax.make_jaxpr(program, return_shape=True)(state, data)
-    if dispatch.loop == 'auto':
-      on_cpu = mesh.devices.flat[0].platform == 'cpu'
-      dispatch.loop = 'calls' if on_cpu and _has_convolution(jaxpr) else 'while'
+    if dispatch.loop == "auto":
+      on_cpu = mesh.devices.flat[0].platform == "cpu"
+      dispatch.loop = "calls" if on_cpu and _has_convolution(jaxpr) else "while"
 
   def dispatch(state, data, num_steps, *, run=0, stop: Callable[[], bool] | None = None):
     """Runs up to `num_steps` steps; `run`: the previous dispatch's trailing non-finite run.
@@ -371,7 +420,7 @@ def make_train_dispatch(train_step: Callable, mesh: Mesh, *, global_batch_size: 
     if dispatch.metric_shapes is None:
       probe(state, data)
     run = np.int32(run)
-    if dispatch.loop == 'while':
+    if dispatch.loop == "while":
       return while_program(state, data, np.int32(num_steps), run)
     carry = start_program(state, data, run)
     for _ in range(int(num_steps)):
@@ -395,9 +444,15 @@ def stack_host_batches(batches: list[dict], mesh: Mesh) -> dict:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def make_eval_dispatch(eval_step: Callable, mesh: Mesh, *, global_batch_size: int,
-                       num_examples: int, crop: int | None = None,
-                       stats: dict | None = None) -> Callable:
+def make_eval_dispatch(
+  eval_step: Callable,
+  mesh: Mesh,
+  *,
+  global_batch_size: int,
+  num_examples: int,
+  crop: int | None = None,
+  stats: dict | None = None,
+) -> Callable:
   """Returns evaluate(state, split) -> metric sums of one ordered pass over a `MemorySplit`.
 
   `num_examples`: rows of each process's (padded) share; each process evaluates its `count`
@@ -407,23 +462,31 @@ def make_eval_dispatch(eval_step: Callable, mesh: Mesh, *, global_batch_size: in
   shapes = Shapes.of(global_batch_size, mesh)
   num_batches = math.ceil(num_examples / shapes.per_process)
   stats = stats or {}
-  mean, std = (None if stats.get(k) is None else jnp.asarray(stats[k]) for k in ('mean', 'std'))
+  mean, std = (None if stats.get(k) is None else jnp.asarray(stats[k]) for k in ("mean", "std"))
 
   def run(state, split: MemorySplit):
     rows = shapes.rows(split.device.slot[0])
 
     def one(j):
-      batch = device_data.eval_batch(split.images, split.labels, j * shapes.per_process, rows,
-                                     split.count[0], crop=crop, mean=mean, std=std)
+      batch = device_data.eval_batch(
+        split.images,
+        split.labels,
+        j * shapes.per_process,
+        rows,
+        split.count[0],
+        crop=crop,
+        mean=mean,
+        std=std,
+      )
       return eval_step(state, batch)
 
     total = _zeros_like_shapes(jax.eval_shape(one, 0))
-    return jax.lax.fori_loop(0, num_batches,
-                             lambda j, t: jax.tree.map(jnp.add, t, one(j)), total)
+    return jax.lax.fori_loop(0, num_batches, lambda j, t: jax.tree.map(jnp.add, t, one(j)), total)
 
   def evaluate(state, split):
-    mapped = jax.shard_map(run, mesh=mesh, in_specs=(P(), _specs(split, P(AXIS))),
-                           out_specs=P(), check_vma=False)
+    mapped = jax.shard_map(
+      run, mesh=mesh, in_specs=(P(), _specs(split, P(AXIS))), out_specs=P(), check_vma=False
+    )
     return mapped(state, split)
 
   return jax.jit(evaluate)

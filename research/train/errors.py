@@ -43,7 +43,7 @@ def is_disk_full(error: BaseException) -> bool:
     seen.add(id(error))
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
       return True
-    if 'No space left on device' in str(error):
+    if "No space left on device" in str(error):
       return True
     error = error.__cause__ or error.__context__
   return False
@@ -55,7 +55,9 @@ def exit_code(error: BaseException) -> int | None:
     return error.exit_code
   if isinstance(error, DivergenceError):
     return DIVERGED
-  if isinstance(error, ValueError | DatasetNotFoundError | WorkdirBusyError | DiskFullError |
-                CheckpointMismatchError):
+  if isinstance(
+    error,
+    ValueError | DatasetNotFoundError | WorkdirBusyError | DiskFullError | CheckpointMismatchError,
+  ):
     return USER_ERROR
   return None

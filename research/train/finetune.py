@@ -14,17 +14,17 @@ from flax import traverse_util
 
 def path_str(path) -> str:
   """'a/b/c' from a jax key path or a tuple of names."""
-  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in path)
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
 def flatten(tree) -> dict[str, object]:
   if not tree:
     return {}
-  return {'/'.join(k): v for k, v in traverse_util.flatten_dict(tree).items()}
+  return {"/".join(k): v for k, v in traverse_util.flatten_dict(tree).items()}
 
 
 def unflatten(flat: dict[str, object]) -> dict:
-  return traverse_util.unflatten_dict({tuple(k.split('/')): v for k, v in flat.items()})
+  return traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
 
 
 class MergeReport(NamedTuple):
@@ -34,13 +34,16 @@ class MergeReport(NamedTuple):
   unused: list[str]  # checkpoint paths the model does not have
 
   def summary(self) -> str:
-    return (f'init_from: loaded {len(self.loaded)} arrays; re-initialized (new shape) '
-            f'{self.reinitialized or "none"}; not in checkpoint (fresh) {self.fresh or "none"}; '
-            f'unused from checkpoint {self.unused or "none"}')
+    return (
+      f"init_from: loaded {len(self.loaded)} arrays; re-initialized (new shape) "
+      f"{self.reinitialized or 'none'}; not in checkpoint (fresh) {self.fresh or 'none'}; "
+      f"unused from checkpoint {self.unused or 'none'}"
+    )
 
 
-def merge(fresh: dict, loaded: dict, head_pattern: str, *, collection: str = 'params'
-          ) -> tuple[dict, MergeReport]:
+def merge(
+  fresh: dict, loaded: dict, head_pattern: str, *, collection: str = "params"
+) -> tuple[dict, MergeReport]:
   """Takes each array of `loaded` into `fresh` at the same path when shapes agree.
 
   A shape mismatch under `head_pattern` keeps the fresh array (a new head, e.g. another
@@ -61,13 +64,16 @@ def merge(fresh: dict, loaded: dict, head_pattern: str, *, collection: str = 'pa
     elif head.search(path):
       report.reinitialized.append(path)
     else:
-      bad.append(f'{collection}/{path}: checkpoint {source.shape} vs model {tuple(value.shape)}')
+      bad.append(f"{collection}/{path}: checkpoint {source.shape} vs model {tuple(value.shape)}")
   report.unused.extend(p for p in loaded_flat if p not in fresh_flat)
   if bad:
     raise ValueError(
-        'init_from: shapes differ outside the head (head pattern ' f'{head_pattern!r}):\n  '
-        + '\n  '.join(bad) + '\nuse a checkpoint of the same architecture, or widen '
-        'config.head_pattern to re-initialize these layers')
+      "init_from: shapes differ outside the head (head pattern "
+      f"{head_pattern!r}):\n  "
+      + "\n  ".join(bad)
+      + "\nuse a checkpoint of the same architecture, or widen "
+      "config.head_pattern to re-initialize these layers"
+    )
   return unflatten(merged) if merged else {}, report
 
 
@@ -78,17 +84,20 @@ def merge_variables(fresh: dict, loaded: dict, head_pattern: str) -> tuple[dict,
   `research.models.head_pattern(model)`).
   """
   out, total = dict(fresh), MergeReport([], [], [], [])
-  for collection in ('params', 'batch_stats'):
+  for collection in ("params", "batch_stats"):
     if collection not in fresh:
       continue
-    out[collection], report = merge(fresh[collection], loaded.get(collection, {}), head_pattern,
-                                    collection=collection)
+    out[collection], report = merge(
+      fresh[collection], loaded.get(collection, {}), head_pattern, collection=collection
+    )
     for field, items in zip(total, report, strict=True):
-      field.extend(f'{collection}/{p}' for p in items)
+      field.extend(f"{collection}/{p}" for p in items)
   if not total.loaded:
-    raise ValueError('init_from: no parameter path of the checkpoint matches the model; '
-                     f'checkpoint has {sorted(flatten(loaded.get("params", {})))[:8]}..., model '
-                     f'has {sorted(flatten(fresh["params"]))[:8]}...')
+    raise ValueError(
+      "init_from: no parameter path of the checkpoint matches the model; "
+      f"checkpoint has {sorted(flatten(loaded.get('params', {})))[:8]}..., model "
+      f"has {sorted(flatten(fresh['params']))[:8]}..."
+    )
   return out, total
 
 
@@ -96,11 +105,13 @@ def freeze_labels(params, pattern: str) -> dict:
   """'frozen' for every parameter whose path matches the regex `pattern`, else 'trainable'."""
   regex = re.compile(pattern)
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: 'frozen' if regex.search(path_str(path)) else 'trainable', params)
+    lambda path, _: "frozen" if regex.search(path_str(path)) else "trainable", params
+  )
 
 
-def apply_freeze(tx: optax.GradientTransformation, params, pattern: str | None
-                 ) -> tuple[optax.GradientTransformation, list[str]]:
+def apply_freeze(
+  tx: optax.GradientTransformation, params, pattern: str | None
+) -> tuple[optax.GradientTransformation, list[str]]:
   """Wraps `tx` so that parameters matching `pattern` get zero updates (optax.multi_transform).
 
   Returns the transformation and the frozen paths; raises if the pattern matches nothing or
@@ -111,12 +122,13 @@ def apply_freeze(tx: optax.GradientTransformation, params, pattern: str | None
   try:
     labels = freeze_labels(params, pattern)
   except re.error as e:
-    raise ValueError(f'freeze={pattern!r} is not a valid regular expression: {e}') from e
+    raise ValueError(f"freeze={pattern!r} is not a valid regular expression: {e}") from e
   flat = flatten(labels)
-  frozen = sorted(p for p, label in flat.items() if label == 'frozen')
+  frozen = sorted(p for p, label in flat.items() if label == "frozen")
   if not frozen:
-    raise ValueError(f'freeze={pattern!r} matches no parameter path; paths look like '
-                     f'{sorted(flat)[:6]}')
+    raise ValueError(
+      f"freeze={pattern!r} matches no parameter path; paths look like {sorted(flat)[:6]}"
+    )
   if len(frozen) == len(flat):
-    raise ValueError(f'freeze={pattern!r} matches every parameter; nothing would train')
-  return optax.multi_transform({'trainable': tx, 'frozen': optax.set_to_zero()}, labels), frozen
+    raise ValueError(f"freeze={pattern!r} matches every parameter; nothing would train")
+  return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels), frozen

@@ -24,7 +24,7 @@ from research import data as data_lib
 from research.train import engine
 
 DEFAULT_LIMIT_MB = 1024.0
-IN_MEMORY_CHOICES = ('auto', 'true', 'false')
+IN_MEMORY_CHOICES = ("auto", "true", "false")
 # The stacked batches of one host-fed dispatch stay under this many bytes.
 HOST_DISPATCH_LIMIT_BYTES = 256 << 20
 
@@ -58,66 +58,89 @@ def _share(num_examples: int, train: bool) -> tuple[int, int, int]:
   return int(bounds[index]), int(bounds[index + 1]), math.ceil(num_examples / count)
 
 
-def plan_split(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo, split: str, *,
-               train: bool, batch_size: int) -> SplitPlan:
+def plan_split(
+  config: ml_collections.ConfigDict,
+  info: data_lib.DatasetInfo,
+  split: str,
+  *,
+  train: bool,
+  batch_size: int,
+) -> SplitPlan:
   """Decides where `split` is served; raises ValueError for a batch or budget that cannot work."""
   name = config.dataset.name
   if split not in info.num_examples:
-    raise ValueError(f'dataset.{"train" if train else "eval"}_split={split!r}: {name} has '
-                     f'splits {sorted(info.num_examples)}')
+    raise ValueError(
+      f"dataset.{'train' if train else 'eval'}_split={split!r}: {name} has "
+      f"splits {sorted(info.num_examples)}"
+    )
   total = info.num_examples[split]
   start, stop, rows = _share(total, train)
   per_process = batch_size // jax.process_count()
   if train and rows < per_process:
     raise ValueError(
-        f'batch_size={batch_size} needs {per_process} training examples per process, but each '
-        f'of {jax.process_count()} process(es) holds {rows} of {name}:{split}; use batch_size '
-        f'<= {rows * jax.process_count()}')
+      f"batch_size={batch_size} needs {per_process} training examples per process, but each "
+      f"of {jax.process_count()} process(es) holds {rows} of {name}:{split}; use batch_size "
+      f"<= {rows * jax.process_count()}"
+    )
   nbytes = data_lib.split_nbytes(name, info, stop - start)
-  setting = parse_in_memory(config.dataset.get('in_memory', 'auto'))
-  limit_mb = config.dataset.get('in_memory_limit_mb', DEFAULT_LIMIT_MB)
+  setting = parse_in_memory(config.dataset.get("in_memory", "auto"))
+  limit_mb = config.dataset.get("in_memory_limit_mb", DEFAULT_LIMIT_MB)
   if not isinstance(limit_mb, int | float) or limit_mb < 0:
-    raise ValueError(f'dataset.in_memory_limit_mb={limit_mb!r} must be a number >= 0')
+    raise ValueError(f"dataset.in_memory_limit_mb={limit_mb!r} must be a number >= 0")
   fits = nbytes <= limit_mb * 2**20
-  if setting == 'true' and not fits:
+  if setting == "true" and not fits:
     raise ValueError(
-        f'dataset.in_memory=True but {name}:{split} needs {nbytes / 2**20:.1f} MB per device '
-        f'(this process\'s {stop - start} records as uint8), over dataset.in_memory_limit_mb='
-        f'{limit_mb}; raise the limit or set dataset.in_memory=auto')
-  return SplitPlan(split, train, setting == 'true' or (setting == 'auto' and fits), start,
-                   stop, rows, nbytes)
+      f"dataset.in_memory=True but {name}:{split} needs {nbytes / 2**20:.1f} MB per device "
+      f"(this process's {stop - start} records as uint8), over dataset.in_memory_limit_mb="
+      f"{limit_mb}; raise the limit or set dataset.in_memory=auto"
+    )
+  return SplitPlan(
+    split, train, setting == "true" or (setting == "auto" and fits), start, stop, rows, nbytes
+  )
 
 
 def preset(config: ml_collections.ConfigDict) -> str:
   """The training augmentation preset: dataset.augment, else the dataset's default."""
-  return config.dataset.get('augment') or data_lib.pipeline.default_augmentation(
-      config.dataset.name)
+  return config.dataset.get("augment") or data_lib.pipeline.default_augmentation(
+    config.dataset.name
+  )
 
 
 def device_stats(config: ml_collections.ConfigDict) -> dict:
   """Standardization (mean, std) and PCA eigenpairs the device-side input needs."""
-  name, standardize = config.dataset.name, config.dataset.get('standardize', False)
-  if not standardize and preset(config) != 'alexnet':
+  name, standardize = config.dataset.name, config.dataset.get("standardize", False)
+  if not standardize and preset(config) != "alexnet":
     return {}
   stats = data_lib.channel_stats(name, config.dataset.data_dir)
-  out = {'eigenvalues': stats.eigenvalues, 'eigenvectors': stats.eigenvectors}
+  out = {"eigenvalues": stats.eigenvalues, "eigenvectors": stats.eigenvectors}
   if standardize:
     out.update(mean=stats.mean, std=stats.std)
   return out
 
 
 def _load(config, plan: SplitPlan, mesh: Mesh, seeds=None) -> engine.MemorySplit:
-  images, labels = data_lib.load_split(config.dataset.name, plan.split, config.dataset.data_dir,
-                                       plan.start, plan.stop)
-  return engine.put_split(images, labels, mesh, config.seed if seeds is None else seeds,
-                          pad_to=None if plan.train else plan.rows)
+  images, labels = data_lib.load_split(
+    config.dataset.name, plan.split, config.dataset.data_dir, plan.start, plan.stop
+  )
+  return engine.put_split(
+    images,
+    labels,
+    mesh,
+    config.seed if seeds is None else seeds,
+    pad_to=None if plan.train else plan.rows,
+  )
 
 
 class TrainInput:
   """Feeds the train dispatches: `feed(num_steps)` is the dispatch's `data` argument."""
 
-  def __init__(self, config: ml_collections.ConfigDict, plan: SplitPlan, mesh: Mesh,
-               seeds: list[int] | None = None):
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    plan: SplitPlan,
+    mesh: Mesh,
+    seeds: list[int] | None = None,
+  ):
     """`seeds`: one per trial of a vectorized sweep (memory feed only): per-trial orders."""
     self.plan, self.mesh, self.config = plan, mesh, config
     if plan.in_memory:
@@ -126,13 +149,19 @@ class TrainInput:
     else:
       self.split = None
       self.iterator = data_lib.create_iterator(
-          config.dataset.name, plan.split, global_batch_size=config.batch_size,
-          seed=config.seed, train=True, augment=config.dataset.augment,
-          data_dir=config.dataset.data_dir, standardize=config.dataset.get('standardize', False))
+        config.dataset.name,
+        plan.split,
+        global_batch_size=config.batch_size,
+        seed=config.seed,
+        train=True,
+        augment=config.dataset.augment,
+        data_dir=config.dataset.data_dir,
+        standardize=config.dataset.get("standardize", False),
+      )
 
   @property
   def feed_kind(self) -> str:
-    return 'memory' if self.plan.in_memory else 'host'
+    return "memory" if self.plan.in_memory else "host"
 
   def host_steps(self, steps: int) -> int:
     """The largest divisor of `steps` whose stacked host batches fit HOST_DISPATCH_LIMIT_BYTES."""
@@ -156,22 +185,26 @@ class TrainInput:
 
   def set_state(self, state: dict) -> None:
     if self.iterator is not None:
-      self.iterator.set_state({**state, 'process_index': jax.process_index()})
+      self.iterator.set_state({**state, "process_index": jax.process_index()})
 
 
 class EvalInput:
   """Evaluates a state over the whole evaluation split: `evaluate(state) -> sums` (host)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, plan: SplitPlan, mesh: Mesh,
-               eval_step):
+  def __init__(self, config: ml_collections.ConfigDict, plan: SplitPlan, mesh: Mesh, eval_step):
     self.plan, self.mesh, self.config = plan, mesh, config
-    self.batch_size = config.get('eval_batch_size') or config.batch_size
+    self.batch_size = config.get("eval_batch_size") or config.batch_size
     if plan.in_memory:
       self.split = _load(config, plan, mesh)
-      stats = {k: v for k, v in device_stats(config).items() if k in ('mean', 'std')}
+      stats = {k: v for k, v in device_stats(config).items() if k in ("mean", "std")}
       self._evaluate = engine.make_eval_dispatch(
-          eval_step, mesh, global_batch_size=self.batch_size, num_examples=plan.rows,
-          crop=data_lib.eval_crop(config.dataset.name), stats=stats)
+        eval_step,
+        mesh,
+        global_batch_size=self.batch_size,
+        num_examples=plan.rows,
+        crop=data_lib.eval_crop(config.dataset.name),
+        stats=stats,
+      )
     else:
       self._step = engine.parallel.data_parallel_eval_step(eval_step, mesh)
 
@@ -181,9 +214,14 @@ class EvalInput:
       return engine.parallel.fetch(self._evaluate(state, self.split))
     config = self.config
     iterator = data_lib.create_iterator(
-        config.dataset.name, self.plan.split, global_batch_size=self.batch_size,
-        seed=config.seed, train=False, data_dir=config.dataset.data_dir,
-        standardize=config.dataset.get('standardize', False))
+      config.dataset.name,
+      self.plan.split,
+      global_batch_size=self.batch_size,
+      seed=config.seed,
+      train=False,
+      data_dir=config.dataset.data_dir,
+      standardize=config.dataset.get("standardize", False),
+    )
     total = None
     for batch in iterator:
       sums = engine.parallel.fetch(self._step(state, engine.parallel.put_batch(batch, self.mesh)))

@@ -34,8 +34,10 @@ class Interrupted(Exception):  # noqa: N818  (not an error: the run stopped as a
     self.signum, self.step = signum, step
     self.signal_name = signal.Signals(signum).name
     self.exit_code = 128 + signum
-    super().__init__(f'interrupted by {self.signal_name} at step {step}; checkpoint saved; run '
-                     'the same command to resume')
+    super().__init__(
+      f"interrupted by {self.signal_name} at step {step}; checkpoint saved; run "
+      "the same command to resume"
+    )
 
 
 class Interrupts:
@@ -45,7 +47,7 @@ class Interrupts:
     self.signum: int | None = None
     self._previous = {}
 
-  def __enter__(self) -> 'Interrupts':
+  def __enter__(self) -> "Interrupts":
     if threading.current_thread() is threading.main_thread():
       for signum in SIGNALS:
         self._previous[signum] = signal.signal(signum, self._handle)

@@ -31,11 +31,11 @@ def truncate_jsonl(path: str, last_step: int) -> None:
         record = json.loads(line)
       except json.JSONDecodeError:
         continue
-      if record.get('step', 0) <= last_step:
+      if record.get("step", 0) <= last_step:
         kept.append(json.dumps(record))
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(''.join(k + '\n' for k in kept))
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write("".join(k + "\n" for k in kept))
   os.replace(tmp, path)
 
 
@@ -55,14 +55,14 @@ class MetricWriter:
 
   def __init__(self, workdir: str, *, tensorboard: bool = True, start_step: int = 0):
     self.enabled = jax.process_index() == 0
-    self.path = os.path.join(workdir, 'metrics.jsonl')
-    self._tb_dir = os.path.join(workdir, 'tensorboard')
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb_dir = os.path.join(workdir, "tensorboard")
     self._tensorboard = tensorboard and self.enabled
     self._writers = {}
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
       truncate_jsonl(self.path, start_step)
-      self._file = open(self.path, 'a')  # closed in close()
+      self._file = open(self.path, "a")  # closed in close()
 
   def _tb_writer(self, split: str):
     if split not in self._writers:
@@ -72,8 +72,8 @@ class MetricWriter:
   def write(self, step: int, split: str, metrics: dict) -> None:
     if not self.enabled:
       return
-    record = {'step': int(step), 'split': split, **{k: _clean(v) for k, v in metrics.items()}}
-    self._file.write(json.dumps(record) + '\n')
+    record = {"step": int(step), "split": split, **{k: _clean(v) for k, v in metrics.items()}}
+    self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     if self._tensorboard:
       writer = self._tb_writer(split)
@@ -94,13 +94,19 @@ class Progress:
 
   def __init__(self, total: int, start: int, enabled: bool = True):
     self.start_time, self.start_step = time.perf_counter(), start
-    self.bar = tqdm.tqdm(total=total, initial=start, unit='step', dynamic_ncols=True,
-                         disable=not enabled or jax.process_index() != 0, smoothing=0.1)
+    self.bar = tqdm.tqdm(
+      total=total,
+      initial=start,
+      unit="step",
+      dynamic_ncols=True,
+      disable=not enabled or jax.process_index() != 0,
+      smoothing=0.1,
+    )
 
   def update(self, n: int = 1, **postfix) -> None:
     self.bar.update(n)
     if postfix:
-      self.bar.set_postfix({k: f'{v:.4g}' for k, v in postfix.items()}, refresh=False)
+      self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
 
   def steps_per_second(self, step: int) -> float:
     elapsed = time.perf_counter() - self.start_time

@@ -22,25 +22,37 @@ import optax
 from research import optim
 
 RULES = {
-    'sgd': optim.sgd,
-    'heavy_ball': optim.heavy_ball,
-    'momentum': optim.heavy_ball,
-    'nesterov': optim.nesterov,
-    'adagrad': optim.adagrad,
-    'rmsprop': optim.rmsprop,
-    'adadelta': optim.adadelta,
-    'adam': optim.adam,
+  "sgd": optim.sgd,
+  "heavy_ball": optim.heavy_ball,
+  "momentum": optim.heavy_ball,
+  "nesterov": optim.nesterov,
+  "adagrad": optim.adagrad,
+  "rmsprop": optim.rmsprop,
+  "adadelta": optim.adadelta,
+  "adam": optim.adam,
 }
-SCHEDULES = ('constant', 'step_decay', 'inverse_time', 'linear_decay', 'cosine')
-WEIGHT_DECAY_MODES = ('l2', 'l1', 'decoupled')
+SCHEDULES = ("constant", "step_decay", "inverse_time", "linear_decay", "cosine")
+WEIGHT_DECAY_MODES = ("l2", "l1", "decoupled")
 # Keys of the optimizer block that configure the chain; every other key goes to the rule.
-CHAIN_KEYS = frozenset({
-    'name', 'learning_rate', 'schedule', 'weight_decay', 'weight_decay_mode', 'clip_norm',
-    'clip_value', 'skip_nonfinite', 'reduce_on_plateau', 'max_skipped_steps', 'max_loss_factor'})
+CHAIN_KEYS = frozenset(
+  {
+    "name",
+    "learning_rate",
+    "schedule",
+    "weight_decay",
+    "weight_decay_mode",
+    "clip_norm",
+    "clip_value",
+    "skip_nonfinite",
+    "reduce_on_plateau",
+    "max_skipped_steps",
+    "max_loss_factor",
+  }
+)
 
 
 def _as_dict(config) -> dict[str, Any]:
-  return config.to_dict() if hasattr(config, 'to_dict') else dict(config)
+  return config.to_dict() if hasattr(config, "to_dict") else dict(config)
 
 
 def rule_kwargs(config: Mapping) -> dict[str, Any]:
@@ -51,34 +63,37 @@ def rule_kwargs(config: Mapping) -> dict[str, Any]:
 def check_optimizer_config(config: Mapping) -> None:
   """Raises ValueError naming the bad value for anything `build_optimizer` would reject."""
   cfg = _as_dict(config)
-  name = cfg.get('name')
+  name = cfg.get("name")
   if name not in RULES:
-    raise ValueError(f'optimizer.name={name!r} is unknown; use one of {sorted(RULES)}')
-  lr = cfg.get('learning_rate')
+    raise ValueError(f"optimizer.name={name!r} is unknown; use one of {sorted(RULES)}")
+  lr = cfg.get("learning_rate")
   if not isinstance(lr, int | float) or not lr > 0:
-    raise ValueError(f'optimizer.learning_rate={lr!r} must be a positive number, e.g. 0.1')
-  schedule = cfg.get('schedule') or {}
-  sname = schedule.get('name', 'constant')
+    raise ValueError(f"optimizer.learning_rate={lr!r} must be a positive number, e.g. 0.1")
+  schedule = cfg.get("schedule") or {}
+  sname = schedule.get("name", "constant")
   if sname not in SCHEDULES:
-    raise ValueError(f'optimizer.schedule.name={sname!r} is unknown; use one of {SCHEDULES}')
-  if schedule.get('warmup_steps', 0) and not schedule.get('warmup_value', 0) > 0:
-    raise ValueError('optimizer.schedule.warmup_value must be positive when warmup_steps > 0, '
-                     f'got {schedule.get("warmup_value")!r}')
-  mode = cfg.get('weight_decay_mode', 'l2')
+    raise ValueError(f"optimizer.schedule.name={sname!r} is unknown; use one of {SCHEDULES}")
+  if schedule.get("warmup_steps", 0) and not schedule.get("warmup_value", 0) > 0:
+    raise ValueError(
+      "optimizer.schedule.warmup_value must be positive when warmup_steps > 0, "
+      f"got {schedule.get('warmup_value')!r}"
+    )
+  mode = cfg.get("weight_decay_mode", "l2")
   if mode not in WEIGHT_DECAY_MODES:
     raise ValueError(
-        f'optimizer.weight_decay_mode={mode!r} is unknown; use one of {WEIGHT_DECAY_MODES}')
-  if cfg.get('weight_decay', 0.0) < 0:
-    raise ValueError(f'optimizer.weight_decay={cfg["weight_decay"]!r} must be >= 0')
-  skipped = cfg.get('max_skipped_steps', 0)
+      f"optimizer.weight_decay_mode={mode!r} is unknown; use one of {WEIGHT_DECAY_MODES}"
+    )
+  if cfg.get("weight_decay", 0.0) < 0:
+    raise ValueError(f"optimizer.weight_decay={cfg['weight_decay']!r} must be >= 0")
+  skipped = cfg.get("max_skipped_steps", 0)
   if not isinstance(skipped, int) or skipped < 0:
-    raise ValueError(f'optimizer.max_skipped_steps={skipped!r} must be an integer >= 0')
-  factor = cfg.get('max_loss_factor', 100.0)
+    raise ValueError(f"optimizer.max_skipped_steps={skipped!r} must be an integer >= 0")
+  factor = cfg.get("max_loss_factor", 100.0)
   if not isinstance(factor, int | float) or not factor > 1:
-    raise ValueError(f'optimizer.max_loss_factor={factor!r} must be a number > 1, e.g. 100')
-  for key in ('clip_norm', 'clip_value'):
+    raise ValueError(f"optimizer.max_loss_factor={factor!r} must be a number > 1, e.g. 100")
+  for key in ("clip_norm", "clip_value"):
     if cfg.get(key) is not None and not cfg[key] > 0:
-      raise ValueError(f'optimizer.{key}={cfg[key]!r} must be positive (or None for no clipping)')
+      raise ValueError(f"optimizer.{key}={cfg[key]!r} must be positive (or None for no clipping)")
 
 
 def build_schedule(learning_rate: float, schedule: Mapping | None) -> optax.ScalarOrSchedule:
@@ -90,27 +105,30 @@ def build_schedule(learning_rate: float, schedule: Mapping | None) -> optax.Scal
   first steps (He et al.'s 0.01 for ResNet-110), boundaries staying counted from step 0.
   """
   schedule = _as_dict(schedule or {})
-  name = schedule.get('name', 'constant')
-  if name == 'constant':
+  name = schedule.get("name", "constant")
+  if name == "constant":
     main = learning_rate
-  elif name == 'step_decay':
-    main = optim.step_decay(learning_rate, tuple(schedule['boundaries']), schedule['factor'])
-  elif name == 'inverse_time':
-    main = optim.inverse_time_decay(learning_rate, schedule['decay_rate'])
-  elif name == 'linear_decay':
-    main = optim.linear_decay_then_constant(learning_rate, schedule['end_value'], schedule['tau'])
-  elif name == 'cosine':
-    main = optax.cosine_decay_schedule(learning_rate, schedule['decay_steps'])
+  elif name == "step_decay":
+    main = optim.step_decay(learning_rate, tuple(schedule["boundaries"]), schedule["factor"])
+  elif name == "inverse_time":
+    main = optim.inverse_time_decay(learning_rate, schedule["decay_rate"])
+  elif name == "linear_decay":
+    main = optim.linear_decay_then_constant(learning_rate, schedule["end_value"], schedule["tau"])
+  elif name == "cosine":
+    main = optax.cosine_decay_schedule(learning_rate, schedule["decay_steps"])
   else:
-    raise ValueError(f'optimizer.schedule.name={name!r} is unknown; use one of {SCHEDULES}')
-  warmup_steps = int(schedule.get('warmup_steps', 0) or 0)
+    raise ValueError(f"optimizer.schedule.name={name!r} is unknown; use one of {SCHEDULES}")
+  warmup_steps = int(schedule.get("warmup_steps", 0) or 0)
   if not warmup_steps:
     return main
   main_fn = main if callable(main) else optax.constant_schedule(main)
   return optax.join_schedules(
-      [optax.constant_schedule(schedule['warmup_value']),
-       lambda count: main_fn(count + warmup_steps)],
-      [warmup_steps])
+    [
+      optax.constant_schedule(schedule["warmup_value"]),
+      lambda count: main_fn(count + warmup_steps),
+    ],
+    [warmup_steps],
+  )
 
 
 def _make(factory, inject: bool, *args, **kwargs):
@@ -142,36 +160,40 @@ def build_optimizer(config: Mapping, *, inject: bool = False) -> optax.GradientT
   check_optimizer_config(config)
   cfg = _as_dict(config)
   parts = []
-  if cfg.get('clip_value') is not None:
-    parts.append(_make(optim.clip, inject, cfg['clip_value']))
-  if cfg.get('clip_norm') is not None:
-    parts.append(_make(optim.clip_by_global_norm, inject, cfg['clip_norm']))
-  weight_decay = cfg.get('weight_decay', 0.0) or 0.0
-  mode = cfg.get('weight_decay_mode', 'l2')
-  if weight_decay and mode == 'l2':
+  if cfg.get("clip_value") is not None:
+    parts.append(_make(optim.clip, inject, cfg["clip_value"]))
+  if cfg.get("clip_norm") is not None:
+    parts.append(_make(optim.clip_by_global_norm, inject, cfg["clip_norm"]))
+  weight_decay = cfg.get("weight_decay", 0.0) or 0.0
+  mode = cfg.get("weight_decay_mode", "l2")
+  if weight_decay and mode == "l2":
     parts.append(_make(optim.add_l2_penalty, inject, weight_decay))
-  elif weight_decay and mode == 'l1':
+  elif weight_decay and mode == "l1":
     parts.append(_make(optim.add_l1_penalty, inject, weight_decay))
-  learning_rate = build_schedule(cfg['learning_rate'], cfg.get('schedule'))
+  learning_rate = build_schedule(cfg["learning_rate"], cfg.get("schedule"))
   try:
-    parts.append(_make(RULES[cfg['name']], inject, learning_rate, **rule_kwargs(cfg)))
+    parts.append(_make(RULES[cfg["name"]], inject, learning_rate, **rule_kwargs(cfg)))
   except TypeError as e:
-    raise ValueError(f'optimizer {cfg["name"]!r} rejected its hyperparameters '
-                     f'{rule_kwargs(cfg)}: {e}') from e
-  if weight_decay and mode == 'decoupled':
+    raise ValueError(
+      f"optimizer {cfg['name']!r} rejected its hyperparameters {rule_kwargs(cfg)}: {e}"
+    ) from e
+  if weight_decay and mode == "decoupled":
     parts.append(_make(optim.decoupled_weight_decay, inject, weight_decay))
   tx = optax.chain(*parts) if len(parts) > 1 else parts[0]
-  if cfg.get('skip_nonfinite', False):
+  if cfg.get("skip_nonfinite", False):
     tx = optim.skip_nonfinite(tx)
   return optim.pack_small_leaves(tx)
 
 
 def build_plateau(config: Mapping) -> optax.GradientTransformationExtraArgs | None:
   """`research.optim.reduce_on_plateau` from `optimizer.reduce_on_plateau`, or None if off."""
-  plateau = _as_dict(_as_dict(config).get('reduce_on_plateau') or {})
-  if not plateau.get('enabled', False):
+  plateau = _as_dict(_as_dict(config).get("reduce_on_plateau") or {})
+  if not plateau.get("enabled", False):
     return None
   return optim.reduce_on_plateau(
-      factor=plateau.get('factor', 0.1), patience=plateau.get('patience', 10),
-      threshold=plateau.get('threshold', 1e-4), cooldown=plateau.get('cooldown', 0),
-      min_scale=plateau.get('min_scale', 0.0))
+    factor=plateau.get("factor", 0.1),
+    patience=plateau.get("patience", 10),
+    threshold=plateau.get("threshold", 1e-4),
+    cooldown=plateau.get("cooldown", 0),
+    min_scale=plateau.get("min_scale", 0.0),
+  )

@@ -21,11 +21,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-AXIS = 'batch'
+AXIS = "batch"
 
 
-def create_mesh(num_devices: int | None = None,
-                devices: Sequence[jax.Device] | None = None) -> Mesh:
+def create_mesh(
+  num_devices: int | None = None, devices: Sequence[jax.Device] | None = None
+) -> Mesh:
   """A 1-D mesh ('batch',) over all devices of all processes, or the first `num_devices`.
 
   `num_devices` (single process only) runs on a subset, e.g. 1 device to compare with 8.
@@ -33,11 +34,15 @@ def create_mesh(num_devices: int | None = None,
   devices = list(devices if devices is not None else jax.devices())
   if num_devices:
     if jax.process_count() > 1:
-      raise ValueError(f'num_devices={num_devices} selects a subset of devices, which only works '
-                       f'with one process (got {jax.process_count()}); set num_devices=0')
+      raise ValueError(
+        f"num_devices={num_devices} selects a subset of devices, which only works "
+        f"with one process (got {jax.process_count()}); set num_devices=0"
+      )
     if num_devices > len(devices):
-      raise ValueError(f'num_devices={num_devices} but only {len(devices)} devices exist; '
-                       f'use at most {len(devices)} (0 means all)')
+      raise ValueError(
+        f"num_devices={num_devices} but only {len(devices)} devices exist; "
+        f"use at most {len(devices)} (0 means all)"
+      )
     devices = devices[:num_devices]
   return Mesh(np.array(devices), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
@@ -66,23 +71,23 @@ def put_batch(batch: dict, mesh: Mesh) -> dict:
   """
   sharding = batch_sharded(mesh)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+    lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
+  )
 
 
-def data_parallel(fn: Callable, mesh: Mesh, *, out_specs, donate_state: bool = False
-                  ) -> Callable:
+def data_parallel(fn: Callable, mesh: Mesh, *, out_specs, donate_state: bool = False) -> Callable:
   """jit(shard_map(fn)) for fn(state, batch): state replicated, batch split over 'batch'.
 
   `donate_state` donates the state's buffers to the output (the caller must not read the
   state it passed in afterwards).
   """
-  mapped = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=out_specs,
-                         check_vma=False)
+  mapped = jax.shard_map(
+    fn, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=out_specs, check_vma=False
+  )
   return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
 
 
-def data_parallel_train_step(train_step: Callable, mesh: Mesh, *, donate: bool = False
-                             ) -> Callable:
+def data_parallel_train_step(train_step: Callable, mesh: Mesh, *, donate: bool = False) -> Callable:
   """(state, batch) -> (state, metrics), both replicated.
 
   With `donate` the new state reuses the old one's device memory: no allocation per step

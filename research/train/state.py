@@ -23,6 +23,7 @@ class TrainState:
     rng: (2,) uint32 base key; step k uses fold_in(rng, k) (and per device fold_in(., device)),
       so it never changes and a resumed run draws the same dropout masks.
   """
+
   step: jax.Array
   params: Any
   batch_stats: Any
@@ -39,33 +40,39 @@ def init_variables(model: nn.Module, rng: jax.Array, image_shape: tuple[int, ...
   1.8 s at 0), for values that differ by at most one ulp.
   """
   rng = jnp.asarray(rng)
-  return _compiled_init(model, tuple(image_shape), jax.default_backend(),
-                        jax.ShapeDtypeStruct(rng.shape, rng.dtype))(rng)
+  return _compiled_init(
+    model, tuple(image_shape), jax.default_backend(), jax.ShapeDtypeStruct(rng.shape, rng.dtype)
+  )(rng)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_init(model: nn.Module, image_shape: tuple[int, ...], backend: str,
-                   rng: jax.ShapeDtypeStruct):
+def _compiled_init(
+  model: nn.Module, image_shape: tuple[int, ...], backend: str, rng: jax.ShapeDtypeStruct
+):
   """One compiled init per (model, shape): the trials of a sweep, the runs of a figure and a
   resumed run reuse it (lowering alone costs tens of milliseconds per call)."""
   dummy = jnp.zeros((1, *image_shape), jnp.float32)
-  init = jax.jit(lambda r: model.init({'params': r, 'dropout': r}, dummy, train=False))
-  options = {'xla_backend_optimization_level': 0} if backend == 'cpu' else {}
+  init = jax.jit(lambda r: model.init({"params": r, "dropout": r}, dummy, train=False))
+  options = {"xla_backend_optimization_level": 0} if backend == "cpu" else {}
   return init.lower(rng).compile(compiler_options=options)
 
 
 def create_train_state(
-    variables: dict, tx: optax.GradientTransformation,
-    plateau: optax.GradientTransformationExtraArgs | None, rng: jax.Array) -> TrainState:
+  variables: dict,
+  tx: optax.GradientTransformation,
+  plateau: optax.GradientTransformationExtraArgs | None,
+  rng: jax.Array,
+) -> TrainState:
   """The state at step 0 from initialized `variables` ({'params', ['batch_stats']})."""
-  params = variables['params']
+  params = variables["params"]
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      batch_stats=variables.get('batch_stats', {}),
-      opt_state=tx.init(params),
-      plateau=plateau_init(plateau),
-      rng=rng)
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=tx.init(params),
+    plateau=plateau_init(plateau),
+    rng=rng,
+  )
 
 
 def plateau_init(plateau: optax.GradientTransformationExtraArgs | None):
@@ -78,5 +85,3 @@ def plateau_scale(plateau_state) -> jax.Array:
   if plateau_state == ():
     return jnp.ones((), jnp.float32)
   return jnp.asarray(plateau_state.scale, jnp.float32)
-
-

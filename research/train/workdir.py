@@ -30,15 +30,16 @@ class WorkdirBusyError(RuntimeError):
 
 def check_path(workdir: str) -> None:
   """Refuses object-storage URLs: the run writes config.json and metrics with POSIX file calls."""
-  if '://' in workdir:
+  if "://" in workdir:
     raise ValueError(
-        f'--workdir={workdir!r} is a URL; runs write through the file system: mount the bucket '
-        '(e.g. `gcsfuse BUCKET /mnt/BUCKET`) and pass the mounted path')
+      f"--workdir={workdir!r} is a URL; runs write through the file system: mount the bucket "
+      "(e.g. `gcsfuse BUCKET /mnt/BUCKET`) and pass the mounted path"
+    )
 
 
 def check_free(workdir: str) -> None:
   """Raises WorkdirBusyError if a live run holds DIR/.lock (writes nothing: an early check)."""
-  path = os.path.join(workdir, '.lock')
+  path = os.path.join(workdir, ".lock")
   if not os.path.exists(path):
     return
   with open(path) as handle:
@@ -46,8 +47,9 @@ def check_free(workdir: str) -> None:
       fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
       raise WorkdirBusyError(
-          f'workdir {workdir!r} is in use by {_describe(handle.read())}; wait for that run to '
-          'end (or stop it), or pass another --workdir') from None
+        f"workdir {workdir!r} is in use by {_describe(handle.read())}; wait for that run to "
+        "end (or stop it), or pass another --workdir"
+      ) from None
     fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -55,13 +57,13 @@ class Lock:
   """The held lock of one run (see the module docstring); `release()` or process exit frees it."""
 
   def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, '.lock')
+    self.path = os.path.join(workdir, ".lock")
     self.run_id = uuid.uuid4().hex
     self._file = None
 
-  def acquire(self) -> 'Lock':
+  def acquire(self) -> "Lock":
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    handle = open(self.path, 'a+')  # kept open for the run: closing it would drop the lock
+    handle = open(self.path, "a+")  # kept open for the run: closing it would drop the lock
     try:
       fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -69,13 +71,22 @@ class Lock:
       holder = _describe(handle.read())
       handle.close()
       raise WorkdirBusyError(
-          f'workdir {os.path.dirname(self.path)!r} is in use by {holder}; wait for that run to '
-          'end (or stop it), or pass another --workdir') from None
+        f"workdir {os.path.dirname(self.path)!r} is in use by {holder}; wait for that run to "
+        "end (or stop it), or pass another --workdir"
+      ) from None
     handle.seek(0)
     handle.truncate()
-    handle.write(json.dumps({'host': socket.gethostname(), 'pid': os.getpid(),
-                             'started': time.strftime('%Y-%m-%d %H:%M:%S'),
-                             'run_id': self.run_id}) + '\n')
+    handle.write(
+      json.dumps(
+        {
+          "host": socket.gethostname(),
+          "pid": os.getpid(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "run_id": self.run_id,
+        }
+      )
+      + "\n"
+    )
     handle.flush()
     os.fsync(handle.fileno())
     self._file = handle
@@ -87,15 +98,16 @@ class Lock:
       with open(self.path) as f:
         text = f.read()
     except FileNotFoundError:
-      text = ''
+      text = ""
     try:
       current = json.loads(text)
     except json.JSONDecodeError:
       current = {}
-    if current.get('run_id') != self.run_id:
+    if current.get("run_id") != self.run_id:
       raise WorkdirBusyError(
-          f'another run took over workdir {os.path.dirname(self.path)!r} ({_describe(text)}), '
-          'which the file lock could not prevent on this file system; this run stops here')
+        f"another run took over workdir {os.path.dirname(self.path)!r} ({_describe(text)}), "
+        "which the file lock could not prevent on this file system; this run stops here"
+      )
 
   def release(self) -> None:
     if self._file is not None:
@@ -109,4 +121,4 @@ def _describe(text: str) -> str:
     holder = json.loads(text)
     return f"pid {holder['pid']} on {holder['host']} (started {holder['started']})"
   except (json.JSONDecodeError, KeyError, TypeError):
-    return 'another process'
+    return "another process"

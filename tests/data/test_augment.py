@@ -91,8 +91,10 @@ def test_pca_colour_noise_moves_along_eigenvectors_with_std_alpha_times_lambda()
   np.testing.assert_allclose(coefficients.std(0)[1:], 0.1 * eigenvalues[1:], rtol=0.06)
   np.testing.assert_allclose(coefficients.mean(0)[1:], 0.0, atol=0.1 * 0.2 * 0.1)
   host = np.stack(
-    [H.host_pca_colour_shift(np.random.default_rng(i), eigenvalues, eigenvectors)
-     for i in range(4000)]
+    [
+      H.host_pca_colour_shift(np.random.default_rng(i), eigenvalues, eigenvectors)
+      for i in range(4000)
+    ]
   )
   host_coefficients = host @ eigenvectors
   np.testing.assert_allclose(host_coefficients[:, 0], 0.0, atol=1e-6)

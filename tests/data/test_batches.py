@@ -1,6 +1,5 @@
 """Batch size checks, device sharding, per-process shares and prefetching to devices."""
 
-
 import numpy as np
 import pytest
 

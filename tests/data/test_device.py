@@ -26,13 +26,13 @@ def _stream(n, batch, num_steps, seed=0):
 def test_each_epoch_is_a_permutation_and_epochs_differ():
   n, batch = 37, 8  # batches straddle epochs: 37 is not a multiple of 8
   stream = _stream(n, batch, num_steps=30)
-  epochs = [stream[e * n:(e + 1) * n] for e in range(len(stream) // n)]
+  epochs = [stream[e * n : (e + 1) * n] for e in range(len(stream) // n)]
   assert len(epochs) == 6
   for order in epochs:
     np.testing.assert_array_equal(np.sort(order), np.arange(n))
   assert len({tuple(o) for o in epochs}) == len(epochs)
   # The same stream whatever the batch size: position p is example order[p // n][p % n].
-  np.testing.assert_array_equal(_stream(n, 5, num_steps=40)[:len(stream)], stream[:200])
+  np.testing.assert_array_equal(_stream(n, 5, num_steps=40)[: len(stream)], stream[:200])
 
 
 def test_orders_depend_on_seed_and_process_only():
@@ -41,8 +41,9 @@ def test_orders_depend_on_seed_and_process_only():
   assert not np.array_equal(a, _stream(50, 10, 5, seed=1))
   k0, _ = D.stream_keys(0, 0)
   k1, _ = D.stream_keys(0, 1)
-  assert not np.array_equal(np.asarray(D.epoch_order(k0, 3, 50)),
-                            np.asarray(D.epoch_order(k1, 3, 50)))
+  assert not np.array_equal(
+    np.asarray(D.epoch_order(k0, 3, 50)), np.asarray(D.epoch_order(k1, 3, 50))
+  )
 
 
 def test_stream_position_does_not_overflow_int32():
@@ -83,12 +84,14 @@ def test_device_segmentation_pair_equals_the_host_for_the_same_offsets():
   image = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
   mask = rng.integers(0, 3, (12, 10), dtype=np.uint8)
   for seed in range(8):
-    host_image, host_mask = H.host_pad_and_crop(np.random.default_rng(seed), image, 8, mask,
-                                           other_fill=D.SEGMENTATION_MASK_FILL)
+    host_image, host_mask = H.host_pad_and_crop(
+      np.random.default_rng(seed), image, 8, mask, other_fill=D.SEGMENTATION_MASK_FILL
+    )
     top, left = _replayed(seed, [(0, 17), (0, 17)])
     np.testing.assert_array_equal(np.asarray(A.pad_and_crop_at(image, top, left, 8)), host_image)
     np.testing.assert_array_equal(
-      np.asarray(A.pad_and_crop_at(mask, top, left, 8, D.SEGMENTATION_MASK_FILL)), host_mask)
+      np.asarray(A.pad_and_crop_at(mask, top, left, 8, D.SEGMENTATION_MASK_FILL)), host_mask
+    )
   # the random pair moves image and mask together and pads the mask with the background class
   key = jax.random.PRNGKey(3)
   ones = np.ones((6, 6, 1), np.uint8)
@@ -119,8 +122,7 @@ def test_to_float_equals_the_host_collate():
   mean, std = np.array([0.4, 0.5, 0.6], np.float32), np.array([0.2, 0.25, 0.3], np.float32)
   examples = [{"image": im, "label": np.int32(0)} for im in images]
   host = pipeline._collate(examples, mean, std)["image"]
-  np.testing.assert_allclose(np.asarray(D.to_float(images, mean, std)), host, rtol=1e-6,
-                             atol=1e-6)
+  np.testing.assert_allclose(np.asarray(D.to_float(images, mean, std)), host, rtol=1e-6, atol=1e-6)
   floats = rng.random((2, 3), dtype=np.float32)
   np.testing.assert_array_equal(np.asarray(D.to_float(floats)), floats)
 
@@ -130,8 +132,12 @@ def test_prepare_presets_shapes_and_dtypes():
   keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(4))
   images = rng.integers(0, 256, (4, 256, 256, 3), dtype=np.uint8)
   labels = np.arange(4, dtype=np.int32)
-  stats = dict(mean=np.full(3, 0.5, np.float32), std=np.full(3, 0.25, np.float32),
-               eigenvalues=np.ones(3, np.float32), eigenvectors=np.eye(3, dtype=np.float32))
+  stats = dict(
+    mean=np.full(3, 0.5, np.float32),
+    std=np.full(3, 0.25, np.float32),
+    eigenvalues=np.ones(3, np.float32),
+    eigenvectors=np.eye(3, dtype=np.float32),
+  )
   batch = D.prepare("alexnet", keys, images, labels, **stats)
   assert batch["image"].shape == (4, 224, 224, 3) and batch["image"].dtype == jnp.float32
   assert batch["label"].dtype == jnp.int32
@@ -153,6 +159,7 @@ def test_eval_batch_masks_and_pads_like_the_host_pipeline():
   batch = D.eval_batch(images, labels, 8, jnp.arange(4), 10)
   np.testing.assert_array_equal(np.asarray(batch["mask"]), [1, 1, 0, 0])
   np.testing.assert_array_equal(np.asarray(batch["label"]), [8, 9, 0, 0])
-  crop = D.eval_batch(np.zeros((3, 256, 256, 3), np.uint8), labels[:3], 0, jnp.arange(3), 3,
-                      crop=224)
+  crop = D.eval_batch(
+    np.zeros((3, 256, 256, 3), np.uint8), labels[:3], 0, jnp.arange(3), 3, crop=224
+  )
   assert crop["image"].shape == (3, 224, 224, 3)

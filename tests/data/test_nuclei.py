@@ -9,7 +9,7 @@ from research.data import nuclei
 def test_nucleus_tiles_and_labels():
   instances = np.zeros((6, 6), np.int32)
   instances[1:5, 1:3] = 1
-  instances[1:5, 3:5] = 2       # touching nuclei
+  instances[1:5, 3:5] = 2  # touching nuclei
   labels = nuclei.semantic_labels(instances)
   # every nucleus pixel next to the background or the other nucleus is boundary
   assert (labels[instances == 0] == 0).all()

@@ -26,17 +26,22 @@ def test_the_spec_is_what_the_rest_of_the_package_reads():
 
 def test_adding_a_tfds_classification_dataset_is_one_entry(tmp_path, monkeypatch):
   """A new TFDS name needs only its spec: info, batches and the missing-data message follow."""
-  monkeypatch.setitem(rd.DATASETS, "svhn_cropped", rd.tfds_classification(
-    "svhn_cropped", 10, (32, 32, 3), augmentation="flip"))
+  monkeypatch.setitem(
+    rd.DATASETS,
+    "svhn_cropped",
+    rd.tfds_classification("svhn_cropped", 10, (32, 32, 3), augmentation="flip"),
+  )
   with pytest.raises(rd.DatasetNotFoundError, match="tfds build svhn_cropped"):
     rd.get_info("svhn_cropped", data_dir=tmp_path)
-  with tfds.testing.mock_data(num_examples=8), \
-      monkeypatch.context() as m:
+  with tfds.testing.mock_data(num_examples=8), monkeypatch.context() as m:
     m.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
     info = rd.get_info("svhn_cropped", data_dir=tmp_path)
     assert info.num_examples == {"train": 8, "test": 8} and info.num_classes == 10
-    batch = next(rd.create_iterator("svhn_cropped", "train", global_batch_size=4, seed=0,
-                                    train=True, data_dir=tmp_path))
+    batch = next(
+      rd.create_iterator(
+        "svhn_cropped", "train", global_batch_size=4, seed=0, train=True, data_dir=tmp_path
+      )
+    )
     assert batch["image"].shape == (4, 32, 32, 3)
 
 
@@ -53,8 +58,9 @@ def test_registered_arrays_are_a_dataset_like_any_other(tmp_path):
   rng = np.random.default_rng(0)
   images = rng.random((40, 6, 6, 1)).astype(np.float32)
   labels = np.arange(40) % 4
-  name = rd.register_arrays("toy_arrays", {"train": (images, labels),
-                                           "test": (images[:10], labels[:10])})
+  name = rd.register_arrays(
+    "toy_arrays", {"train": (images, labels), "test": (images[:10], labels[:10])}
+  )
   info = rd.get_info(name, data_dir=tmp_path)
   assert info == rd.DatasetInfo(name, 4, (6, 6, 1), {"train": 40, "test": 10}, "classification")
   x, y = rd.load_arrays(name, "train")

@@ -21,8 +21,11 @@ def test_every_figure_offers_the_three_sizes(name):
   assert all(isinstance(c, ml_collections.ConfigDict) for c in configs.values())
   assert module.get_config().to_dict() == configs["default"].to_dict()
   assert set(configs["test"].keys()) == set(configs["default"].keys())
-  with pytest.raises(ValueError, match=r"unknown size 'huge'; choose from 'test', 'default', "
-                                       r"'full'"):
+  with pytest.raises(
+    ValueError,
+    match=r"unknown size 'huge'; choose from 'test', 'default', "
+    r"'full'",
+  ):
     module.get_config("huge")
 
 
@@ -60,13 +63,18 @@ def _imported_modules(path: pathlib.Path) -> set[str]:
 
 def test_no_figure_imports_another_figure():
   figures = {f"experiments.figures.{name}" for name in FIGURES}
-  bad = {path.name: sorted(_imported_modules(path) & figures)
-         for path in sorted(FIGURES_DIR.glob("*.py"))}
+  bad = {
+    path.name: sorted(_imported_modules(path) & figures)
+    for path in sorted(FIGURES_DIR.glob("*.py"))
+  }
   assert not {k: v for k, v in bad.items() if v}, bad
 
 
 def test_figures_draw_only_through_the_common_helpers():
   """Every `plot` makes its figure with common.subplots / common.figure (no pyplot)."""
-  bad = [path.name for path in sorted(FIGURES_DIR.glob("*.py"))
-         if "matplotlib.pyplot" in _imported_modules(path)]
+  bad = [
+    path.name
+    for path in sorted(FIGURES_DIR.glob("*.py"))
+    if "matplotlib.pyplot" in _imported_modules(path)
+  ]
   assert not bad, bad

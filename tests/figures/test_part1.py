@@ -12,21 +12,27 @@ from experiments.figures import __main__ as figures_main
 
 # Key numbers each figure must report in `data`, with the expected length of array entries.
 DATA_KEYS = {
-    "lr_regimes": {"critical_eta": None, "etas": 4, "iterations_to_tol": 4},
-    "convergence_rates": {"smooth_slope_gd": None, "smooth_slope_nag": None, "rate_gd": None,
-                          "rate_nag": None},
-    "newton_vs_gd": {"order_newton": None, "order_gd": None, "newton_digits": 9},
-    "line_search": {"armijo_steps": 120, "final_gap": None},
-    "ill_conditioned_valley": {"iterations_to_tol": 7, "first_step_ratio": 7},
-    "optimizer_trajectories": {"beale_distance": 7, "saddle_distance": 7},
-    "sgd_minibatch_logistic": {"variance_exponent": None, "variance_with_replacement": 6,
-                               "epochs_to_loose_gap": 4},
-    "lr_schedules": {"final_gap": None, "etas": None},
-    "weight_decay_strong_convexity": {"slope_alpha0": None, "rates": 3},
-    "saddle_escape": {"escape_gd_near": None, "escape_sgd": 8},
-    "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9,
-                              "digits": None},
-    "rate_table": {"table": None, "kappas": 3, "kappa_slope_gd": None},
+  "lr_regimes": {"critical_eta": None, "etas": 4, "iterations_to_tol": 4},
+  "convergence_rates": {
+    "smooth_slope_gd": None,
+    "smooth_slope_nag": None,
+    "rate_gd": None,
+    "rate_nag": None,
+  },
+  "newton_vs_gd": {"order_newton": None, "order_gd": None, "newton_digits": 9},
+  "line_search": {"armijo_steps": 120, "final_gap": None},
+  "ill_conditioned_valley": {"iterations_to_tol": 7, "first_step_ratio": 7},
+  "optimizer_trajectories": {"beale_distance": 7, "saddle_distance": 7},
+  "sgd_minibatch_logistic": {
+    "variance_exponent": None,
+    "variance_with_replacement": 6,
+    "epochs_to_loose_gap": 4,
+  },
+  "lr_schedules": {"final_gap": None, "etas": None},
+  "weight_decay_strong_convexity": {"slope_alpha0": None, "rates": 3},
+  "saddle_escape": {"escape_gd_near": None, "escape_sgd": 8},
+  "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9, "digits": None},
+  "rate_table": {"table": None, "kappas": 3, "kappa_slope_gd": None},
 }
 
 
@@ -76,25 +82,40 @@ def test_optimizer_trajectories_writes_png_and_gif(tmp_path):
   config = module.get_config()
   config.frames = 5
   paths = module.plot(module.run(config), tmp_path)
-  assert sorted(p.name for p in paths) == ["optimizer_trajectories.gif",
-                                           "optimizer_trajectories.png"]
+  assert sorted(p.name for p in paths) == [
+    "optimizer_trajectories.gif",
+    "optimizer_trajectories.png",
+  ]
   with Image.open(tmp_path / "optimizer_trajectories.gif") as gif:
     assert gif.n_frames == 5
 
 
 def test_cli_set_overrides_config_and_records_it(tmp_path):
-  code = figures_main.main(["--out", str(tmp_path), "--only", "lr_regimes",
-                            "--set", "num_steps=40", "--set", "x0=(2.0, 1.0)"])
+  code = figures_main.main(
+    [
+      "--out",
+      str(tmp_path),
+      "--only",
+      "lr_regimes",
+      "--set",
+      "num_steps=40",
+      "--set",
+      "x0=(2.0, 1.0)",
+    ]
+  )
   assert code in (0, 1)  # the checks were set for the default config; what matters is the run
   entry = json.loads((tmp_path / "report.json").read_text())[0]
   assert entry["config"]["num_steps"] == 40 and tuple(entry["config"]["x0"]) == (2.0, 1.0)
   assert "--set num_steps=40 x0=(2.0, 1.0)" in (tmp_path / "REPORT.md").read_text()
 
 
-@pytest.mark.parametrize("item, message", [
+@pytest.mark.parametrize(
+  "item, message",
+  [
     ("bogus=1", "figure 'lr_regimes' has no config field 'bogus'"),
     ("num_steps=many", "--set num_steps='many' for figure 'lr_regimes'"),
-])
+  ],
+)
 def test_cli_set_rejects_bad_overrides_before_running(tmp_path, capsys, item, message):
   out = tmp_path / "out"
   assert figures_main.main(["--out", str(out), "--only", "lr_regimes", "--set", item]) == 2

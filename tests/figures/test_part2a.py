@@ -7,24 +7,39 @@ import importlib
 import numpy as np
 import pytest
 
-NAMES = ("init_statistics", "zero_init_symmetry", "deep_relu_init", "vanishing_gradients",
-         "activations", "batch_norm", "norms_vs_batch_size", "overfitting", "losses",
-         "transposed_conv", "templates")
+NAMES = (
+  "init_statistics",
+  "zero_init_symmetry",
+  "deep_relu_init",
+  "vanishing_gradients",
+  "activations",
+  "batch_norm",
+  "norms_vs_batch_size",
+  "overfitting",
+  "losses",
+  "transposed_conv",
+  "templates",
+)
 
 # Key numbers each figure must report in `data` (None: present; an int: a list of that length).
 DATA_KEYS = {
-    "init_statistics": {"tanh_normal_0.01": 10, "tanh_normal_1": 10, "tanh_xavier": 10,
-                        "relu_xavier": 10, "relu_he": 10},
-    "zero_init_symmetry": {"unit_spread": None, "final_val_accuracy": None, "dataset": None},
-    "deep_relu_init": {"first_step_layer_grad_norms": None, "train_loss": None},
-    "vanishing_gradients": {"layer_grad_norms": None, "first_over_last": None},
-    "activations": {"train_loss": None, "final_val_accuracy": None},
-    "batch_norm": {"test_accuracy": None, "percentiles": None, "drift": None},
-    "norms_vs_batch_size": {"per_device_batch": None, "val_error": None, "val_loss": None},
-    "overfitting": {"early_stopping_step": None, "loss_gap": None, "accuracy_gap": None},
-    "losses": {"cross_entropy_base10": 3, "svm": 3, "identity_max_gap": None},
-    "transposed_conv": {"picture_output": 4, "factors": None},
-    "templates": {"linear_templates": 10, "template_class_correlation": 10},
+  "init_statistics": {
+    "tanh_normal_0.01": 10,
+    "tanh_normal_1": 10,
+    "tanh_xavier": 10,
+    "relu_xavier": 10,
+    "relu_he": 10,
+  },
+  "zero_init_symmetry": {"unit_spread": None, "final_val_accuracy": None, "dataset": None},
+  "deep_relu_init": {"first_step_layer_grad_norms": None, "train_loss": None},
+  "vanishing_gradients": {"layer_grad_norms": None, "first_over_last": None},
+  "activations": {"train_loss": None, "final_val_accuracy": None},
+  "batch_norm": {"test_accuracy": None, "percentiles": None, "drift": None},
+  "norms_vs_batch_size": {"per_device_batch": None, "val_error": None, "val_loss": None},
+  "overfitting": {"early_stopping_step": None, "loss_gap": None, "accuracy_gap": None},
+  "losses": {"cross_entropy_base10": 3, "svm": 3, "identity_max_gap": None},
+  "transposed_conv": {"picture_output": 4, "factors": None},
+  "templates": {"linear_templates": 10, "template_class_correlation": 10},
 }
 
 
@@ -61,8 +76,15 @@ def test_fit_rejects_steps_that_are_not_a_multiple_of_eval_every():
   x = np.zeros((8, 8, 8, 1), np.float32)
   y = np.zeros((8,), np.int32)
   with pytest.raises(ValueError, match="steps=5 is not a multiple of eval_every=2"):
-    _fit.fit(create("linear", num_classes=10), optim.sgd(0.1), (x, y), (x, y), batch_size=8,
-             steps=5, eval_every=2)
+    _fit.fit(
+      create("linear", num_classes=10),
+      optim.sgd(0.1),
+      (x, y),
+      (x, y),
+      batch_size=8,
+      steps=5,
+      eval_every=2,
+    )
 
 
 def test_load_data_falls_back_only_for_fashion_mnist(tmp_path, monkeypatch):

@@ -70,7 +70,8 @@ def test_densenet_vs_resnet_structure(tmp_path):
   res = [m for m in models.values() if m["family"] == "resnet"]
   (dense,) = [m for m in models.values() if m["family"] == "densenet"]
   expected = dense["test_accuracy"] - interpolate_log(
-      dense["params"], [r["params"] for r in res], [r["test_accuracy"] for r in res])
+    dense["params"], [r["params"] for r in res], [r["test_accuracy"] for r in res]
+  )
   assert result.checks[0].measured == pytest.approx(expected)
 
 
@@ -94,7 +95,7 @@ def test_fcn_helpers():
   y = x[..., 0].astype(np.int32)
   xs, ys = dihedral(x, y)
   assert xs.shape == (16, 3, 3, 1) and ys.shape == (16, 3, 3)
-  np.testing.assert_array_equal(xs[..., 0], ys)   # image and labels move together
+  np.testing.assert_array_equal(xs[..., 0], ys)  # image and labels move together
   assert len({a.tobytes() for a in ys[::2]}) == 8  # 8 distinct transforms of the first tile
 
 

@@ -196,14 +196,22 @@ def test_tpu_real_run_calls_gcloud_and_deletes_even_when_training_fails(tmp_path
 
 
 def test_tpu_spot_dry_run_creates_a_spot_vm_mounts_the_bucket_and_describes_the_restart():
-  result = _run(TPU, "--dry-run", "--name=t", "--zone=z", "--spot", "--retries=3",
-                "--bucket=my-bucket", CONFIG, "--workdir=~/gcs/my-bucket/run")
+  result = _run(
+    TPU,
+    "--dry-run",
+    "--name=t",
+    "--zone=z",
+    "--spot",
+    "--retries=3",
+    "--bucket=my-bucket",
+    CONFIG,
+    "--workdir=~/gcs/my-bucket/run",
+  )
   assert result.returncode == 0, result.stderr
   commands = _commands(result.stdout)
   assert commands[0][:5] == ["gcloud", "compute", "tpus", "tpu-vm", "create"]
   assert "--spot" in commands[0]
-  assert any("gcsfuse --implicit-dirs my-bucket ~/gcs/my-bucket" in " ".join(c)
-             for c in commands)
+  assert any("gcsfuse --implicit-dirs my-bucket ~/gcs/my-bucket" in " ".join(c) for c in commands)
   assert "up to 3 times" in result.stdout and "resumes" in result.stdout
 
 
@@ -217,21 +225,41 @@ def test_tpu_preempted_run_is_recreated_and_resumed(tmp_path):
   then PREEMPTED; the script deletes it, creates it again, reinstalls and trains again."""
   log = tmp_path / "gcloud.log"
   state = tmp_path / "trained_once"
-  body = (f'printf "%s\\0" "$@" >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}\n'
-          'case "$*" in\n'
-          f'  *research.main*) if [[ -e {shlex.quote(str(state))} ]]; then exit 0; fi\n'
-          f'    touch {shlex.quote(str(state))}; exit 143 ;;\n'
-          '  *describe*) echo PREEMPTED ;;\n'
-          'esac\nexit 0\n')
+  body = (
+    f'printf "%s\\0" "$@" >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}\n'
+    'case "$*" in\n'
+    f"  *research.main*) if [[ -e {shlex.quote(str(state))} ]]; then exit 0; fi\n"
+    f"    touch {shlex.quote(str(state))}; exit 143 ;;\n"
+    "  *describe*) echo PREEMPTED ;;\n"
+    "esac\nexit 0\n"
+  )
   bin_dir = _fake_bin(tmp_path, "gcloud", body)
-  result = _run(TPU, "--name=t", "--zone=z", "--spot", "--retries=2",
-                "--repo=https://example.com/r.git", CONFIG, "--workdir=/mnt/b/r",
-                env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+  result = _run(
+    TPU,
+    "--name=t",
+    "--zone=z",
+    "--spot",
+    "--retries=2",
+    "--repo=https://example.com/r.git",
+    CONFIG,
+    "--workdir=/mnt/b/r",
+    env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+  )
   assert result.returncode == 0, result.stderr
   assert "restart 1 of 2" in result.stderr
   verbs = [c[3] for c in _logged_calls(log)]
-  assert verbs == ["create", "ssh", "ssh", "ssh", "describe", "delete", "create", "ssh", "ssh",
-                   "ssh"]
+  assert verbs == [
+    "create",
+    "ssh",
+    "ssh",
+    "ssh",
+    "describe",
+    "delete",
+    "create",
+    "ssh",
+    "ssh",
+    "ssh",
+  ]
   trains = [c for c in _logged_calls(log) if any("research.main" in a for a in c)]
   assert len(trains) == 2 and trains[0] == trains[1]  # the same command resumes
 
@@ -380,18 +408,27 @@ def test_slurm_header_asks_for_a_warning_signal_and_allows_requeue():
   assert "#SBATCH --requeue" in header and "#SBATCH --open-mode=append" in header
 
 
-@pytest.mark.parametrize("srun_exit, requeued, code", [(143, True, 0), (0, False, 0),
-                                                      (2, False, 2), (3, False, 3)])
-def test_slurm_requeues_a_run_stopped_by_sigterm_and_nothing_else(tmp_path, srun_exit, requeued,
-                                                                  code):
+@pytest.mark.parametrize(
+  "srun_exit, requeued, code", [(143, True, 0), (0, False, 0), (2, False, 2), (3, False, 3)]
+)
+def test_slurm_requeues_a_run_stopped_by_sigterm_and_nothing_else(
+  tmp_path, srun_exit, requeued, code
+):
   """A fake srun that exits as research.main does (143: stopped by SIGTERM with a checkpoint)."""
   _fake_bin(tmp_path, "srun", f"exit {srun_exit}\n")
   log = tmp_path / "scontrol.log"
   bin_dir = _fake_bin(
-    tmp_path, "scontrol",
-    f'if [[ "$1" == show ]]; then echo node001; else echo "$@" >> {shlex.quote(str(log))}; fi\n')
-  env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node001",
-         "SLURM_NTASKS": "1", "SLURM_JOB_ID": "77", "SLURM_SUBMIT_DIR": str(REPO)}
+    tmp_path,
+    "scontrol",
+    f'if [[ "$1" == show ]]; then echo node001; else echo "$@" >> {shlex.quote(str(log))}; fi\n',
+  )
+  env = {
+    "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    "SLURM_JOB_NODELIST": "node001",
+    "SLURM_NTASKS": "1",
+    "SLURM_JOB_ID": "77",
+    "SLURM_SUBMIT_DIR": str(REPO),
+  }
   result = _run(SLURM, f"--venv={tmp_path}", CONFIG, "--workdir=w", env=env)
   assert result.returncode == code, result.stderr
   assert (log.read_text() if log.exists() else "") == ("requeue 77\n" if requeued else "")
@@ -407,9 +444,19 @@ def test_scripts_are_shellcheck_clean():
   if shellcheck is None:
     pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
   result = subprocess.run(
-    [shellcheck, "-x", str(TPU), str(GPU), str(SLURM), str(SWEEP_ARRAY),
-     str(TPU.parent / "_common.sh")],
-    capture_output=True, text=True, timeout=60, cwd=TPU.parent.parent,  # -x follows `source`
+    [
+      shellcheck,
+      "-x",
+      str(TPU),
+      str(GPU),
+      str(SLURM),
+      str(SWEEP_ARRAY),
+      str(TPU.parent / "_common.sh"),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=60,
+    cwd=TPU.parent.parent,  # -x follows `source`
   )
   assert result.returncode == 0, result.stdout
 
@@ -473,23 +520,41 @@ def test_slurm_script_trains_two_real_processes(tmp_path):
 
 # ---------------------------------------------------------------------------- sweep_array.sbatch
 
-SWEEP_ARGS = ["--config=experiments/configs/mlp_digits.py:test",
-              "--space=optimizer.learning_rate=loguniform(1e-3,1e-1)", "--trials=2"]
+SWEEP_ARGS = [
+  "--config=experiments/configs/mlp_digits.py:test",
+  "--space=optimizer.learning_rate=loguniform(1e-3,1e-1)",
+  "--trials=2",
+]
 
 
 def test_sweep_array_dry_run_runs_the_task_id_as_one_sequential_trial():
-  result = _run(SWEEP_ARRAY, "--dry-run", *SWEEP_ARGS, "--workdir=/shared/sweep",
-                "--config.num_train_steps=4", env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "9"})
+  result = _run(
+    SWEEP_ARRAY,
+    "--dry-run",
+    *SWEEP_ARGS,
+    "--workdir=/shared/sweep",
+    "--config.num_train_steps=4",
+    env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "9"},
+  )
   assert result.returncode == 0, result.stderr
   (command, requeue) = _commands(result.stdout)
-  assert command[1:] == ["-m", "research.sweep", SWEEP_ARGS[0], "--workdir=/shared/sweep",
-                         "--mode=sequential", "--trial=1", *SWEEP_ARGS[1:],
-                         "--config.num_train_steps=4"]
+  assert command[1:] == [
+    "-m",
+    "research.sweep",
+    SWEEP_ARGS[0],
+    "--workdir=/shared/sweep",
+    "--mode=sequential",
+    "--trial=1",
+    *SWEEP_ARGS[1:],
+    "--config.num_train_steps=4",
+  ]
   assert requeue == ["scontrol", "requeue", "9"]
 
 
-@pytest.mark.parametrize("args, missing", [
-    (SWEEP_ARGS[:2], "--trials=N"), ([SWEEP_ARGS[0], SWEEP_ARGS[2]], "--space=KEY=DISTRIBUTION")])
+@pytest.mark.parametrize(
+  "args, missing",
+  [(SWEEP_ARGS[:2], "--trials=N"), ([SWEEP_ARGS[0], SWEEP_ARGS[2]], "--space=KEY=DISTRIBUTION")],
+)
 def test_sweep_array_missing_argument_or_task_id_is_one_clear_line(args, missing):
   result = _run(SWEEP_ARRAY, *args, "--workdir=w")
   assert result.returncode == 2 and missing in result.stderr.splitlines()[0]
@@ -500,17 +565,27 @@ def test_sweep_array_missing_argument_or_task_id_is_one_clear_line(args, missing
 def test_sweep_array_header_and_requeue_on_sigterm(tmp_path):
   header = [line for line in SWEEP_ARRAY.read_text().splitlines() if line.startswith("#SBATCH")]
   assert any(line.startswith("#SBATCH --array=") for line in header)
-  assert "#SBATCH --requeue" in header and any(line.startswith("#SBATCH --signal=TERM@")
-                                               for line in header)
+  assert "#SBATCH --requeue" in header and any(
+    line.startswith("#SBATCH --signal=TERM@") for line in header
+  )
   venv = tmp_path / "venv"
   (venv / "bin").mkdir(parents=True)
   fake_python = venv / "bin" / "python"
   fake_python.write_text("#!/usr/bin/env bash\nexit 143\n")  # the trial saved and stopped
   fake_python.chmod(0o755)
   bin_dir, log = _logger(tmp_path, "scontrol")
-  result = _run(SWEEP_ARRAY, f"--venv={venv}", *SWEEP_ARGS, "--workdir=w",
-                env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_ARRAY_TASK_ID": "0",
-                     "SLURM_JOB_ID": "41", "SLURM_SUBMIT_DIR": str(REPO)})
+  result = _run(
+    SWEEP_ARRAY,
+    f"--venv={venv}",
+    *SWEEP_ARGS,
+    "--workdir=w",
+    env={
+      "PATH": f"{bin_dir}:{os.environ['PATH']}",
+      "SLURM_ARRAY_TASK_ID": "0",
+      "SLURM_JOB_ID": "41",
+      "SLURM_SUBMIT_DIR": str(REPO),
+    },
+  )
   assert result.returncode == 0, result.stderr
   assert _logged_calls(log) == [["requeue", "41"]]
 
@@ -521,12 +596,20 @@ def test_sweep_array_tasks_run_together_into_one_sweep(tmp_path):
   whole (written by the last to finish); the same command without --trial only reports."""
   workdir = tmp_path / "sweep"
   args = [*SWEEP_ARGS, f"--workdir={workdir}", "--config.num_train_steps=4"]
-  env = {**{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
-         "JAX_PLATFORMS": "cpu"}
-  tasks = [subprocess.Popen(["bash", str(SWEEP_ARRAY), f"--repo={REPO}", *args],
-                            env={**env, "SLURM_ARRAY_TASK_ID": str(i), "SLURM_JOB_ID": str(i)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for i in (0, 1)]
+  env = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
+    "JAX_PLATFORMS": "cpu",
+  }
+  tasks = [
+    subprocess.Popen(
+      ["bash", str(SWEEP_ARRAY), f"--repo={REPO}", *args],
+      env={**env, "SLURM_ARRAY_TASK_ID": str(i), "SLURM_JOB_ID": str(i)},
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in (0, 1)
+  ]
   outputs = [t.communicate(timeout=300) for t in tasks]
   assert [t.returncode for t in tasks] == [0, 0], outputs
   import json  # noqa: PLC0415
@@ -535,7 +618,13 @@ def test_sweep_array_tasks_run_together_into_one_sweep(tmp_path):
   assert [r["trial"] for r in lines] == [0, 1]
   assert all(r["mode"] == "sequential" for r in lines)
   assert sum("best: trial" in out for out, _ in outputs) >= 1
-  report = subprocess.run([sys.executable, "-m", "research.sweep", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+  report = subprocess.run(
+    [sys.executable, "-m", "research.sweep", *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert report.returncode == 0 and "to run" not in report.stdout, report.stderr[-2000:]
   assert "best: trial" in report.stdout

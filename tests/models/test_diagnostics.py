@@ -10,8 +10,9 @@ from research.models import diagnostics
 
 def _tanh_net(kernel_init):
   # The slides' experiment, narrowed: 10 tanh layers (200 units here instead of 500).
-  model = models.create("mlp", num_classes=10, depth=10, width=200, activation="tanh",
-                        kernel_init=kernel_init)
+  model = models.create(
+    "mlp", num_classes=10, depth=10, width=200, activation="tanh", kernel_init=kernel_init
+  )
   x = jax.random.normal(jax.random.key(0), (256, 200))
   return model, model.init(jax.random.key(1), x), x
 
@@ -51,7 +52,8 @@ def test_gradient_norms_per_module():
   labels = jax.random.randint(jax.random.key(2), (256,), 0, 10)
   norms = diagnostics.gradient_norms(model, variables, x, labels)
   assert set(norms) == {f"dense_{i}" for i in range(10)} | {"head"}
-  grads = jax.grad(lambda p: models.softmax_cross_entropy(
-      model.apply({"params": p}, x), labels))(variables["params"])
+  grads = jax.grad(lambda p: models.softmax_cross_entropy(model.apply({"params": p}, x), labels))(
+    variables["params"]
+  )
   expected = np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree.leaves(grads["dense_3"])))
   assert float(norms["dense_3"]) == pytest.approx(expected, rel=1e-5)

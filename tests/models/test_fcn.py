@@ -26,9 +26,14 @@ def test_bilinear_transposed_conv_is_bilinear_upsampling_inside(factor, per_clas
 def _dilated_correlation(x, kernel, factor, padding, depthwise):
   """The definition: correlate the input dilated by `factor` (zeros between pixels)."""
   return jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), (padding, padding), lhs_dilation=(factor, factor),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      feature_group_count=x.shape[-1] if depthwise else 1)
+    x,
+    kernel,
+    (1, 1),
+    (padding, padding),
+    lhs_dilation=(factor, factor),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    feature_group_count=x.shape[-1] if depthwise else 1,
+  )
 
 
 @pytest.mark.parametrize("factor", [1, 2, 3, 5, 8, 32])
@@ -39,16 +44,20 @@ def test_transposed_conv_matches_dilated_correlation_and_its_gradients(factor, d
   padding = (k - 1 - p, factor - 1 + p)
   rng = np.random.default_rng(factor)
   x = jnp.asarray(rng.standard_normal((2, 3, 4, 3)), jnp.float32)
-  kernel = jnp.asarray(rng.standard_normal((k, k, 1 if depthwise else 3, 3 if depthwise else 5)),
-                       jnp.float32)
+  kernel = jnp.asarray(
+    rng.standard_normal((k, k, 1 if depthwise else 3, 3 if depthwise else 5)), jnp.float32
+  )
   ours = fcn.transposed_conv(x, kernel, factor, padding, depthwise)
   ref = _dilated_correlation(x, kernel, factor, padding, depthwise)
   assert ours.shape == ref.shape == (2, 3 * factor, 4 * factor, kernel.shape[-1])
   np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
   cotangent = jnp.asarray(rng.standard_normal(ref.shape), jnp.float32)
-  grads = [jax.grad(lambda k_, x_, f=f: jnp.vdot(f(x_, k_, factor, padding, depthwise),
-                                                 cotangent), argnums=(0, 1))(kernel, x)
-           for f in (fcn.transposed_conv, _dilated_correlation)]
+  grads = [
+    jax.grad(
+      lambda k_, x_, f=f: jnp.vdot(f(x_, k_, factor, padding, depthwise), cotangent), argnums=(0, 1)
+    )(kernel, x)
+    for f in (fcn.transposed_conv, _dilated_correlation)
+  ]
   for g_ours, g_ref in zip(*grads, strict=True):
     np.testing.assert_allclose(g_ours, g_ref, rtol=1e-4, atol=1e-4)
 
@@ -88,14 +97,16 @@ def test_transfer_backbone_from_classifier():
   seg = models.create("fcn8s", num_classes=3, width=1 / 32, norm="batch", fc6_kernel=1)
   seg_vars = seg.init(jax.random.key(1), x)
   out = fcn.transfer_backbone(seg_vars, clf_vars)
-  same = jax.tree.map(lambda a, b: bool(jnp.all(a == b)), out["params"]["backbone"],
-                      clf_vars["params"]["backbone"])
+  same = jax.tree.map(
+    lambda a, b: bool(jnp.all(a == b)), out["params"]["backbone"], clf_vars["params"]["backbone"]
+  )
   assert all(jax.tree.leaves(same))
   assert jax.tree.structure(out) == jax.tree.structure(seg_vars)
-  np.testing.assert_array_equal(out["params"]["fc6"]["kernel"],
-                                clf_vars["params"]["fc6"]["kernel"])
-  np.testing.assert_array_equal(out["params"]["score_fr"]["kernel"],
-                                seg_vars["params"]["score_fr"]["kernel"])
+  np.testing.assert_array_equal(out["params"]["fc6"]["kernel"], clf_vars["params"]["fc6"]["kernel"])
+  np.testing.assert_array_equal(
+    out["params"]["score_fr"]["kernel"], seg_vars["params"]["score_fr"]["kernel"]
+  )
+
   # On the classifier's input size the FCN's fc6/fc7 compute what the classifier's do.
   def fc7(model, variables):
     _, state = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
@@ -113,9 +124,14 @@ def test_transfer_backbone_explains_mismatches():
   x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
   clf_vars = _abstract("vgg16", x, num_classes=10)
   transfer = lambda seg, clf, **kw: jax.eval_shape(
-      lambda a, b: fcn.transfer_backbone(a, b, **kw), seg, clf)
-  wide = jax.eval_shape(lambda x: models.create(
-      "fcn32s", num_classes=3, width=1 / 16, fc6_kernel=1).init(jax.random.key(1), x), x)
+    lambda a, b: fcn.transfer_backbone(a, b, **kw), seg, clf
+  )
+  wide = jax.eval_shape(
+    lambda x: models.create("fcn32s", num_classes=3, width=1 / 16, fc6_kernel=1).init(
+      jax.random.key(1), x
+    ),
+    x,
+  )
   with pytest.raises(ValueError, match="same width"):
     transfer(wide, clf_vars)
   seven = _abstract("fcn32s", x, num_classes=3)

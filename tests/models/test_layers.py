@@ -41,8 +41,7 @@ def test_batchnorm_eval_uses_running_estimates():
   expected = (np.asarray(x) - np.arange(5.0)) / np.sqrt(np.arange(1.0, 6.0) + 1e-5)
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
   # Evaluation does not depend on the rest of the batch; training does.
-  np.testing.assert_allclose(bn.apply(variables, x[:1], use_running_average=True), y[:1],
-                             rtol=1e-6)
+  np.testing.assert_allclose(bn.apply(variables, x[:1], use_running_average=True), y[:1], rtol=1e-6)
   y_train, _ = bn.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
   assert not np.allclose(y_train, y, atol=1e-2)
 
@@ -56,8 +55,9 @@ def test_batchnorm_cumulative_average_and_biased_option():
     v = {**v, **upd}
   # mean = (1/N_batch) sum mu_B; var = (1/N_batch) (B/(B-1)) sum sigma_B^2.
   np.testing.assert_allclose(v["batch_stats"]["mean"], (a.mean(0) + b.mean(0)) / 2, rtol=1e-5)
-  np.testing.assert_allclose(v["batch_stats"]["var"],
-                             (np.var(a, 0, ddof=1) + np.var(b, 0, ddof=1)) / 2, rtol=1e-5)
+  np.testing.assert_allclose(
+    v["batch_stats"]["var"], (np.var(a, 0, ddof=1) + np.var(b, 0, ddof=1)) / 2, rtol=1e-5
+  )
   biased = layers.BatchNorm(momentum=0.0, unbiased_variance=False)
   vb = biased.init(jax.random.key(0), a, use_running_average=False)
   _, upd = biased.apply(vb, a, use_running_average=False, mutable=["batch_stats"])
@@ -69,16 +69,16 @@ def test_batchnorm_synced_across_8_devices_equals_whole_batch():
   x = _batch((8 * 4, 3, 3, 5), 3)
   bn = layers.BatchNorm(use_running_average=False, axis_name="batch")
   variables = bn.init(jax.random.key(0), x[:4])
-  step = jax.pmap(lambda v, xs: bn.apply(v, xs, mutable=["batch_stats"]), axis_name="batch",
-                  in_axes=(None, 0))
+  step = jax.pmap(
+    lambda v, xs: bn.apply(v, xs, mutable=["batch_stats"]), axis_name="batch", in_axes=(None, 0)
+  )
   y, upd = step(variables, x.reshape(8, 4, 3, 3, 5))
   single = layers.BatchNorm(use_running_average=False)
   y1, upd1 = single.apply(variables, x, mutable=["batch_stats"])
   np.testing.assert_allclose(y.reshape(x.shape), y1, rtol=1e-4, atol=1e-5)
   for key in ("mean", "var"):
     for d in range(8):  # every device holds the global statistics
-      np.testing.assert_allclose(upd["batch_stats"][key][d], upd1["batch_stats"][key],
-                                 rtol=1e-5)
+      np.testing.assert_allclose(upd["batch_stats"][key][d], upd1["batch_stats"][key], rtol=1e-5)
   # Without syncing, the devices' statistics differ.
   local = jax.pmap(lambda v, xs: single.apply(v, xs, mutable=["batch_stats"]), in_axes=(None, 0))
   _, upd_local = local(variables, x.reshape(8, 4, 3, 3, 5))
@@ -104,10 +104,13 @@ def test_maxout_with_one_nonzero_piece_is_relu():
 def test_activation_formulas():
   x = jnp.linspace(-3.0, 3.0, 13)
   expect = {
-      "relu": np.maximum(x, 0), "leaky_relu": np.where(x > 0, x, 0.01 * x),
-      "leaky_relu_0.1": np.where(x > 0, x, 0.1 * x), "tanh": np.tanh(x),
-      "sigmoid": 1 / (1 + np.exp(-x)), "elu": np.where(x > 0, x, np.exp(x) - 1),
-      "prelu": np.where(x > 0, x, 0.25 * x),
+    "relu": np.maximum(x, 0),
+    "leaky_relu": np.where(x > 0, x, 0.01 * x),
+    "leaky_relu_0.1": np.where(x > 0, x, 0.1 * x),
+    "tanh": np.tanh(x),
+    "sigmoid": 1 / (1 + np.exp(-x)),
+    "elu": np.where(x > 0, x, np.exp(x) - 1),
+    "prelu": np.where(x > 0, x, 0.25 * x),
   }
   for kind, target in expect.items():
     act = layers.Activation(kind)
@@ -130,8 +133,9 @@ def test_unknown_names_list_the_choices():
 # ----------------------------------------------------------------------------- dropout
 
 
-@pytest.mark.parametrize("mode,train_mean,eval_scale", [("inverted", 1.0, 1.0),
-                                                       ("test_time_scaling", 0.7, 0.7)])
+@pytest.mark.parametrize(
+  "mode,train_mean,eval_scale", [("inverted", 1.0, 1.0), ("test_time_scaling", 0.7, 0.7)]
+)
 def test_dropout_expectation(mode, train_mean, eval_scale):
   x = jnp.full((400_000,), 2.0)
   drop = layers.Dropout(0.3, mode)
@@ -147,10 +151,19 @@ def test_dropout_expectation(mode, train_mean, eval_scale):
 # ----------------------------------------------------------------------------- init, norms, LRN
 
 
-@pytest.mark.parametrize("name,variance", [
-    ("he_normal", 2 / 1000), ("he_uniform", 2 / 1000), ("xavier_uniform", 2 / 1500),
-    ("xavier_normal", 2 / 1500), ("lecun_normal", 1 / 1000), ("normal", 1e-4),
-    ("normal_1", 1.0), ("zeros", 0.0)])
+@pytest.mark.parametrize(
+  "name,variance",
+  [
+    ("he_normal", 2 / 1000),
+    ("he_uniform", 2 / 1000),
+    ("xavier_uniform", 2 / 1500),
+    ("xavier_normal", 2 / 1500),
+    ("lecun_normal", 1 / 1000),
+    ("normal", 1e-4),
+    ("normal_1", 1.0),
+    ("zeros", 0.0),
+  ],
+)
 def test_initializer_variance(name, variance):
   w = initializers.get(name)(jax.random.key(0), (1000, 500), jnp.float32)
   assert float(w.mean()) == pytest.approx(0.0, abs=0.01 * max(variance, 1e-4) ** 0.5 + 1e-9)
@@ -181,10 +194,10 @@ def test_batch_independent_norms_normalize_each_example(kind):
   y = module.apply(module.init(jax.random.key(0), x), x)
   axes = {"layer": (1, 2, 3), "instance": (1, 2), "group": (1, 2)}[kind]
   yy = y.reshape(2, 4, 4, 32, 2) if kind == "group" else y
-  np.testing.assert_allclose(yy.mean(axis=axes + ((4,) if kind == "group" else ())), 0,
-                             atol=1e-4)
-  np.testing.assert_allclose(y[:1], module.apply(module.init(jax.random.key(0), x), x[:1]),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(yy.mean(axis=axes + ((4,) if kind == "group" else ())), 0, atol=1e-4)
+  np.testing.assert_allclose(
+    y[:1], module.apply(module.init(jax.random.key(0), x), x[:1]), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_local_response_norm_matches_definition():
@@ -193,5 +206,5 @@ def test_local_response_norm_matches_definition():
   expected = np.empty_like(a)
   for i in range(9):
     lo, hi = max(0, i - 2), min(8, i + 2)
-    expected[..., i] = a[..., i] / (2 + 1e-4 * (a[..., lo:hi + 1] ** 2).sum(-1)) ** 0.75
+    expected[..., i] = a[..., i] / (2 + 1e-4 * (a[..., lo : hi + 1] ** 2).sum(-1)) ** 0.75
   np.testing.assert_allclose(b, expected, rtol=1e-5)

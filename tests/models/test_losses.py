@@ -17,8 +17,7 @@ def test_softmax_cross_entropy_matches_formula():
   rng = np.random.default_rng(0)
   s = rng.normal(size=(6, 5)).astype(np.float32) * 3
   y = rng.integers(0, 5, size=6)
-  np.testing.assert_allclose(models.softmax_cross_entropy(s, y), _np_cross_entropy(s, y),
-                             rtol=1e-5)
+  np.testing.assert_allclose(models.softmax_cross_entropy(s, y), _np_cross_entropy(s, y), rtol=1e-5)
 
 
 def test_weights_drop_padded_examples():
@@ -26,10 +25,12 @@ def test_weights_drop_padded_examples():
   s = rng.normal(size=(6, 4)).astype(np.float32)
   y = rng.integers(0, 4, size=6)
   mask = np.array([1, 1, 1, 1, 0, 0], np.float32)
-  np.testing.assert_allclose(models.softmax_cross_entropy(s, y, mask),
-                             _np_cross_entropy(s[:4], y[:4]), rtol=1e-5)
-  np.testing.assert_allclose(models.accuracy(s, y, mask),
-                             (s[:4].argmax(-1) == y[:4]).mean(), rtol=1e-6)
+  np.testing.assert_allclose(
+    models.softmax_cross_entropy(s, y, mask), _np_cross_entropy(s[:4], y[:4]), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    models.accuracy(s, y, mask), (s[:4].argmax(-1) == y[:4]).mean(), rtol=1e-6
+  )
 
 
 def test_svm_loss_slides_example():
@@ -65,8 +66,9 @@ def test_iou_per_class_and_mean():
   # class 0: TP 1, FP 1, FN 1 -> 1/3; class 1: TP 3, FP 1 -> 3/4; class 2: TP 2, FN 1 -> 2/3.
   np.testing.assert_allclose(iou[:3], [1 / 3, 3 / 4, 2 / 3], rtol=1e-6)
   assert np.isnan(iou[3])
-  np.testing.assert_allclose(models.mean_iou(logits, labels, 4), (1 / 3 + 3 / 4 + 2 / 3) / 3,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    models.mean_iou(logits, labels, 4), (1 / 3 + 3 / 4 + 2 / 3) / 3, rtol=1e-6
+  )
 
 
 def test_shape_mismatch_is_explained():

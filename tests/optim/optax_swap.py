@@ -35,10 +35,16 @@ import pytest
 
 import research.optim as ro
 
-SWAPPED = tuple(sorted(
-    name for name in ro.__all__
-    if hasattr(optax, name) and callable(getattr(ro, name))
-    and not isinstance(getattr(ro, name), type) and getattr(optax, name) is not getattr(ro, name)))
+SWAPPED = tuple(
+  sorted(
+    name
+    for name in ro.__all__
+    if hasattr(optax, name)
+    and callable(getattr(ro, name))
+    and not isinstance(getattr(ro, name), type)
+    and getattr(optax, name) is not getattr(ro, name)
+  )
+)
 
 _state = {"current": None, "used": set(), "results": {}}
 
@@ -75,13 +81,22 @@ def swap_factories() -> dict[str, int]:
 
 def pytest_addoption(parser):
   group = parser.getgroup("optax_swap")
-  group.addoption("--optax-swap-only", action="store_true",
-                  help="deselect parameterized cases about other optimizers")
+  group.addoption(
+    "--optax-swap-only",
+    action="store_true",
+    help="deselect parameterized cases about other optimizers",
+  )
   group.addoption("--optax-swap-report", default=None, help="write per-test results (JSON)")
-  group.addoption("--optax-swap-skip", default="",
-                  help="comma-separated test method names to deselect (parameter index ignored)")
-  group.addoption("--optax-swap-baseline", action="store_true",
-                  help="swap nothing: optax's own factories, for comparison")
+  group.addoption(
+    "--optax-swap-skip",
+    default="",
+    help="comma-separated test method names to deselect (parameter index ignored)",
+  )
+  group.addoption(
+    "--optax-swap-baseline",
+    action="store_true",
+    help="swap nothing: optax's own factories, for comparison",
+  )
 
 
 def pytest_configure(config):
@@ -112,8 +127,7 @@ def _other_optimizer(item) -> bool:
   (`opt_name='adabelief'`, a `_lion` suffix), or a test class named after one (`LBFGSTest`)."""
   class_name = getattr(getattr(item, "cls", None), "__name__", "")
   optimizers = (sys.modules["optax._src.alias"], optax.contrib)
-  if class_name.endswith("Test") and _names_other_optimizer(class_name[:-len("Test")],
-                                                            optimizers):
+  if class_name.endswith("Test") and _names_other_optimizer(class_name[: -len("Test")], optimizers):
     return True
   params = getattr(getattr(item, "obj", None), "__x_params_repr__", "") or ""
   match = _OPT_NAME.search(params)
@@ -182,7 +196,7 @@ def pytest_runtest_call(item):
 def _result_key(location_path: str, nodeid: str) -> str:
   """'optax._src.alias_test::AliasTest::test_optimization0' for a test of that file."""
   path = location_path.replace("\\", "/")
-  module = path[path.rfind("optax/"):].removesuffix(".py").replace("/", ".")
+  module = path[path.rfind("optax/") :].removesuffix(".py").replace("/", ".")
   return f"{module}::" + "::".join(nodeid.split("::")[-2:])
 
 
@@ -202,7 +216,10 @@ def pytest_sessionfinish(session):
     return
   for key, entry in _state["results"].items():
     entry["used_ours"] = key in _state["used"]
-  report = {"swapped": list(SWAPPED), "used_at_import": "<import>" in _state["used"],
-            "tests": _state["results"]}
+  report = {
+    "swapped": list(SWAPPED),
+    "used_at_import": "<import>" in _state["used"],
+    "tests": _state["results"],
+  }
   with open(path, "w") as f:
     json.dump(report, f, indent=1, sort_keys=True)

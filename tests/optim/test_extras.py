@@ -36,8 +36,9 @@ def test_decoupled_decay_multiplies_by_w(x64):
   tx = ro.decoupled_weight_decay(rate)
   params = jnp.asarray(X0)
   updates, _ = tx.update(jnp.zeros_like(params), tx.init(params), params)
-  np.testing.assert_allclose(np.asarray(optax.apply_updates(params, updates)), (1 - rate) * X0,
-                             rtol=1e-14)
+  np.testing.assert_allclose(
+    np.asarray(optax.apply_updates(params, updates)), (1 - rate) * X0, rtol=1e-14
+  )
 
 
 def test_l2_and_decoupled_decay_coincide_for_sgd_when_rate_is_eta_alpha(x64):
@@ -48,8 +49,9 @@ def test_l2_and_decoupled_decay_coincide_for_sgd_when_rate_is_eta_alpha(x64):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
   # With momentum the L2 term is accumulated in the velocity, decoupled decay is not.
   l2, _ = run_ours(optax.chain(ro.add_l2_penalty(alpha), ro.heavy_ball(eta, 0.9)))
-  decoupled, _ = run_ours(optax.chain(ro.heavy_ball(eta, 0.9),
-                                      ro.decoupled_weight_decay(eta * alpha)))
+  decoupled, _ = run_ours(
+    optax.chain(ro.heavy_ball(eta, 0.9), ro.decoupled_weight_decay(eta * alpha))
+  )
   assert np.max(np.abs(l2[-1] - decoupled[-1])) > 1e-3
 
 
@@ -74,8 +76,11 @@ def test_skip_nonfinite_skips_counts_and_continues():
     u, state = update(bad_grads, state, params1)
     assert bool(state.last_skipped)
     assert all(float(jnp.max(jnp.abs(x))) == 0.0 for x in jax.tree.leaves(u))
-    jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)),
-                 state.inner_state, inner_before)
+    jax.tree.map(
+      lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)),
+      state.inner_state,
+      inner_before,
+    )
   assert int(state.num_skipped) == 2
   u2, state = update(good, state, params1)
   assert not bool(state.last_skipped)
@@ -85,17 +90,20 @@ def test_skip_nonfinite_skips_counts_and_continues():
   ref_state = reference.init(params)
   _, ref_state = reference.update(good, ref_state, params)
   ref_u2, _ = reference.update(good, ref_state, params1)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x, np.float32),
-                                                       np.asarray(y, np.float32), rtol=1e-6),
-               u2, ref_u2)
+  jax.tree.map(
+    lambda x, y: np.testing.assert_allclose(
+      np.asarray(x, np.float32), np.asarray(y, np.float32), rtol=1e-6
+    ),
+    u2,
+    ref_u2,
+  )
   assert update._cache_size() == 1
 
 
 def test_schedules_follow_their_formulas():
   steps = np.arange(0, 50)
   inverse = ro.inverse_time_decay(0.5, 0.1)
-  np.testing.assert_allclose([float(inverse(k)) for k in steps], 0.5 / (1 + 0.1 * steps),
-                             rtol=1e-6)
+  np.testing.assert_allclose([float(inverse(k)) for k in steps], 0.5 / (1 + 0.1 * steps), rtol=1e-6)
   linear = ro.linear_decay_then_constant(1.0, 0.01, tau=20)
   expected = np.where(steps <= 20, (1 - steps / 20) * 1.0 + steps / 20 * 0.01, 0.01)
   np.testing.assert_allclose([float(linear(k)) for k in steps], expected, rtol=1e-6)
@@ -109,8 +117,10 @@ def test_schedule_drives_our_rules_like_optax():
   schedule = ro.inverse_time_decay(0.1, 0.5)
   params = {"w": jnp.asarray([1.0, -2.0, 3.0])}
   grads = [{"w": jnp.asarray([0.3, -0.1, 0.2]) * (k + 1)} for k in range(4)]
-  for ours, theirs in ((ro.adam(schedule), optax.adam(schedule)),
-                       (ro.sgd(schedule), optax.sgd(schedule))):
+  for ours, theirs in (
+    (ro.adam(schedule), optax.adam(schedule)),
+    (ro.sgd(schedule), optax.sgd(schedule)),
+  ):
     s1, s2 = ours.init(params), theirs.init(params)
     for g in grads:
       u1, s1 = ours.update(g, s1, params)
@@ -144,10 +154,31 @@ def _plateau_reference(values, factor, patience, threshold, cooldown, min_scale)
 
 @pytest.mark.parametrize("cooldown", [0, 2])
 def test_reduce_on_plateau_matches_reference(cooldown):
-  values = [5.0, 4.0, 3.9999, 4.1, 4.0, 3.0, 3.5, 3.2, 3.1, 3.05, 3.04, 3.2, 2.0, 2.5, 2.5,
-            2.5, 2.5, 2.5, 2.5, 2.5]
-  tx = ro.reduce_on_plateau(factor=0.5, patience=2, threshold=1e-3, cooldown=cooldown,
-                            min_scale=0.1)
+  values = [
+    5.0,
+    4.0,
+    3.9999,
+    4.1,
+    4.0,
+    3.0,
+    3.5,
+    3.2,
+    3.1,
+    3.05,
+    3.04,
+    3.2,
+    2.0,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+  ]
+  tx = ro.reduce_on_plateau(
+    factor=0.5, patience=2, threshold=1e-3, cooldown=cooldown, min_scale=0.1
+  )
   update = jax.jit(tx.update)
   state = tx.init(None)
   scales = []
@@ -177,8 +208,7 @@ def test_armijo_condition_holds_for_every_accepted_step(x64):
   @jax.jit
   def step(params, state):
     value, grad = value_and_grad(params)
-    updates, state = tx.update(grad, state, params, value=value, grad=grad,
-                               value_fn=_rosenbrock)
+    updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=_rosenbrock)
     return optax.apply_updates(params, updates), state, value, grad
 
   values = []
@@ -205,8 +235,9 @@ def test_armijo_takes_no_step_when_no_eta_is_accepted():
   params = jnp.asarray([3.0])
   f = lambda x: jnp.sum(x**2)
   wrong_direction = -2 * params  # an ascent direction never satisfies the condition
-  updates, state = tx.update(wrong_direction, tx.init(params), params, value=f(params),
-                             grad=2 * params, value_fn=f)
+  updates, state = tx.update(
+    wrong_direction, tx.init(params), params, value=f(params), grad=2 * params, value_fn=f
+  )
   assert not bool(state.accepted) and int(state.num_backtracking) == 2
   np.testing.assert_array_equal(np.asarray(updates), 0.0)
 
@@ -217,8 +248,9 @@ def test_newton_one_step_on_quadratic(x64):
   tx = ro.newton()
   grad = jax.grad(f)(params)
   updates, _ = tx.update(grad, tx.init(params), params, value=f(params), grad=grad, value_fn=f)
-  np.testing.assert_allclose(np.asarray(optax.apply_updates(params, updates)["x"]),
-                             np.linalg.solve(A, B), rtol=1e-10)
+  np.testing.assert_allclose(
+    np.asarray(optax.apply_updates(params, updates)["x"]), np.linalg.solve(A, B), rtol=1e-10
+  )
   damped = ro.newton(0.5, damping=2.0)
   updates, _ = damped.update(grad, damped.init(params), params, value_fn=f)
   expected = -0.5 * np.linalg.solve(A + 2.0 * np.eye(6), np.asarray(grad["x"]))
@@ -226,8 +258,12 @@ def test_newton_one_step_on_quadratic(x64):
 
 
 def test_newton_converges_quadratically_on_curved_function(x64):
-  f = lambda x: (0.5 * x @ jnp.asarray(A) @ x - jnp.asarray(B) @ x
-                 + 0.1 * jnp.sum(jnp.cos(2 * x)) + 0.05 * jnp.sum(x**4))
+  f = lambda x: (
+    0.5 * x @ jnp.asarray(A) @ x
+    - jnp.asarray(B) @ x
+    + 0.1 * jnp.sum(jnp.cos(2 * x))
+    + 0.05 * jnp.sum(x**4)
+  )
   tx = ro.newton()
   params, state = jnp.asarray(X0), tx.init(jnp.asarray(X0))
   norms = []

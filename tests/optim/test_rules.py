@@ -57,39 +57,63 @@ def assert_trajectories_close(ours, expected):
 
 
 CASES = {
-    "sgd": (lambda: ro.sgd(0.1), lambda: ref.run_sgd(X0, grad_np, STEPS, 0.1)),
-    "sgd_momentum": (lambda: ro.sgd(0.05, momentum=0.8),
-                     lambda: ref.run_heavy_ball(X0, grad_np, STEPS, 0.05, 0.8)),
-    "sgd_nesterov_lookahead": (lambda: ro.sgd(0.05, momentum=0.8, nesterov=True),
-                               lambda: ref.run_nesterov(X0, grad_np, STEPS, 0.05, 0.8)[1]),
-    "heavy_ball": (lambda: ro.heavy_ball(0.05, 0.8),
-                   lambda: ref.run_heavy_ball(X0, grad_np, STEPS, 0.05, 0.8)),
-    "heavy_ball_dampened": (lambda: ro.heavy_ball(0.2, 0.7, dampening=True),
-                            lambda: ref.run_heavy_ball_dampened(X0, grad_np, STEPS, 0.2, 0.7)),
-    "adagrad": (lambda: ro.adagrad(0.3, initial_accumulator_value=0.0, eps=1e-3),
-                lambda: ref.run_adagrad(X0, grad_np, STEPS, 0.3, 1e-3)),
-    "rmsprop": (lambda: ro.rmsprop(0.05, 0.8, 1e-3),
-                lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.8, 1e-3)),
-    "rmsprop_slides_eps": (
-        lambda: ro.rmsprop(0.05, 0.8, 1e-3, eps_in_sqrt=False),
-        lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, eps_in_sqrt=False)),
-    "rmsprop_centered": (
-        lambda: ro.rmsprop(0.05, 0.8, 1e-3, centered=True),
-        lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, centered=True)),
-    "rmsprop_momentum": (
-        lambda: ro.rmsprop(0.05, 0.8, 1e-3, momentum=0.7),
-        lambda: ref.run_rmsprop_momentum(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, 0.7, False)[0]),
-    "rmsprop_nesterov": (
-        lambda: ro.rmsprop(0.05, 0.8, 1e-3, momentum=0.7, nesterov=True),
-        lambda: ref.run_rmsprop_momentum(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, 0.7, True)[1]),
-    "adadelta": (lambda: ro.adadelta(1.0, 0.9, 1e-4),
-                 lambda: ref.run_adadelta(X0, grad_np, STEPS, 0.9, 1e-4)),
-    "adadelta_lecture_no_learning_rate": (
-        lambda: ro.adadelta(rho=0.95), lambda: ref.run_adadelta(X0, grad_np, STEPS, 0.95, 1e-6)),
-    "adam": (lambda: ro.adam(0.1, 0.8, 0.95, 1e-3),
-             lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.8, 0.95, 1e-3, 0.0)),
-    "adam_lecture_eps": (lambda: ro.adam(0.1, 0.8, 0.95, eps=0.0, eps_root=1e-3),
-                         lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.8, 0.95, 0.0, 1e-3)),
+  "sgd": (lambda: ro.sgd(0.1), lambda: ref.run_sgd(X0, grad_np, STEPS, 0.1)),
+  "sgd_momentum": (
+    lambda: ro.sgd(0.05, momentum=0.8),
+    lambda: ref.run_heavy_ball(X0, grad_np, STEPS, 0.05, 0.8),
+  ),
+  "sgd_nesterov_lookahead": (
+    lambda: ro.sgd(0.05, momentum=0.8, nesterov=True),
+    lambda: ref.run_nesterov(X0, grad_np, STEPS, 0.05, 0.8)[1],
+  ),
+  "heavy_ball": (
+    lambda: ro.heavy_ball(0.05, 0.8),
+    lambda: ref.run_heavy_ball(X0, grad_np, STEPS, 0.05, 0.8),
+  ),
+  "heavy_ball_dampened": (
+    lambda: ro.heavy_ball(0.2, 0.7, dampening=True),
+    lambda: ref.run_heavy_ball_dampened(X0, grad_np, STEPS, 0.2, 0.7),
+  ),
+  "adagrad": (
+    lambda: ro.adagrad(0.3, initial_accumulator_value=0.0, eps=1e-3),
+    lambda: ref.run_adagrad(X0, grad_np, STEPS, 0.3, 1e-3),
+  ),
+  "rmsprop": (
+    lambda: ro.rmsprop(0.05, 0.8, 1e-3),
+    lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.8, 1e-3),
+  ),
+  "rmsprop_slides_eps": (
+    lambda: ro.rmsprop(0.05, 0.8, 1e-3, eps_in_sqrt=False),
+    lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, eps_in_sqrt=False),
+  ),
+  "rmsprop_centered": (
+    lambda: ro.rmsprop(0.05, 0.8, 1e-3, centered=True),
+    lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, centered=True),
+  ),
+  "rmsprop_momentum": (
+    lambda: ro.rmsprop(0.05, 0.8, 1e-3, momentum=0.7),
+    lambda: ref.run_rmsprop_momentum(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, 0.7, False)[0],
+  ),
+  "rmsprop_nesterov": (
+    lambda: ro.rmsprop(0.05, 0.8, 1e-3, momentum=0.7, nesterov=True),
+    lambda: ref.run_rmsprop_momentum(X0, grad_np, STEPS, 0.05, 0.8, 1e-3, 0.7, True)[1],
+  ),
+  "adadelta": (
+    lambda: ro.adadelta(1.0, 0.9, 1e-4),
+    lambda: ref.run_adadelta(X0, grad_np, STEPS, 0.9, 1e-4),
+  ),
+  "adadelta_lecture_no_learning_rate": (
+    lambda: ro.adadelta(rho=0.95),
+    lambda: ref.run_adadelta(X0, grad_np, STEPS, 0.95, 1e-6),
+  ),
+  "adam": (
+    lambda: ro.adam(0.1, 0.8, 0.95, 1e-3),
+    lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.8, 0.95, 1e-3, 0.0),
+  ),
+  "adam_lecture_eps": (
+    lambda: ro.adam(0.1, 0.8, 0.95, eps=0.0, eps_root=1e-3),
+    lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.8, 0.95, 0.0, 1e-3),
+  ),
 }
 
 

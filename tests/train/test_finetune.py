@@ -12,11 +12,11 @@ from research.train import checkpoint, finetune, train_and_evaluate
 from research.train import state as state_lib
 from tests.train import helpers
 
-HEAD = models.head_pattern(models.create('mlp', num_classes=10))
+HEAD = models.head_pattern(models.create("mlp", num_classes=10))
 
 
 def _fresh(num_classes=10, width=32):
-  model = models.create('mlp', num_classes=num_classes, depth=2, width=width)
+  model = models.create("mlp", num_classes=num_classes, depth=2, width=width)
   variables = state_lib.init_variables(model, jax.random.PRNGKey(5), (8, 8, 1))
   return jax.tree.map(np.asarray, dict(variables))
 
@@ -26,13 +26,15 @@ def test_new_head_is_reinitialized_and_reported(tiny_run):
   loaded = checkpoint.load_variables(workdir)
   fresh = _fresh(num_classes=7)
   merged, report = finetune.merge_variables(fresh, loaded, HEAD)
-  assert sorted(report.reinitialized) == ['params/head/bias', 'params/head/kernel']
-  np.testing.assert_array_equal(merged['params']['head']['kernel'],
-                                fresh['params']['head']['kernel'])
-  for layer in ('dense_0', 'dense_1'):
-    np.testing.assert_array_equal(merged['params'][layer]['kernel'],
-                                  loaded['params'][layer]['kernel'])
-  assert 'head' in report.summary()
+  assert sorted(report.reinitialized) == ["params/head/bias", "params/head/kernel"]
+  np.testing.assert_array_equal(
+    merged["params"]["head"]["kernel"], fresh["params"]["head"]["kernel"]
+  )
+  for layer in ("dense_0", "dense_1"):
+    np.testing.assert_array_equal(
+      merged["params"][layer]["kernel"], loaded["params"][layer]["kernel"]
+    )
+  assert "head" in report.summary()
 
 
 def test_shape_mismatch_outside_the_head_lists_the_paths(tiny_run):
@@ -40,36 +42,37 @@ def test_shape_mismatch_outside_the_head_lists_the_paths(tiny_run):
   with pytest.raises(ValueError) as info:
     finetune.merge_variables(_fresh(width=16), checkpoint.load_variables(workdir), HEAD)
   text = str(info.value)
-  assert 'params/dense_0/kernel' in text and 'params/dense_1/kernel' in text
-  assert '(64, 32)' in text and '(64, 16)' in text
+  assert "params/dense_0/kernel" in text and "params/dense_1/kernel" in text
+  assert "(64, 32)" in text and "(64, 16)" in text
 
 
 def test_freeze_pattern_errors():
-  params = _fresh()['params']
-  with pytest.raises(ValueError, match='matches no parameter'):
-    finetune.apply_freeze(optax.sgd(0.1), params, '^nothing/')
-  with pytest.raises(ValueError, match='matches every parameter'):
-    finetune.apply_freeze(optax.sgd(0.1), params, '.')
+  params = _fresh()["params"]
+  with pytest.raises(ValueError, match="matches no parameter"):
+    finetune.apply_freeze(optax.sgd(0.1), params, "^nothing/")
+  with pytest.raises(ValueError, match="matches every parameter"):
+    finetune.apply_freeze(optax.sgd(0.1), params, ".")
 
 
 def test_init_from_with_frozen_body_keeps_it_fixed(tiny_run_copy, tmp_path, capsys):
   source, _ = tiny_run_copy
-  config = helpers.tiny_config(init_from=source, freeze='^dense_', num_train_steps=10)
-  result = train_and_evaluate(config, str(tmp_path / 'fine'))
+  config = helpers.tiny_config(init_from=source, freeze="^dense_", num_train_steps=10)
+  result = train_and_evaluate(config, str(tmp_path / "fine"))
   out = capsys.readouterr().out
-  assert 'init_from: loaded 6 arrays' in out and 'kept fixed' in out
+  assert "init_from: loaded 6 arrays" in out and "kept fixed" in out
   before = helpers.final_params(source)
-  after = helpers.final_params(str(tmp_path / 'fine'))
-  for key in ('params/dense_0/kernel', 'params/dense_0/bias', 'params/dense_1/kernel'):
+  after = helpers.final_params(str(tmp_path / "fine"))
+  for key in ("params/dense_0/kernel", "params/dense_0/bias", "params/dense_1/kernel"):
     np.testing.assert_array_equal(before[key], after[key])
-  assert not np.array_equal(before['params/head/kernel'], after['params/head/kernel'])
+  assert not np.array_equal(before["params/head/kernel"], after["params/head/kernel"])
   # Resuming needs only the run's own checkpoints, not the pretrained source.
   shutil.rmtree(source)
-  again = train_and_evaluate(config, str(tmp_path / 'fine'))
-  assert again['params_sha256'] == result['params_sha256']
+  again = train_and_evaluate(config, str(tmp_path / "fine"))
+  assert again["params_sha256"] == result["params_sha256"]
 
 
 def test_init_from_missing_checkpoint_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match='no checkpoint found'):
-    train_and_evaluate(helpers.tiny_config(init_from=str(tmp_path / 'nowhere')),
-                       str(tmp_path / 'run'))
+  with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+    train_and_evaluate(
+      helpers.tiny_config(init_from=str(tmp_path / "nowhere")), str(tmp_path / "run")
+    )

@@ -13,11 +13,14 @@ from tests.train import helpers
 
 
 def _setup(num_classes=3, batch=16):
-  model = models.create('mlp', num_classes=num_classes, depth=2, width=8, norm='batch',
-                        axis_name=parallel.AXIS)
+  model = models.create(
+    "mlp", num_classes=num_classes, depth=2, width=8, norm="batch", axis_name=parallel.AXIS
+  )
   rng = np.random.default_rng(0)
-  batch = {'image': rng.normal(size=(batch, 4, 4, 1)).astype(np.float32),
-           'label': rng.integers(0, num_classes, size=(batch,)).astype(np.int32)}
+  batch = {
+    "image": rng.normal(size=(batch, 4, 4, 1)).astype(np.float32),
+    "label": rng.integers(0, num_classes, size=(batch,)).astype(np.int32),
+  }
   variables = state_lib.init_variables(model, jax.random.PRNGKey(0), (4, 4, 1))
   tx = optax.sgd(1.0)  # params_new = params - g, so the step exposes the gradient
   return model, tx, state_lib.create_train_state(variables, tx, None, jax.random.PRNGKey(1)), batch
@@ -32,17 +35,23 @@ def test_data_parallel_gradient_equals_global_batch_gradient():
   # One device, the whole batch, no named axis: BatchNorm sees all 16 rows at once.
   single = steps.make_train_step(model.clone(axis_name=None), tx, axis_name=None)
   ref_state, ref_metrics = jax.jit(single)(state, batch)
-  grad = jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b),
-                      state.params, parallel.fetch(new_state.params))
-  ref_grad = jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b), state.params,
-                          ref_state.params)
+  grad = jax.tree.map(
+    lambda a, b: np.asarray(a) - np.asarray(b), state.params, parallel.fetch(new_state.params)
+  )
+  ref_grad = jax.tree.map(
+    lambda a, b: np.asarray(a) - np.asarray(b), state.params, ref_state.params
+  )
   for g, r in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad), strict=True):
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
-  for a, b in zip(jax.tree.leaves(parallel.fetch(new_state.batch_stats)),
-                  jax.tree.leaves(ref_state.batch_stats), strict=True):
+  for a, b in zip(
+    jax.tree.leaves(parallel.fetch(new_state.batch_stats)),
+    jax.tree.leaves(ref_state.batch_stats),
+    strict=True,
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(float(parallel.fetch(metrics)['loss']),
-                             float(ref_metrics['loss']), rtol=1e-6)
+  np.testing.assert_allclose(
+    float(parallel.fetch(metrics)["loss"]), float(ref_metrics["loss"]), rtol=1e-6
+  )
   assert int(parallel.fetch(new_state.step)) == 1
 
 
@@ -68,14 +77,24 @@ def test_donated_step_equals_the_plain_step_and_frees_the_old_state():
 
 
 def test_dropout_key_differs_per_device_and_step():
-  state = state_lib.TrainState(step=jnp.int32(3), params={}, batch_stats={}, opt_state=(),
-                               plateau=(), rng=jax.random.PRNGKey(0))
+  state = state_lib.TrainState(
+    step=jnp.int32(3),
+    params={},
+    batch_stats={},
+    opt_state=(),
+    plateau=(),
+    rng=jax.random.PRNGKey(0),
+  )
   mesh = parallel.create_mesh()
-  keys = jax.jit(jax.shard_map(
-      lambda s, x: steps.step_rng(s, parallel.AXIS)[None], mesh=mesh,
+  keys = jax.jit(
+    jax.shard_map(
+      lambda s, x: steps.step_rng(s, parallel.AXIS)[None],
+      mesh=mesh,
       in_specs=(jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec(parallel.AXIS)),
-      out_specs=jax.sharding.PartitionSpec(parallel.AXIS), check_vma=False))(
-          state, jnp.zeros(8))
+      out_specs=jax.sharding.PartitionSpec(parallel.AXIS),
+      check_vma=False,
+    )
+  )(state, jnp.zeros(8))
   keys = np.asarray(keys)
   assert len({tuple(k) for k in keys}) == 8
   other_step = np.asarray(steps.step_rng(state.replace(step=jnp.int32(4)), None))
@@ -87,18 +106,24 @@ def test_one_and_eight_devices_end_with_the_same_parameters(tmp_path):
   # rather than Adam: the bias before a BatchNorm has a zero gradient, and Adam would blow its
   # float noise up to steps of size lr. No dropout: each device draws its own mask (the key is
   # folded with the device index), so masks depend on the device count.
-  config = dict(num_train_steps=10, **{'model.norm': 'batch', 'model.dropout_rate': 0.0,
-                                       'optimizer.name': 'sgd',
-                                       'optimizer.learning_rate': 0.1})
-  one = train_and_evaluate(helpers.tiny_config(num_devices=1, **config), str(tmp_path / 'one'))
-  eight = train_and_evaluate(helpers.tiny_config(**config), str(tmp_path / 'eight'))
-  a, b = helpers.final_params(str(tmp_path / 'one')), helpers.final_params(str(tmp_path / 'eight'))
-  assert sorted(a) == sorted(b) and any('batch_stats' in k for k in a)
+  config = dict(
+    num_train_steps=10,
+    **{
+      "model.norm": "batch",
+      "model.dropout_rate": 0.0,
+      "optimizer.name": "sgd",
+      "optimizer.learning_rate": 0.1,
+    },
+  )
+  one = train_and_evaluate(helpers.tiny_config(num_devices=1, **config), str(tmp_path / "one"))
+  eight = train_and_evaluate(helpers.tiny_config(**config), str(tmp_path / "eight"))
+  a, b = helpers.final_params(str(tmp_path / "one")), helpers.final_params(str(tmp_path / "eight"))
+  assert sorted(a) == sorted(b) and any("batch_stats" in k for k in a)
   for key in a:
     np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5, err_msg=key)
-  assert one['eval_accuracy'] == pytest.approx(eight['eval_accuracy'], abs=1e-6)
+  assert one["eval_accuracy"] == pytest.approx(eight["eval_accuracy"], abs=1e-6)
 
 
 def test_mesh_subset_errors():
-  with pytest.raises(ValueError, match='num_devices=9'):
+  with pytest.raises(ValueError, match="num_devices=9"):
     parallel.create_mesh(9)
