@@ -316,3 +316,11 @@ def _variables(state) -> dict:
 
 def _init(model, key, x):
   return state_lib.init_variables(model, key, x.shape[1:])
+
+
+def fit_config(config, model, tx, train, val, **kwargs) -> FitResult:
+  """`fit` with a figure config's `batch_size` and `steps`, and its `seed` and `eval_every` when
+  it has them; `kwargs` (any of `fit`'s, these included) take precedence."""
+  settings = {"batch_size": config.batch_size, "steps": config.steps}
+  settings.update({key: config[key] for key in ("seed", "eval_every") if key in config})
+  return fit(model, tx, train, val, **{**settings, **kwargs})

@@ -62,14 +62,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       activation=act,
       kernel_init=init,
     )
-    runs[act] = _fit.fit(
+    runs[act] = _fit.fit_config(
+      config,
       model,
       optim.sgd(config.learning_rate),
       train,
       val,
-      batch_size=config.batch_size,
-      steps=config.steps,
-      seed=config.seed,
       eval_every=config.steps // 10,
     )
   # area under the training-loss curve (mean over the evaluation points): lower = faster

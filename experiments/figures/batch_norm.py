@@ -111,15 +111,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       z = state["intermediates"][layer]["__call__"][0][:, config.unit]
       return jax.numpy.percentile(z, jax.numpy.asarray(PERCENTILES))
 
-    results[norm] = _fit.fit(
+    results[norm] = _fit.fit_config(
+      config,
       model,
       optim.sgd(config.learning_rate),
       train,
       val,
-      batch_size=config.batch_size,
-      steps=config.steps,
-      seed=config.seed,
-      eval_every=config.eval_every,
       probe=probe,
     )
   plain, bn = results["none"], results["batch"]

@@ -129,15 +129,13 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     )
     model = SmallCNN(int(train[1].max()) + 1, "relu", config.width)
     for label, aug in (("without", None), ("with", batch_augment(flips=name != "digits"))):
-      out = _fit.fit(
+      out = _fit.fit_config(
+        config,
         model,
         optim.adam(config.learning_rate),
         train,
         val,
-        batch_size=config.batch_size,
-        steps=config.steps,
         seed=seed,
-        eval_every=config.eval_every,
         augment=aug,
       )
       curves[label].append(

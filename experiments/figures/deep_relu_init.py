@@ -61,14 +61,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       activation="relu",
       kernel_init=init,
     )
-    results[init] = _fit.fit(
+    results[init] = _fit.fit_config(
+      config,
       model,
       optim.heavy_ball(config.learning_rate, config.momentum),
       train,
       val,
-      batch_size=config.batch_size,
-      steps=config.steps,
-      seed=config.seed,
       eval_every=config.steps // 10,
       per_layer_grads=True,
     )

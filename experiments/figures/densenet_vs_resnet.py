@@ -104,15 +104,13 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   for label, (family, model) in models.items():
     accs = []
     for seed in config.seeds:
-      out = _fit.fit(
+      out = _fit.fit_config(
+        config,
         model,
         _optimizer(config),
         train,
         val,
-        batch_size=config.batch_size,
-        steps=config.steps,
         seed=seed,
-        eval_every=config.eval_every,
       )
       accs.append(float(out.val_accuracy[-1]))
     points[label] = {

@@ -139,15 +139,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       if config.optimizer == "adam"
       else optim.nesterov(config.learning_rate, 0.99)
     )
-    out = _fit.fit(
+    out = _fit.fit_config(
+      config,
       model,
       tx,
       train,
       test,
-      batch_size=config.batch_size,
-      steps=config.steps,
-      seed=config.seed,
-      eval_every=config.eval_every,
       eval_size=4,
     )
     confusions = np.asarray(out.val_sums["confusion"], np.float64)  # (E, C, C) test confusion

@@ -106,14 +106,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   loss = {k: [] for k in config.norms}
   for norm in config.norms:
     for b in config.per_device:
-      result = _fit.fit(
+      result = _fit.fit_config(
+        config,
         NormalizedCNN(norm, per_device=b),
         optim.heavy_ball(config.learning_rate, config.momentum),
         train,
         val,
-        batch_size=config.batch_size,
-        steps=config.steps,
-        seed=config.seed,
         eval_every=config.steps // 3,
       )
       # mean of the last two evaluations, to smooth the mini-batch noise of one point

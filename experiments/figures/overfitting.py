@@ -83,15 +83,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       dropout_rate=config.dropout_rate if variant == "dropout" else 0.0,
     )
     tx = optax.chain(optim.add_l2_penalty(config.weight_decay), sgd) if variant == "l2" else sgd
-    runs[variant] = _fit.fit(
+    runs[variant] = _fit.fit_config(
+      config,
       model,
       tx,
       train,
       val,
-      batch_size=config.batch_size,
-      steps=config.steps,
-      seed=config.seed,
-      eval_every=config.eval_every,
       augment=shift_batch(config.shift) if variant == "augmentation" else None,
     )
   base = runs["baseline"]

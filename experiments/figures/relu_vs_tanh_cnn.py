@@ -118,15 +118,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       model = SmallCNN(num_classes, act, config.width)
       runs = []
       for lr in grid:
-        out = _fit.fit(
+        out = _fit.fit_config(
+          config,
           model,
           optim.heavy_ball(lr, 0.9),
           train,
           val,
-          batch_size=config.batch_size,
-          steps=config.steps,
-          seed=config.seed,
-          eval_every=config.eval_every,
           eval_size=config.eval_size,
         )
         error = 1.0 - out.train_accuracy

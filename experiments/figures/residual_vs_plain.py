@@ -96,15 +96,13 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       model = create(f"{kind}20", num_classes=num_classes, depth=depth, widths=tuple(config.widths))
       errors = []
       for seed in config.seeds:
-        out = _fit.fit(
+        out = _fit.fit_config(
+          config,
           model,
           _optimizer(config),
           train,
           val,
-          batch_size=config.batch_size,
-          steps=config.steps,
           seed=seed,
-          eval_every=config.eval_every,
           eval_size=config.eval_size,
           augment=_augment(config),
         )

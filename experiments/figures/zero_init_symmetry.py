@@ -85,14 +85,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       kernel_init=_kernel_init(case),
       bias_init="zeros",
     )
-    result = _fit.fit(
+    result = _fit.fit_config(
+      config,
       model,
       optim.sgd(config.learning_rate),
       train,
       val,
-      batch_size=config.batch_size,
-      steps=config.steps,
-      seed=config.seed,
       eval_every=config.steps // 10,
     )
     params = result.variables["params"]
