@@ -98,6 +98,7 @@ class DatasetSpec:
       replaced by the data directory.
     tfds_name: the TFDS name ("tfds" sources).
     directory: the folder of the IDX files ("idx" sources).
+    directory_env: an environment variable that, when set, replaces ``directory``.
     arrays: {split: (images uint8 (N, H, W, C), labels)} ("arrays" sources).
   """
 
@@ -114,6 +115,7 @@ class DatasetSpec:
   prepare: str = ""
   tfds_name: str | None = None
   directory: str | None = None
+  directory_env: str | None = None
   arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = dataclasses.field(
     default=None, repr=False, compare=False
   )
@@ -180,11 +182,6 @@ def _pet_record(record: dict[str, Any]) -> dict[str, np.ndarray]:
   return {"image": image, "label": label}
 
 
-def fashion_mnist_dir() -> str:
-  """``$RESEARCH_FASHION_MNIST_DIR``, else Debian's ``/usr/share/datasets/fashion-mnist``."""
-  return os.environ.get(FASHION_MNIST_DIR_ENV) or FASHION_MNIST_DEFAULT_DIR
-
-
 _IDX_PREPARE = "put MNIST-format IDX files (train-images-idx3-ubyte[.gz], ...) in {directory}"
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -202,6 +199,8 @@ DATASETS: dict[str, DatasetSpec] = {
       source="idx",
       num_classes=10,
       image_shape=(28, 28, 1),
+      directory=FASHION_MNIST_DEFAULT_DIR,
+      directory_env=FASHION_MNIST_DIR_ENV,
       prepare=(
         "on Debian `apt-get install dataset-fashion-mnist`, or "
         + _IDX_PREPARE
@@ -308,8 +307,8 @@ def spec(name: str) -> DatasetSpec:
   if name not in DATASETS:
     raise ValueError(f"Unknown dataset name {name!r}; known: {', '.join(known_names())}.")
   found = DATASETS[name]
-  if found.name == "fashion_mnist_idx":
-    return dataclasses.replace(found, directory=fashion_mnist_dir())
+  if found.directory_env and os.environ.get(found.directory_env):
+    return dataclasses.replace(found, directory=os.environ[found.directory_env])
   return found
 
 

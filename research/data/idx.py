@@ -1,4 +1,4 @@
-"""MNIST-format IDX files (plain or gzip) as arrays and as a random-access source.
+"""MNIST-format IDX files (plain or gzip) as arrays (``research.data.datasets`` serves them).
 
 IDX layout (http://yann.lecun.com/exdb/mnist/): two zero bytes, a type byte (0x08 uint8,
 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), a byte with the number of
@@ -113,21 +113,3 @@ def read_split(directory: str, split: str) -> IdxArrays:
   for array in arrays:  # shared through the cache: nobody may modify them
     array.setflags(write=False)
   return arrays
-
-
-class IdxSource:
-  """Random access to one split: ``source[i] == {'image': uint8 (H, W, C), 'label': int32}``."""
-
-  def __init__(self, directory: str, split: str):
-    self.directory = directory
-    self.split = split
-    self._arrays = read_split(directory, split)
-
-  def __len__(self) -> int:
-    return len(self._arrays.labels)
-
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    return {"image": self._arrays.images[index], "label": self._arrays.labels[index]}
-
-  def __repr__(self) -> str:
-    return f"IdxSource({self.directory!r}, {self.split!r}, n={len(self)})"

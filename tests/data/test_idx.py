@@ -13,7 +13,7 @@ import pytest
 import research.data as rd
 from research.data import idx
 
-FASHION = rd.datasets.fashion_mnist_dir()
+FASHION = rd.spec("fashion_mnist_idx").directory
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
