@@ -7,7 +7,7 @@
 #
 # Steps (each printed before it runs; --dry-run prints them and runs nothing), from the
 # repository root:
-#   1. Unless --no-install: create the venv if missing, then `pip install -e . "jax[cudaNN]"`
+#   1. Unless --no-install: create the venv if missing, then `pip install -e '.[train]' "jax[cudaNN]"`
 #      (the CUDA 13 extra by default, --cuda=12 for older drivers; the wheels bring CUDA and cuDNN,
 #      only the NVIDIA driver must be installed).
 #   2. List the GPUs JAX sees (fails when JAX finds no GPU instead of training on the CPU).
@@ -20,7 +20,7 @@ usage() {
   cat <<EOF
 usage: $PROG --config=CONFIG.py --workdir=DIR [options] [--config.KEY=VALUE ...]
   --cuda=12|13          CUDA major version of the jax extra (jax[cuda13] / jax[cuda12]); default 13
-  --python=PYTHON       interpreter that creates the venv (>= 3.11); default python3
+  --python=PYTHON       interpreter that creates the venv (>= 3.12 for current JAX); default python3
   --venv=DIR            virtual environment; default .venv in the repository
   --gpus=LIST           restrict to these GPUs (CUDA_VISIBLE_DEVICES); default all
   --no-install          use the venv as it is
@@ -69,7 +69,7 @@ if [[ "$INSTALL" == 1 ]]; then
     run "$PYTHON" -m venv "$VENV"
   fi
   run "$VENV/bin/pip" install -U pip
-  run "$VENV/bin/pip" install -e . "jax[cuda$CUDA]"
+  run "$VENV/bin/pip" install -e ".[train]" "jax[cuda$CUDA]"
 fi
 
 if [[ -n "$GPUS" ]]; then

@@ -12,8 +12,8 @@
 #   2. Source on all workers: a git URL is cloned (or pulled) on each worker; a local directory
 #      (default: this checkout) is packed with `git archive HEAD` (committed files only), copied
 #      with `tpu-vm scp --worker=all` and unpacked.
-#   3. Install on all workers: uv (from PyPI) makes a Python 3.11 venv, then
-#      `uv pip install -e . "jax[tpu]"`.
+#   3. Install on all workers: uv (from PyPI) makes a Python 3.12 venv, then
+#      `uv pip install -e '.[train]' "jax[tpu]"`.
 #   4. With --bucket=BUCKET: mount the bucket with gcsfuse at ~/gcs/BUCKET on every worker. The
 #      workdir must outlive the VM (a preempted spot VM loses its disk) and, on a multi-host slice,
 #      be shared by all workers (Orbax writes one checkpoint from all hosts): pass
@@ -45,7 +45,7 @@ usage: $PROG --name=NAME --zone=ZONE --config=CONFIG.py --workdir=DIR [options] 
   --version=RUNTIME         TPU software version; default tpu-ubuntu2204-base
   --project=PROJECT         gcloud project (default: the gcloud configuration's)
   --repo=SOURCE             git URL to clone, or a local checkout to copy (default: this one)
-  --python-version=X.Y      Python for the workers' venv (installed by uv); default 3.11
+  --python-version=X.Y      Python for the workers' venv (installed by uv); default 3.12
   --ref=REF                 branch or tag to clone when --repo is a git URL; default main
   --skip-create             reuse an existing TPU VM
   --delete                  delete the TPU VM after training (also when training fails)
@@ -64,7 +64,7 @@ EOF
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 NAME="" ZONE="" ACCELERATOR_TYPE="v4-8" VERSION="tpu-ubuntu2204-base" PROJECT=""
-REPO="" REF="main" PYTHON_VERSION="3.11" SKIP_CREATE=0 DELETE=0 CONFIG="" WORKDIR=""
+REPO="" REF="main" PYTHON_VERSION="3.12" SKIP_CREATE=0 DELETE=0 CONFIG="" WORKDIR=""
 SPOT=0 RETRIES=0 BUCKET=""
 OVERRIDES=()
 for arg in "$@"; do
@@ -148,10 +148,10 @@ copy_source() {
 }
 
 install() {
-  # The TPU images ship an older system Python than the project needs (>= 3.11): uv fetches one.
+  # The TPU images ship an older system Python than current JAX needs (>= 3.12): uv fetches one.
   on_all_workers "python3 -m pip install --user -U uv && cd $REMOTE_DIR \
 && ~/.local/bin/uv venv --allow-existing --python=$(quote "$PYTHON_VERSION") .venv \
-&& ~/.local/bin/uv pip install --python=.venv/bin/python -e . \"jax[tpu]\""
+&& ~/.local/bin/uv pip install --python=.venv/bin/python -e \".[train]\" \"jax[tpu]\""
   if [[ -n "$BUCKET" ]]; then
     on_all_workers "mkdir -p ~/gcs/$(quote "$BUCKET") && (mountpoint -q ~/gcs/$(quote "$BUCKET") \
 || gcsfuse --implicit-dirs $(quote "$BUCKET") ~/gcs/$(quote "$BUCKET"))"

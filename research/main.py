@@ -12,6 +12,10 @@ stderr, nothing written; --verbosity=1 adds the traceback); 3 training diverged;
 stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes).
 """
 
+from research import _extras
+
+_extras.require("train", "research.main", program=__name__ == "__main__")
+
 import json
 import os
 

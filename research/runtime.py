@@ -19,6 +19,7 @@
 who imports `research.train` directly keeps JAX's defaults unless they call it too.
 """
 
+import importlib.util
 import os
 
 CPU_FLAGS: tuple[str, ...] = ()
@@ -56,7 +57,8 @@ def enable_compilation_cache(directory: str | None = None) -> str | None:
   # Cache every program: the small ones (a digits MLP) are what tests and figures repeat.
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-  jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)  # least recently used go
+  if importlib.util.find_spec("filelock") is not None:  # JAX's size bound needs it ('train' extra)
+    jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)  # least recently used go
   return directory
 
 

@@ -4,6 +4,10 @@ One dataset is one `DatasetSpec` in `research.data.datasets.DATASETS`. TensorFlo
 imported to read data; TFDS only when a TFDS dataset is opened.
 """
 
+from research import _extras
+
+_extras.require("train", "research.data")
+
 from research.data import augment, device
 from research.data.datasets import (
   DATASETS,

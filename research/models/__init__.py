@@ -9,6 +9,10 @@ Classifiers return logits (N, num_classes); the FCNs return (N, H, W, num_classe
 Losses and metrics are re-exported from `research.models.losses`.
 """
 
+from research import _extras
+
+_extras.require("train", "research.models")
+
 import dataclasses
 import functools
 from collections.abc import Callable

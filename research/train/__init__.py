@@ -4,6 +4,10 @@ from research.train import train_and_evaluate
 train_and_evaluate(config, workdir)   # config: an experiments/configs/*.py get_config()
 """
 
+from research import _extras
+
+_extras.require("train", "research.train")
+
 from research.train.errors import DiskFullError, DivergenceError, NonFiniteLossError
 from research.train.interrupt import Interrupted
 from research.train.loop import create_model, train_and_evaluate

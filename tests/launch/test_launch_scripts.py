@@ -94,9 +94,9 @@ def test_tpu_dry_run_prints_create_copy_install_train_delete():
   for ssh in (unpack, install, train):
     assert ssh[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "my-tpu"]
     assert "--worker=all" in ssh and "--zone=us-central2-b" in ssh
-  assert '"jax[tpu]"' in install[-1] and "-e ." in install[-1]
+  assert '"jax[tpu]"' in install[-1] and '-e ".[train]"' in install[-1]
   remote = install[-1].removeprefix("--command=")
-  assert "uv venv" in remote and "--python=3.11" in remote
+  assert "uv venv" in remote and "--python=3.12" in remote
   train_argv = shlex.split(train[-1].removeprefix("--command="))
   assert train_argv == [
     "cd",
@@ -279,7 +279,7 @@ def test_gpu_dry_run_installs_cuda_jax_and_runs_main():
   venv = str(REPO / ".venv")
   assert commands[0] == ["cd", str(REPO)]
   assert commands[1] == ["python3", "-m", "venv", venv]
-  assert [venv + "/bin/pip", "install", "-e", ".", "jax[cuda13]"] in commands
+  assert [venv + "/bin/pip", "install", "-e", ".[train]", "jax[cuda13]"] in commands
   assert ["export", "CUDA_VISIBLE_DEVICES=0,1"] in commands
   assert commands[-1] == [
     venv + "/bin/python",
