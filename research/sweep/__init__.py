@@ -3,4 +3,3 @@
 from research import _extras
 
 _extras.require("train", "research.sweep")
-
