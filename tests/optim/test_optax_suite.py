@@ -22,6 +22,10 @@ import pytest
 
 from tests.optim import optax_swap
 
+# optax's own test files import scikit-learn (alias_test: sklearn.datasets), which the base
+# install (jax, optax, numpy) does not bring; the rest of tests/optim runs there.
+pytest.importorskip("sklearn", reason="optax's test files need scikit-learn (the 'train' extra)")
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 MODULES = (
