@@ -47,7 +47,9 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.weight_decay = 0.0
   config.eval_every = 100
   config.max_train = None
-  config.seeds = (0,)
+  # Three seeds: on 360 test digits one seed's margin is within the seed-to-seed spread
+  # (DenseNet-BC-16: 0.969-0.997 over seeds 0-2 on JAX 0.12), and one seed failed the check.
+  config.seeds = (0, 1, 2)
   config.learning_rate = 0.1
   return common.sized(
     size,
@@ -58,6 +60,7 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
       "steps": 20,
       "eval_every": 10,
       "boundaries": (15,),
+      "seeds": (0,),
     },
     # Huang et al.: CIFAR-10, 300 epochs at batch 64, lr 0.1 / 10 at 50% and 75%
     full={
@@ -66,6 +69,7 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
       "densenets": (((16, 16, 16), 12), ((32, 32, 32), 12), ((16, 16, 16), 24)),
       "steps": 234_000,
       "boundaries": (117_000, 175_500),
+      "seeds": (0,),
       "weight_decay": 1e-4,
       "eval_every": 2000,
     },
