@@ -8,6 +8,8 @@ pulls in only jax, optax and numpy):
 - `research.models`: Flax (linen) models, layers, initializers, losses and metrics.
 - `research.data`: TFDS / grain input pipelines, augmentations, device batching.
 - `research.train`: data-parallel training, evaluation, Orbax checkpoints, fine-tuning.
+- `research.errors`: `UserError`, the family of what the user can fix, and the exit codes
+  (standard library only).
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """What `research.main` and `research.sweep` share as programs: flag parsing that reports a bad
 flag in one line, start-up that quiets what is not an error, and errors mapped to exit codes
-(research.train.errors), each one `error:` line on stderr unless --verbosity=1.
+(research.train.errors.exit_code): a `research.errors.UserError` is one `error:` line on stderr
+(its traceback too with --verbosity=1); any other exception is a bug and keeps its traceback.
 
 Imports nothing heavy: the programs call it before JAX starts.
 """
@@ -12,7 +13,8 @@ import traceback
 
 from absl import flags, logging
 
-USER_ERROR = 2  # research.train.errors.USER_ERROR, without importing JAX before the flags
+from research.errors import USER_ERROR
+
 FLAGS = flags.FLAGS
 
 
@@ -92,7 +94,8 @@ def start(config_flag: str = "config") -> None:
 
 
 def run_reporting_errors(fn, *args, **kwargs):
-  """fn(*args, **kwargs); a documented error becomes one line and its exit code."""
+  """fn(*args, **kwargs); a documented error becomes one line and its exit code, anything else
+  (a bug) is re-raised: Python prints its traceback and exits with 1."""
   from research.train import errors  # noqa: PLC0415  (JAX is up by now)
 
   try:

@@ -7,9 +7,10 @@ Several hosts: start the same command on every host with --coordinator_address=H
 --num_processes=N --process_id=I (or the environment variables JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES, JAX_PROCESS_ID); --distributed alone lets JAX detect them (TPU pods, SLURM).
 
-Exit codes (research.train.errors): 0 done; 2 an error the user can fix (one `error:` line on
-stderr, nothing written; --verbosity=1 adds the traceback); 3 training diverged; 130 / 143
-stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes).
+Exit codes (research.train.errors): 0 done; 2 an error the user can fix, a
+research.errors.UserError (one `error:` line on stderr, nothing written; --verbosity=1 adds the
+traceback); 3 training diverged; 130 / 143 stopped by SIGINT / SIGTERM after saving a checkpoint
+(the same command resumes); 1 anything else, a bug (Python's traceback).
 """
 
 from research import _extras

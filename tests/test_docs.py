@@ -133,4 +133,6 @@ def test_import_rules_hold_in_the_source():
         bad.append(f"{rel} imports {name}: no import runs back up")
       if rel.parts[1] == "train" and name.startswith(("research.sweep", "research.main")):
         bad.append(f"{rel} imports {name}: no import runs back up")
+      if rel.parts[1] == "errors.py" and top not in stdlib:
+        bad.append(f"{rel} imports {name}: research.errors imports only the standard library")
   assert not bad, bad

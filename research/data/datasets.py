@@ -36,6 +36,7 @@ import grain
 import numpy as np
 
 from research.data import idx as idx_lib
+from research.errors import ConfigError, DatasetNotFoundError, MalformedDatasetError
 
 STATS_MAX_EXAMPLES = 60_000  # channel statistics use at most this many training images
 IMAGENET_RESIZE = 256  # AlexNet: shorter side to 256, central 256 x 256 patch
@@ -44,10 +45,6 @@ PET_SIZE = 128  # oxford_iiit_pet images and masks are resized to PET_SIZE x PET
 FASHION_MNIST_DIR_ENV = "RESEARCH_FASHION_MNIST_DIR"
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 TASKS = ("classification", "segmentation")
-
-
-class DatasetNotFoundError(FileNotFoundError):
-  """A dataset is not present where it was looked for; the message says how to prepare it."""
 
 
 class DatasetInfo(NamedTuple):
@@ -305,7 +302,7 @@ def spec(name: str) -> DatasetSpec:
     directory = name[len("idx:") :]
     return DatasetSpec(name=name, source="idx", directory=directory, prepare=_IDX_PREPARE)
   if name not in DATASETS:
-    raise ValueError(f"Unknown dataset name {name!r}; known: {', '.join(known_names())}.")
+    raise ConfigError(f"Unknown dataset name {name!r}; known: {', '.join(known_names())}.")
   found = DATASETS[name]
   if found.directory_env and os.environ.get(found.directory_env):
     return dataclasses.replace(found, directory=os.environ[found.directory_env])
@@ -321,7 +318,7 @@ def resolve_data_dir(data_dir: str | None = None) -> str:
 
 def _check_split(spec_: DatasetSpec, split: str) -> None:
   if split not in spec_.splits:
-    raise ValueError(
+    raise ConfigError(
       f"Dataset {spec_.name!r} has no split {split!r}; its splits are {list(spec_.splits)}."
     )
 
@@ -358,16 +355,64 @@ class ArraySource(Sequence):
     return {"image": self.arrays.images[index], "label": self.arrays.labels[index]}
 
 
+def _bad_label(name: str, split: str, label: int, num_classes: int | None, why: str = ""):
+  valid = f"[0, {num_classes})" if num_classes is not None else "[0, number of classes)"
+  return MalformedDatasetError(
+    f"Dataset {name!r} split {split!r} has label {label}, outside {valid}{why}; labels must be "
+    "the class indices 0..K-1: fix the labels (re-extract or regenerate the labels file)."
+  )
+
+
+def check_labels(name: str, split: str, labels: np.ndarray, num_classes: int | None) -> None:
+  """Raises MalformedDatasetError for a label (or mask value) outside [0, num_classes) (only a
+  negative one when ``num_classes`` is None), naming the split, the value and the range."""
+  if not labels.size:
+    return
+  low, high = int(labels.min()), int(labels.max())
+  if low < 0:
+    raise _bad_label(name, split, low, num_classes)
+  if num_classes is not None and high >= num_classes:
+    raise _bad_label(name, split, high, num_classes)
+
+
+def _count_classes(spec_: DatasetSpec, arrays: dict[str, idx_lib.IdxArrays]) -> int:
+  """The number of classes of a spec without one: the largest label + 1.
+
+  For IDX files every class up to the largest label must occur in some split: a label past a
+  class that no example has (a 200 among 0..9) is damage, not a 201-class problem. (Registered
+  arrays may leave classes out on purpose, e.g. fine-tuning on classes 5..9 of 10.)
+  """
+  top = max((int(a.labels.max()) for a in arrays.values() if a.labels.size), default=-1)
+  if spec_.source != "idx" or top < 0:
+    return top + 1
+  used = np.zeros(top + 1, bool)
+  for a in arrays.values():
+    used[np.unique(a.labels)] = True
+  if used.all():
+    return top + 1
+  gap = int(np.argmin(used))
+  for split, a in arrays.items():
+    above = a.labels[a.labels > gap]
+    if above.size:
+      why = f" (no example of any split has label {gap}, so the classes end before it)"
+      raise _bad_label(spec_.name, split, int(above.max()), gap, why)
+  return top + 1  # unreachable: `used` has a True past `gap`
+
+
 def _arrays(spec_: DatasetSpec, split: str) -> idx_lib.IdxArrays | None:
-  """The split as arrays for the sources that hold them ("idx", "arrays"), else None."""
+  """The split as arrays for the sources that hold them ("idx", "arrays"), else None; their
+  labels checked against the spec's ``num_classes`` (``check_labels``)."""
   if spec_.source == "arrays":
-    return spec_.arrays[split]
-  if spec_.source == "idx":
+    arrays = spec_.arrays[split]
+  elif spec_.source == "idx":
     try:
-      return idx_lib.read_split(spec_.directory, split)
+      arrays = idx_lib.read_split(spec_.directory, split)
     except FileNotFoundError as error:
       raise _missing(spec_, "", f"is missing: {error}") from error
-  return None
+  else:
+    return None
+  check_labels(spec_.name, split, arrays.labels, spec_.num_classes)
+  return arrays
 
 
 # ----------------------------------------------------------------------------- all datasets
@@ -400,11 +445,11 @@ def get_info(name: str, data_dir: str | None = None) -> DatasetInfo:
   sources = {split: open_source(name, split, data_dir) for split in found.splits}
   num_classes, image_shape = found.num_classes, found.image_shape
   if num_classes is None or image_shape is None:
-    arrays = [_arrays(found, split) for split in found.splits]
+    arrays = {split: _arrays(found, split) for split in found.splits}
     if num_classes is None:
-      num_classes = int(max(a.labels.max() for a in arrays)) + 1
+      num_classes = _count_classes(found, arrays)
     if image_shape is None:
-      image_shape = tuple(int(d) for d in arrays[0].images.shape[1:])
+      image_shape = tuple(int(d) for d in arrays[found.splits[0]].images.shape[1:])
   return DatasetInfo(
     name=name,
     num_classes=num_classes,
@@ -462,6 +507,7 @@ def load_split(
     raise ValueError(f"{name}:{split}[{start}:{stop}] holds no examples")
   images = np.stack([r["image"] for r in records]).astype(np.uint8, copy=False)
   labels = np.stack([r["label"] for r in records])
+  check_labels(name, split, labels, found.num_classes)
   labels = labels.astype(np.uint8 if labels.ndim > 1 else np.int32)
   return images, labels
 

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from research.data import augment
+from research.errors import ConfigError
 
 PRESETS = ("none", "flip", "crop_flip", "segmentation", "alexnet")
 CROP_FLIP_PADDING = 4
@@ -94,14 +95,14 @@ def stream_position(step, batch_size: int, n: int) -> tuple[jax.Array, jax.Array
 
 
 def check_stream(n: int, batch_size: int) -> None:
-  """Raises ValueError if a batch of ``batch_size`` cannot be drawn from ``n`` examples."""
+  """Raises ConfigError if a batch of ``batch_size`` cannot be drawn from ``n`` examples."""
   if batch_size > n:
-    raise ValueError(
+    raise ConfigError(
       f"batch of {batch_size} examples per process exceeds the {n} examples it holds; use a "
       f"global batch of at most {n} x the process count"
     )
   if n * batch_size >= 2**31:
-    raise ValueError(
+    raise ConfigError(
       f"{n} examples x batch {batch_size} overflows the int32 stream position; set "
       "dataset.in_memory=False for this dataset"
     )
@@ -139,7 +140,7 @@ def row_keys(augment_key: jax.Array, step, rows: jax.Array) -> jax.Array:
 
 def check_preset(preset) -> None:
   if not callable(preset) and preset not in PRESETS:
-    raise ValueError(f"unknown augmentation {preset!r}; use one of {PRESETS} or a callable")
+    raise ConfigError(f"unknown augmentation {preset!r}; use one of {PRESETS} or a callable")
 
 
 def geometric(preset: str, key: jax.Array, image: jax.Array, label: jax.Array):

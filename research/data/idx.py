@@ -14,9 +14,12 @@ published ones.
 import functools
 import gzip
 import os
+import zlib
 from typing import NamedTuple
 
 import numpy as np
+
+from research.errors import ConfigError, MalformedDatasetError
 
 SPLITS = ("train", "test")
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -31,14 +34,22 @@ class IdxArrays(NamedTuple):
 def parse_idx(data: bytes) -> np.ndarray:
   """Decodes the bytes of one IDX file into an array of its stored shape (native byte order)."""
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-    raise ValueError(f"Not an IDX file: header bytes {data[:4]!r}; expected 00 00 <type> <ndim>.")
+    raise MalformedDatasetError(
+      f"Not an IDX file: header bytes {data[:4]!r}; expected 00 00 <type> <ndim>."
+    )
   ndim = data[3]
+  if len(data) < 4 + 4 * ndim:
+    raise MalformedDatasetError(
+      f"IDX file has {len(data)} bytes, fewer than its header of {4 + 4 * ndim} bytes."
+    )
   shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
   dtype = np.dtype(_DTYPES[data[2]])
   offset = 4 + 4 * ndim
   expected = offset + int(np.prod(shape)) * dtype.itemsize
   if len(data) != expected:
-    raise ValueError(f"IDX file has {len(data)} bytes; its header {shape} implies {expected}.")
+    raise MalformedDatasetError(
+      f"IDX file has {len(data)} bytes; its header {shape} implies {expected}."
+    )
   array = np.frombuffer(data, dtype, offset=offset).reshape(shape)
   return array.astype(dtype.newbyteorder("="))
 
@@ -57,12 +68,13 @@ def write_split_dir(directory: str, splits: dict[str, tuple[np.ndarray, np.ndarr
   """Writes {'train': (images, labels), 'test': ...} as an IDX directory; returns 'idx:<dir>'.
 
   Images are uint8 (N, H, W) or (N, H, W, C) (named idx3 / idx4), labels (N,) integers (stored
-  as uint8 when they fit). The files are written under temporary names and renamed.
+  as uint8 when they fit, else int32). The files are written under temporary names and renamed.
   """
   os.makedirs(directory, exist_ok=True)
   for split, (images, labels) in splits.items():
     labels = np.asarray(labels)
-    labels = labels.astype(np.uint8) if labels.min() >= 0 and labels.max() < 256 else labels
+    fits = labels.min() >= 0 and labels.max() < 256
+    labels = labels.astype(np.uint8 if fits else np.int32)
     images = np.asarray(images, np.uint8)
     for kind, array in (("images", images), ("labels", labels)):
       name = f"{_PREFIX[split]}-{kind}-idx{array.ndim}-ubyte"
@@ -74,10 +86,22 @@ def write_split_dir(directory: str, splits: dict[str, tuple[np.ndarray, np.ndarr
 
 
 def read_idx(path: str) -> np.ndarray:
-  """Reads one IDX file, gzip-compressed if it ends in ``.gz``."""
+  """Reads one IDX file, gzip-compressed if it ends in ``.gz``.
+
+  Raises:
+    MalformedDatasetError: naming the file, if it is truncated or damaged (a short or corrupt
+      gzip stream, a header that does not match the size).
+  """
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    return parse_idx(f.read())
+  try:
+    with opener(path, "rb") as f:
+      return parse_idx(f.read())
+  except (EOFError, gzip.BadGzipFile, zlib.error, MalformedDatasetError) as e:
+    detail = str(e) or type(e).__name__
+    raise MalformedDatasetError(
+      f"IDX file {path!r} is truncated or damaged ({detail}); re-extract it, or reinstall the "
+      "package that provides it"
+    ) from e
 
 
 def _find(directory: str, split: str, kind: str) -> str:
@@ -100,11 +124,11 @@ def read_split(directory: str, split: str) -> IdxArrays:
   Image files hold (N, H, W) (MNIST, one channel) or (N, H, W, C) arrays (e.g. CIFAR as IDX).
   """
   if split not in SPLITS:
-    raise ValueError(f"IDX datasets have splits {list(SPLITS)}, not {split!r}.")
+    raise ConfigError(f"IDX datasets have splits {list(SPLITS)}, not {split!r}.")
   images = read_idx(_find(directory, split, "images"))
   labels = read_idx(_find(directory, split, "labels"))
   if images.ndim not in (3, 4) or labels.ndim != 1 or len(images) != len(labels):
-    raise ValueError(
+    raise MalformedDatasetError(
       f"IDX split {split!r} in {directory!r}: images {images.shape} and labels {labels.shape} "
       "should be (N, H, W) or (N, H, W, C), and (N,)."
     )

@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from research.errors import ConfigError, DatasetNotFoundError, MalformedDatasetError
+
 STARDIST_VERSION = "0.9.2"
 FILES = {
   "img2d.tif": "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",
@@ -92,7 +94,7 @@ def _download_into(folder: pathlib.Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheels = list(pathlib.Path(tmp).glob("stardist-*.whl"))
     if proc.returncode != 0 or not wheels:
-      raise FileNotFoundError(
+      raise DatasetNotFoundError(
         f"the stardist nucleus image is not in {folder} and `{' '.join(cmd[2:])}` failed "
         f"(exit {proc.returncode}: {proc.stderr.strip()[-300:]}). Fix: run that command "
         f"where PyPI is reachable and copy stardist/data/images/img2d.tif and mask2d.tif "
@@ -103,7 +105,7 @@ def _download_into(folder: pathlib.Path) -> None:
       for name in FILES:
         (folder / name).write_bytes(wheel.read(_IN_WHEEL + name))
   if not _valid(folder):
-    raise ValueError(
+    raise MalformedDatasetError(
       f"the files extracted into {folder} do not match their SHA-256 digests "
       f"{FILES}; delete the folder and run again"
     )
@@ -172,7 +174,7 @@ def train_test_tiles(size: int = 64, train_fraction: float = 0.75, stride: int |
   labels = semantic_labels(data.instances)
   cut = int(round(data.image.shape[1] * train_fraction / size)) * size
   if not 0 < cut < data.image.shape[1]:
-    raise ValueError(
+    raise ConfigError(
       f"train_fraction={train_fraction} with tile size {size} leaves no "
       "training or no test columns; use a fraction nearer 0.5 or smaller tiles"
     )

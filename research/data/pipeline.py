@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from research.data import datasets
+from research.errors import CheckpointMismatchError, ConfigError
 
 Example = dict[str, np.ndarray]
 Augment = Callable[[Example, np.random.Generator], Example]
@@ -34,12 +35,12 @@ def check_batch_size(global_batch_size: int, num_devices: int, process_count: in
   """Checks that a global batch splits over processes and local devices; returns per device.
 
   Raises:
-    ValueError: naming the batch size, the device / process counts and valid sizes.
+    ConfigError: naming the batch size, the device / process counts and valid sizes.
   """
   total = num_devices * process_count
   if global_batch_size <= 0 or global_batch_size % total:
     lower = max(total, global_batch_size // total * total)
-    raise ValueError(
+    raise ConfigError(
       f"global_batch_size={global_batch_size} does not divide across {process_count} "
       f"process(es) x {num_devices} local device(s) = {total}; use a multiple of {total} "
       f"(e.g. {lower} or {lower + total})."
@@ -100,7 +101,7 @@ class DataIterator(Iterator[Example]):
   def set_state(self, state: dict[str, Any]) -> None:
     for key, value in self._settings.items():
       if state.get(key) != value:
-        raise ValueError(
+        raise CheckpointMismatchError(
           f"Iterator state has {key}={state.get(key)!r} but this iterator has {key}={value!r}; "
           "restore it into an iterator created with the same settings."
         )
@@ -202,7 +203,7 @@ def host_augmentation(preset: str, stats: datasets.ChannelStats | None = None) -
 
   presets = {f.__name__: f for f in (none, flip, crop_flip, alexnet, segmentation)}
   if preset not in presets:
-    raise ValueError(f"Unknown augmentation {preset!r}; known: {sorted(presets)} or a callable.")
+    raise ConfigError(f"Unknown augmentation {preset!r}; known: {sorted(presets)} or a callable.")
   if preset == "alexnet" and stats is None:
     raise ValueError("augmentation 'alexnet' needs channel statistics (its PCA colour shift).")
   return presets[preset]
@@ -229,7 +230,7 @@ def make_iterator(
   near-equal parts of ``np.array_split`` (nothing dropped).
   """
   if global_batch_size % process_count:
-    raise ValueError(
+    raise ConfigError(
       f"global_batch_size={global_batch_size} does not divide across process_count="
       f"{process_count}; use a multiple of {process_count}."
     )
@@ -245,7 +246,7 @@ def make_iterator(
   if train:
     share = n // process_count
     if share < batch_size:
-      raise ValueError(
+      raise ConfigError(
         f"Each of {process_count} process(es) holds {share} training examples, fewer than its "
         f"batch of {batch_size}; use global_batch_size <= {share * process_count}."
       )

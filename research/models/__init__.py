@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import flax.linen as nn
 
+from research.errors import ConfigError
 from research.models import alexnet, densenet, fcn, initializers, layers, mlp, resnet
 from research.models.losses import (
   accuracy,
@@ -88,7 +89,7 @@ def _check_kwargs(name: str, kwargs: dict) -> None:
   fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   unknown = sorted(set(kwargs) - fields)
   if unknown:
-    raise ValueError(
+    raise ConfigError(
       f"model {name!r} does not take {unknown}; its options are {sorted(fields - {'num_classes'})}"
     )
   if "activation" in kwargs:
@@ -112,10 +113,11 @@ def create(name: str, *, num_classes: int, **kwargs) -> nn.Module:
       `width`); see each module's docstring.
 
   Raises:
-    ValueError: for an unknown model name, option, activation, norm or initializer name.
+    research.errors.ConfigError (a ValueError): for an unknown model name, option, activation,
+      norm or initializer name.
   """
   if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
   if not isinstance(num_classes, int) or num_classes < 1:
     raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
   _check_kwargs(name, kwargs)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research.errors import ConfigError
 from research.models import initializers, layers
 
 Array = jax.Array
@@ -267,7 +268,9 @@ class FCN(nn.Module):
   def __call__(self, x: Array, train: bool = False) -> Array:
     h, w = x.shape[1:3]
     if h % 32 or w % 32:
-      raise ValueError(f"FCN input {h}x{w} is not divisible by 32; crop or pad to a multiple of 32")
+      raise ConfigError(
+        f"FCN input {h}x{w} is not divisible by 32; crop or pad to a multiple of 32"
+      )
     kinit = initializers.get(self.kernel_init)
     feats = VGGBackbone(
       self.width, self.activation, self.norm, self.kernel_init, self.axis_name, name="backbone"

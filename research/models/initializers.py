@@ -28,6 +28,8 @@ from collections.abc import Callable
 import jax
 from jax.nn import initializers as jinit
 
+from research.errors import ConfigError
+
 Initializer = Callable[..., jax.Array]
 
 _NAMED: dict[str, Callable[[], Initializer]] = {
@@ -63,15 +65,15 @@ def get(name: str | Initializer, *, stddev: float | None = None) -> Initializer:
     `init(key, shape, dtype=jnp.float32) -> jax.Array`.
 
   Raises:
-    ValueError: for an unknown name, listing the known ones.
+    ConfigError: for an unknown name, listing the known ones.
   """
   if callable(name):
     return name
   if not isinstance(name, str) or name not in _NAMED:
-    raise ValueError(f"unknown initializer {name!r}; choose one of {', '.join(NAMES)}")
+    raise ConfigError(f"unknown initializer {name!r}; choose one of {', '.join(NAMES)}")
   if stddev is not None:
     if name != "normal":
-      raise ValueError(f"stddev={stddev} applies only to initializer 'normal', not {name!r}")
+      raise ConfigError(f"stddev={stddev} applies only to initializer 'normal', not {name!r}")
     return jinit.normal(stddev=stddev)
   return _NAMED[name]()
 

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.errors import ConfigError
 from research.models import initializers
 
 Array = jax.Array
@@ -74,15 +75,15 @@ def activation(kind: str, name: str | None = None) -> Activation:
 
 
 def check_activation(name: str, *, allow_maxout: bool = False) -> None:
-  """Raises ValueError for an unknown activation name (call it at model construction)."""
+  """Raises ConfigError for an unknown activation name (call it at model construction)."""
   if name == "maxout" and not allow_maxout:
-    raise ValueError(
+    raise ConfigError(
       "activation 'maxout' replaces the linear layer before it and is available "
       "only in 'mlp'; choose another activation for this model"
     )
   if name not in ACTIVATIONS:
     choices = ACTIVATIONS if allow_maxout else tuple(a for a in ACTIVATIONS if a != "maxout")
-    raise ValueError(
+    raise ConfigError(
       f"unknown activation {name!r} for this model; choose one of {', '.join(choices)}"
     )
 
@@ -148,9 +149,9 @@ class Dropout(nn.Module):
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
     if self.mode not in DROPOUT_MODES:
-      raise ValueError(f"unknown dropout mode {self.mode!r}; choose one of {DROPOUT_MODES}")
+      raise ConfigError(f"unknown dropout mode {self.mode!r}; choose one of {DROPOUT_MODES}")
     if not 0.0 <= self.rate < 1.0:
-      raise ValueError(f"dropout rate={self.rate} must lie in [0, 1)")
+      raise ConfigError(f"dropout rate={self.rate} must lie in [0, 1)")
     keep = 1.0 - self.rate
     if self.rate == 0.0:
       return x
@@ -216,7 +217,7 @@ class BatchNorm(nn.Module):
 
     ghost = self.ghost_batch_size
     if ghost is not None and not use_ra and x.shape[0] % ghost:
-      raise ValueError(f"ghost_batch_size={ghost} does not divide the batch of {x.shape[0]}")
+      raise ConfigError(f"ghost_batch_size={ghost} does not divide the batch of {x.shape[0]}")
     groups = 1 if ghost is None or use_ra else x.shape[0] // ghost
     if use_ra:
       y = (x.astype(jnp.float32) - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon)
@@ -257,9 +258,9 @@ NORMS = ("none", "batch", "batch_biased", "layer", "group", "instance", "weight"
 
 
 def check_norm(name: str) -> None:
-  """Raises ValueError for an unknown normalization name."""
+  """Raises ConfigError for an unknown normalization name."""
   if name not in NORMS:
-    raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORMS)}")
+    raise ConfigError(f"unknown norm {name!r}; choose one of {', '.join(NORMS)}")
 
 
 class GroupNorm(nn.Module):

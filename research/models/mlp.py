@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax
 
+from research.errors import ConfigError
 from research.models import initializers, layers
 
 Array = jax.Array
@@ -75,11 +76,11 @@ class MLP(nn.Module):
     initializers.get(self.kernel_init)
     initializers.get(self.bias_init)
     if self.activation == "maxout" and self.norm != "none":
-      raise ValueError(
+      raise ConfigError(
         f"norm={self.norm!r} with activation='maxout' is not supported; use norm='none' with maxout"
       )
     if self.dropout_mode not in layers.DROPOUT_MODES:
-      raise ValueError(
+      raise ConfigError(
         f"unknown dropout_mode {self.dropout_mode!r}; choose one of {layers.DROPOUT_MODES}"
       )
 

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.errors import ConfigError
 from research.models import initializers, layers
 
 Array = jax.Array
@@ -144,7 +145,7 @@ class CifarResNet(nn.Module):
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     if (self.depth - 2) % 6:
-      raise ValueError(f"depth={self.depth} is not 6n+2; use 20, 32, 44, 56 or 110")
+      raise ConfigError(f"depth={self.depth} is not 6n+2; use 20, 32, 44, 56 or 110")
     n = (self.depth - 2) // 6
     x = ConvNorm(self.widths[0], 3, 1, self.norm, self.axis_name, self.kernel_init, name="stem")(
       x, train

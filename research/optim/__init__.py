@@ -73,21 +73,12 @@ from research.optim.schedules import (
 )
 from research.optim.second_order import NewtonState, newton, preconditioned_gd
 
-# Old names of the states, kept so that code written against them still runs.
-AdadeltaState = ScaleByAdaDeltaState
-AdagradState = ScaleByRssState
-AdamState = ScaleByAdamState
-ScaleByLearningRateState = ScaleByScheduleState
-
 __all__ = [
   "PACK_MAX_LEAF_SIZE",
   "flatten_leaves",
   "pack_small_leaves",
   "pack_tree",
   "unpack_tree",
-  "AdadeltaState",
-  "AdagradState",
-  "AdamState",
   "ArmijoState",
   "ClipState",
   "EmptyState",
@@ -98,7 +89,6 @@ __all__ = [
   "ReduceOnPlateauState",
   "ScaleByAdaDeltaState",
   "ScaleByAdamState",
-  "ScaleByLearningRateState",
   "ScaleByRStdDevState",
   "ScaleByRStdDevWithCountState",
   "ScaleByRmsState",

@@ -18,6 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from research import cli
+from research.errors import ConfigError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -67,7 +68,7 @@ def _run():
   from research.sweep import run, space  # noqa: PLC0415
 
   if not FLAGS.space:
-    raise ValueError(
+    raise ConfigError(
       "no --space given; e.g. --space='optimizer.learning_rate=loguniform(1e-4,1e-1)'"
     )
   dims = [space.parse(text, FLAGS.config) for text in FLAGS.space]

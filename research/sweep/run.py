@@ -16,9 +16,11 @@ import os
 import jax
 import ml_collections
 
+from research.errors import ConfigError, WorkdirError
 from research.sweep import space as space_lib
 from research.sweep import vectorized
 from research.train import validate
+from research.train import workdir as workdir_lib
 
 MODES = ("auto", "vectorized", "sequential")
 METHODS = ("random", "grid")
@@ -43,15 +45,16 @@ class Sweep:
     log=print,
   ):
     if method not in METHODS:
-      raise ValueError(f"--method={method!r} must be one of {METHODS}")
+      raise ConfigError(f"--method={method!r} must be one of {METHODS}")
     if mode not in MODES:
-      raise ValueError(f"--mode={mode!r} must be one of {MODES}")
+      raise ConfigError(f"--mode={mode!r} must be one of {MODES}")
     if trials < 1:
-      raise ValueError(f"--trials={trials} must be at least 1")
+      raise ConfigError(f"--trials={trials} must be at least 1")
     if refine < 0 or refine > trials:
-      raise ValueError(f"--refine={refine} must be between 0 and --trials={trials}")
+      raise ConfigError(f"--refine={refine} must be between 0 and --trials={trials}")
     if len({d.key for d in dims}) != len(dims):
-      raise ValueError("a key appears in more than one --space")
+      raise ConfigError("a key appears in more than one --space")
+    workdir_lib.check_path(workdir)
     validate.check_config(config)
     self.config, self.workdir, self.dims, self.log = config, os.path.abspath(workdir), dims, log
     self.method, self.trials, self.seed, self.mode, self.refine = (
@@ -76,7 +79,7 @@ class Sweep:
   def _check_mode(self, points):
     reason = vectorized.vectorizable(self.config, self.dims, points)
     if self.mode == "vectorized" and reason:
-      raise ValueError(f"--mode=vectorized: {reason}; use --mode=auto or sequential")
+      raise ConfigError(f"--mode=vectorized: {reason}; use --mode=auto or sequential")
 
   def definition(self) -> dict:
     return {
@@ -96,7 +99,7 @@ class Sweep:
         saved = json.load(f)
       if saved != mine:
         differing = sorted(k for k in mine if saved.get(k) != mine[k])
-        raise ValueError(
+        raise WorkdirError(
           f"{self.workdir} holds another sweep (differs in {differing}); use a "
           "new --workdir, or the same arguments to resume it"
         )
@@ -205,7 +208,7 @@ class Sweep:
     first = len(self.stages[0])
     total = first + (self.trials if self.refine else 0)
     if only is not None and not 0 <= only < total:
-      raise ValueError(
+      raise ConfigError(
         f"--trial={only} is not a trial of this sweep; trials are numbered "
         f"0..{total - 1}"
         + (f" (--refine: the second stage from {first} on)" if self.refine else "")
@@ -220,7 +223,7 @@ class Sweep:
     elif self.refine:
       if only is not None and only >= first:
         missing = sum(r is None for r in records)
-        raise ValueError(
+        raise ConfigError(
           f"--trial={only} is in the refined stage, which starts once all {first} "
           f"first-stage trials are done ({missing} are not); submit the second "
           "array with --dependency=afterok:FIRST_JOB_ID"

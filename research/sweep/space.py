@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 import ml_collections
 import numpy as np
 
+from research.errors import ConfigError
+
 KINDS = ("loguniform", "uniform", "choice", "grid")
 _PATTERN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=\s*(\w+)\s*\((.*)\)\s*$")
 
@@ -76,33 +78,33 @@ def parse(text: str, config: ml_collections.ConfigDict) -> Dimension:
   """'KEY=kind(a,b,...)' -> Dimension; ValueError (one line) for anything malformed."""
   match = _PATTERN.match(text)
   if not match:
-    raise ValueError(
+    raise ConfigError(
       f"--space={text!r} is not KEY=DISTRIBUTION(...), e.g. "
       "'optimizer.learning_rate=loguniform(1e-4,1e-1)'"
     )
   key, kind, args = match.groups()
   if kind not in KINDS:
-    raise ValueError(f"--space={text!r}: unknown distribution {kind!r}; use one of {KINDS}")
+    raise ConfigError(f"--space={text!r}: unknown distribution {kind!r}; use one of {KINDS}")
   try:
     current = config_value(config, key)
   except KeyError:
-    raise ValueError(f"--space={text!r}: the config has no key {key!r}") from None
+    raise ConfigError(f"--space={text!r}: the config has no key {key!r}") from None
   values = tuple(_literal(a) for a in args.split(",")) if args.strip() else ()
   if kind in ("loguniform", "uniform"):
     if len(values) != 2 or not all(
       isinstance(v, int | float) and not isinstance(v, bool) for v in values
     ):
-      raise ValueError(f"--space={text!r}: {kind} takes two numbers, {kind}(lo,hi)")
+      raise ConfigError(f"--space={text!r}: {kind} takes two numbers, {kind}(lo,hi)")
     lo, hi = (float(v) for v in values)
     if not lo < hi:
-      raise ValueError(f"--space={text!r}: the range [{lo:g}, {hi:g}] is empty; use lo < hi")
+      raise ConfigError(f"--space={text!r}: the range [{lo:g}, {hi:g}] is empty; use lo < hi")
     if kind == "loguniform" and lo <= 0:
-      raise ValueError(f"--space={text!r}: a log scale needs 0 < lo, got lo={lo:g}")
+      raise ConfigError(f"--space={text!r}: a log scale needs 0 < lo, got lo={lo:g}")
     if isinstance(current, int) and not isinstance(current, bool):
-      raise ValueError(f"--space={text!r}: {key} is an integer; use choice(...) or grid(...)")
+      raise ConfigError(f"--space={text!r}: {key} is an integer; use choice(...) or grid(...)")
     values = (lo, hi)
   elif not values:
-    raise ValueError(f"--space={text!r}: {kind}() needs at least one value")
+    raise ConfigError(f"--space={text!r}: {kind}() needs at least one value")
   return Dimension(key, kind, values)
 
 
@@ -121,7 +123,7 @@ def grid_points(dims: list[Dimension], trials: int) -> list[dict]:
   fixed = math.prod(len(d.values) for d in dims if not d.continuous)
   continuous = [d for d in dims if d.continuous]
   if fixed > trials:
-    raise ValueError(
+    raise ConfigError(
       f"--method=grid: the listed values alone make {fixed} points, more than "
       f"--trials={trials}; raise --trials or list fewer values"
     )

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from research.errors import ConfigError
 from research.train import checkpoint as ckpt
 from research.train import engine, inputs, interrupt, loop, parallel, steps, validate
 from research.train import metrics as metrics_lib
@@ -110,7 +111,7 @@ def initial_states(configs, model, info):
     state, _ = loop.initial_state(cfg, model, info, tx, None, None)
     states.append(state)
   if any(_structure(s) != _structure(states[0]) for s in states[1:]):
-    raise ValueError(
+    raise ConfigError(
       "the trials build optimizer states of different structures; run them with --mode=sequential"
     )
   return _stack(states), tx
@@ -130,7 +131,7 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
   t_start = time.perf_counter()
   info, mesh, (train_plan, eval_plan) = loop.plan_inputs(base)
   if not (train_plan.in_memory and eval_plan.in_memory):
-    raise ValueError(
+    raise ConfigError(
       f"{base.dataset.name} does not fit dataset.in_memory_limit_mb: vectorized "
       "trials need their data in device memory; use --mode=sequential"
     )

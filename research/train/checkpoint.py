@@ -28,11 +28,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from research.errors import CheckpointMismatchError, NothingToFineTuneError
+
 MAX_LISTED = 6  # mismatched arrays named in a CheckpointMismatchError
-
-
-class CheckpointMismatchError(ValueError):
-  """A checkpoint's arrays do not fit the state the config builds (not damage: nothing moves)."""
 
 
 def create_manager(
@@ -236,7 +234,7 @@ def find_state_dir(path: str) -> str:
   if os.path.isdir(os.path.join(path, "state")):
     path = os.path.join(path, "state")
   if not os.path.isfile(os.path.join(path, "_METADATA")):
-    raise FileNotFoundError(
+    raise NothingToFineTuneError(
       f"no checkpoint found at {path!r}; init_from takes a run directory (with checkpoints/), "
       "its checkpoints/ directory, or one checkpoints/<step> directory"
     )

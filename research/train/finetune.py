@@ -11,6 +11,8 @@ import numpy as np
 import optax
 from flax import traverse_util
 
+from research.errors import CheckpointMismatchError, ConfigError
+
 
 def path_str(path) -> str:
   """'a/b/c' from a jax key path or a tuple of names."""
@@ -47,7 +49,7 @@ def merge(
   """Takes each array of `loaded` into `fresh` at the same path when shapes agree.
 
   A shape mismatch under `head_pattern` keeps the fresh array (a new head, e.g. another
-  num_classes); a shape mismatch elsewhere raises ValueError listing every such path.
+  num_classes); a shape mismatch elsewhere raises CheckpointMismatchError listing every such path.
   """
   fresh_flat, loaded_flat = flatten(fresh), flatten(loaded)
   head = re.compile(head_pattern)
@@ -67,7 +69,7 @@ def merge(
       bad.append(f"{collection}/{path}: checkpoint {source.shape} vs model {tuple(value.shape)}")
   report.unused.extend(p for p in loaded_flat if p not in fresh_flat)
   if bad:
-    raise ValueError(
+    raise CheckpointMismatchError(
       "init_from: shapes differ outside the head (head pattern "
       f"{head_pattern!r}):\n  "
       + "\n  ".join(bad)
@@ -93,7 +95,7 @@ def merge_variables(fresh: dict, loaded: dict, head_pattern: str) -> tuple[dict,
     for field, items in zip(total, report, strict=True):
       field.extend(f"{collection}/{p}" for p in items)
   if not total.loaded:
-    raise ValueError(
+    raise CheckpointMismatchError(
       "init_from: no parameter path of the checkpoint matches the model; "
       f"checkpoint has {sorted(flatten(loaded.get('params', {})))[:8]}..., model "
       f"has {sorted(flatten(fresh['params']))[:8]}..."
@@ -122,13 +124,13 @@ def apply_freeze(
   try:
     labels = freeze_labels(params, pattern)
   except re.error as e:
-    raise ValueError(f"freeze={pattern!r} is not a valid regular expression: {e}") from e
+    raise ConfigError(f"freeze={pattern!r} is not a valid regular expression: {e}") from e
   flat = flatten(labels)
   frozen = sorted(p for p, label in flat.items() if label == "frozen")
   if not frozen:
-    raise ValueError(
+    raise ConfigError(
       f"freeze={pattern!r} matches no parameter path; paths look like {sorted(flat)[:6]}"
     )
   if len(frozen) == len(flat):
-    raise ValueError(f"freeze={pattern!r} matches every parameter; nothing would train")
+    raise ConfigError(f"freeze={pattern!r} matches every parameter; nothing would train")
   return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels), frozen

@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from research import data as data_lib
+from research.errors import ConfigError
 from research.train import engine
 
 DEFAULT_LIMIT_MB = 1024.0
@@ -33,7 +34,7 @@ def parse_in_memory(value) -> str:
   """'auto', 'true' or 'false' from a config value (a bool or one of those strings)."""
   text = str(value).lower()
   if text not in IN_MEMORY_CHOICES:
-    raise ValueError(f"dataset.in_memory={value!r} must be 'auto', True or False")
+    raise ConfigError(f"dataset.in_memory={value!r} must be 'auto', True or False")
   return text
 
 
@@ -66,10 +67,10 @@ def plan_split(
   train: bool,
   batch_size: int,
 ) -> SplitPlan:
-  """Decides where `split` is served; raises ValueError for a batch or budget that cannot work."""
+  """Decides where `split` is served; raises ConfigError for a batch or budget that cannot work."""
   name = config.dataset.name
   if split not in info.num_examples:
-    raise ValueError(
+    raise ConfigError(
       f"dataset.{'train' if train else 'eval'}_split={split!r}: {name} has "
       f"splits {sorted(info.num_examples)}"
     )
@@ -77,7 +78,7 @@ def plan_split(
   start, stop, rows = _share(total, train)
   per_process = batch_size // jax.process_count()
   if train and rows < per_process:
-    raise ValueError(
+    raise ConfigError(
       f"batch_size={batch_size} needs {per_process} training examples per process, but each "
       f"of {jax.process_count()} process(es) holds {rows} of {name}:{split}; use batch_size "
       f"<= {rows * jax.process_count()}"
@@ -86,10 +87,10 @@ def plan_split(
   setting = parse_in_memory(config.dataset.get("in_memory", "auto"))
   limit_mb = config.dataset.get("in_memory_limit_mb", DEFAULT_LIMIT_MB)
   if not isinstance(limit_mb, int | float) or limit_mb < 0:
-    raise ValueError(f"dataset.in_memory_limit_mb={limit_mb!r} must be a number >= 0")
+    raise ConfigError(f"dataset.in_memory_limit_mb={limit_mb!r} must be a number >= 0")
   fits = nbytes <= limit_mb * 2**20
   if setting == "true" and not fits:
-    raise ValueError(
+    raise ConfigError(
       f"dataset.in_memory=True but {name}:{split} needs {nbytes / 2**20:.1f} MB per device "
       f"(this process's {stop - start} records as uint8), over dataset.in_memory_limit_mb="
       f"{limit_mb}; raise the limit or set dataset.in_memory=auto"

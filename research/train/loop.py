@@ -133,9 +133,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   training split, [start, stop)) and 'params_sha256' (a digest of the final parameters).
 
   Raises (see `research.train.errors` for the exit codes `research.main` maps them to):
-    ValueError, DatasetNotFoundError, CheckpointMismatchError, WorkdirBusyError: before anything
-      is written or compiled. DivergenceError: the loss diverged. DiskFullError. Interrupted:
-      SIGTERM / SIGINT, after a checkpoint at the step it stopped.
+    research.errors.UserError (ConfigError, DatasetNotFoundError, MalformedDatasetError,
+      WorkdirError, WorkdirBusyError, CheckpointMismatchError, NothingToFineTuneError): before
+      anything is written or compiled. DivergenceError: the loss diverged. DiskFullError (a
+      UserError too). Interrupted: SIGTERM / SIGINT, after a checkpoint at the step it stopped.
+      Anything else is a bug.
   """
   workdir_lib.check_path(workdir)
   workdir = os.path.abspath(os.path.expanduser(workdir))

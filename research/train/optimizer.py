@@ -14,12 +14,14 @@ chain's updates by its current `scale`.
 """
 
 import inspect
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optax
 
 from research import optim
+from research.errors import ConfigError
 
 RULES = {
   "sgd": optim.sgd,
@@ -51,6 +53,16 @@ CHAIN_KEYS = frozenset(
 )
 
 
+def _from_config(factory: Callable, *args, **kwargs):
+  """factory(*args, **kwargs) given config values: the ValueError with which a research.optim
+  (or optax) factory refuses an argument becomes a ConfigError with the same message
+  (research.optim imports only jax, optax and numpy, so it cannot raise one itself)."""
+  try:
+    return factory(*args, **kwargs)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+
+
 def _as_dict(config) -> dict[str, Any]:
   return config.to_dict() if hasattr(config, "to_dict") else dict(config)
 
@@ -61,39 +73,40 @@ def rule_kwargs(config: Mapping) -> dict[str, Any]:
 
 
 def check_optimizer_config(config: Mapping) -> None:
-  """Raises ValueError naming the bad value for anything `build_optimizer` would reject."""
+  """Raises ConfigError naming the bad value for anything `build_optimizer` would reject."""
   cfg = _as_dict(config)
   name = cfg.get("name")
   if name not in RULES:
-    raise ValueError(f"optimizer.name={name!r} is unknown; use one of {sorted(RULES)}")
+    raise ConfigError(f"optimizer.name={name!r} is unknown; use one of {sorted(RULES)}")
   lr = cfg.get("learning_rate")
-  if not isinstance(lr, int | float) or not lr > 0:
-    raise ValueError(f"optimizer.learning_rate={lr!r} must be a positive number, e.g. 0.1")
+  if not isinstance(lr, int | float) or not (lr > 0 and math.isfinite(lr)):  # nan, inf too
+    raise ConfigError(f"optimizer.learning_rate={lr!r} must be a positive finite number, e.g. 0.1")
   schedule = cfg.get("schedule") or {}
   sname = schedule.get("name", "constant")
   if sname not in SCHEDULES:
-    raise ValueError(f"optimizer.schedule.name={sname!r} is unknown; use one of {SCHEDULES}")
+    raise ConfigError(f"optimizer.schedule.name={sname!r} is unknown; use one of {SCHEDULES}")
   if schedule.get("warmup_steps", 0) and not schedule.get("warmup_value", 0) > 0:
-    raise ValueError(
+    raise ConfigError(
       "optimizer.schedule.warmup_value must be positive when warmup_steps > 0, "
       f"got {schedule.get('warmup_value')!r}"
     )
   mode = cfg.get("weight_decay_mode", "l2")
   if mode not in WEIGHT_DECAY_MODES:
-    raise ValueError(
+    raise ConfigError(
       f"optimizer.weight_decay_mode={mode!r} is unknown; use one of {WEIGHT_DECAY_MODES}"
     )
-  if cfg.get("weight_decay", 0.0) < 0:
-    raise ValueError(f"optimizer.weight_decay={cfg['weight_decay']!r} must be >= 0")
+  weight_decay = cfg.get("weight_decay") or 0.0
+  if not (weight_decay >= 0 and math.isfinite(weight_decay)):  # nan, inf too
+    raise ConfigError(f"optimizer.weight_decay={weight_decay!r} must be a finite number >= 0")
   skipped = cfg.get("max_skipped_steps", 0)
   if not isinstance(skipped, int) or skipped < 0:
-    raise ValueError(f"optimizer.max_skipped_steps={skipped!r} must be an integer >= 0")
+    raise ConfigError(f"optimizer.max_skipped_steps={skipped!r} must be an integer >= 0")
   factor = cfg.get("max_loss_factor", 100.0)
   if not isinstance(factor, int | float) or not factor > 1:
-    raise ValueError(f"optimizer.max_loss_factor={factor!r} must be a number > 1, e.g. 100")
+    raise ConfigError(f"optimizer.max_loss_factor={factor!r} must be a number > 1, e.g. 100")
   for key in ("clip_norm", "clip_value"):
     if cfg.get(key) is not None and not cfg[key] > 0:
-      raise ValueError(f"optimizer.{key}={cfg[key]!r} must be positive (or None for no clipping)")
+      raise ConfigError(f"optimizer.{key}={cfg[key]!r} must be positive (or None for no clipping)")
 
 
 def build_schedule(learning_rate: float, schedule: Mapping | None) -> optax.ScalarOrSchedule:
@@ -109,15 +122,19 @@ def build_schedule(learning_rate: float, schedule: Mapping | None) -> optax.Scal
   if name == "constant":
     main = learning_rate
   elif name == "step_decay":
-    main = optim.step_decay(learning_rate, tuple(schedule["boundaries"]), schedule["factor"])
+    main = _from_config(
+      optim.step_decay, learning_rate, tuple(schedule["boundaries"]), schedule["factor"]
+    )
   elif name == "inverse_time":
-    main = optim.inverse_time_decay(learning_rate, schedule["decay_rate"])
+    main = _from_config(optim.inverse_time_decay, learning_rate, schedule["decay_rate"])
   elif name == "linear_decay":
-    main = optim.linear_decay_then_constant(learning_rate, schedule["end_value"], schedule["tau"])
+    main = _from_config(
+      optim.linear_decay_then_constant, learning_rate, schedule["end_value"], schedule["tau"]
+    )
   elif name == "cosine":
-    main = optax.cosine_decay_schedule(learning_rate, schedule["decay_steps"])
+    main = _from_config(optax.cosine_decay_schedule, learning_rate, schedule["decay_steps"])
   else:
-    raise ValueError(f"optimizer.schedule.name={name!r} is unknown; use one of {SCHEDULES}")
+    raise ConfigError(f"optimizer.schedule.name={name!r} is unknown; use one of {SCHEDULES}")
   warmup_steps = int(schedule.get("warmup_steps", 0) or 0)
   if not warmup_steps:
     return main
@@ -133,13 +150,14 @@ def build_schedule(learning_rate: float, schedule: Mapping | None) -> optax.Scal
 
 def _make(factory, inject: bool, *args, **kwargs):
   """factory(*args, **kwargs), or with `inject` through `optax.inject_hyperparams`: numeric
-  hyperparameters then live in the optimizer state (booleans and strings stay static)."""
+  hyperparameters then live in the optimizer state (booleans and strings stay static). The
+  arguments are config values: a ValueError refusing one is a ConfigError (`_from_config`)."""
   if not inject:
-    return factory(*args, **kwargs)
+    return _from_config(factory, *args, **kwargs)
   names = list(inspect.signature(factory).parameters)
   kwargs = {**dict(zip(names, args, strict=False)), **kwargs}
   static = tuple(k for k, v in kwargs.items() if isinstance(v, bool | str) or v is None)
-  return optax.inject_hyperparams(factory, static_args=static)(**kwargs)
+  return _from_config(optax.inject_hyperparams(factory, static_args=static), **kwargs)
 
 
 def build_optimizer(config: Mapping, *, inject: bool = False) -> optax.GradientTransformation:
@@ -174,7 +192,7 @@ def build_optimizer(config: Mapping, *, inject: bool = False) -> optax.GradientT
   try:
     parts.append(_make(RULES[cfg["name"]], inject, learning_rate, **rule_kwargs(cfg)))
   except TypeError as e:
-    raise ValueError(
+    raise ConfigError(
       f"optimizer {cfg['name']!r} rejected its hyperparameters {rule_kwargs(cfg)}: {e}"
     ) from e
   if weight_decay and mode == "decoupled":
@@ -190,7 +208,8 @@ def build_plateau(config: Mapping) -> optax.GradientTransformationExtraArgs | No
   plateau = _as_dict(_as_dict(config).get("reduce_on_plateau") or {})
   if not plateau.get("enabled", False):
     return None
-  return optim.reduce_on_plateau(
+  return _from_config(
+    optim.reduce_on_plateau,
     factor=plateau.get("factor", 0.1),
     patience=plateau.get("patience", 10),
     threshold=plateau.get("threshold", 1e-4),

@@ -21,6 +21,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from research.errors import ConfigError
+
 AXIS = "batch"
 
 
@@ -34,12 +36,12 @@ def create_mesh(
   devices = list(devices if devices is not None else jax.devices())
   if num_devices:
     if jax.process_count() > 1:
-      raise ValueError(
+      raise ConfigError(
         f"num_devices={num_devices} selects a subset of devices, which only works "
         f"with one process (got {jax.process_count()}); set num_devices=0"
       )
     if num_devices > len(devices):
-      raise ValueError(
+      raise ConfigError(
         f"num_devices={num_devices} but only {len(devices)} devices exist; "
         f"use at most {len(devices)} (0 means all)"
       )

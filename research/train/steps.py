@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from research.errors import ConfigError
 from research.models import losses
 from research.train.state import TrainState, plateau_scale
 
@@ -24,7 +25,7 @@ LOSSES: dict[str, Callable] = {
 
 def get_loss(name: str) -> Callable:
   if name not in LOSSES:
-    raise ValueError(f"loss={name!r} is unknown; use one of {sorted(LOSSES)}")
+    raise ConfigError(f"loss={name!r} is unknown; use one of {sorted(LOSSES)}")
   return LOSSES[name]
 
 
@@ -139,7 +140,7 @@ def summarize(sums: dict) -> dict[str, float]:
   """Metrics from the eval sums added over all batches (NumPy, on the host)."""
   count = float(sums["count"])
   if count == 0:
-    raise ValueError("the evaluation split yielded no examples; check dataset.eval_split")
+    raise ConfigError("the evaluation split yielded no examples; check dataset.eval_split")
   out = {"loss": float(sums["loss"]) / count}
   for key in ("accuracy", "top5_accuracy"):
     if key in sums:

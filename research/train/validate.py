@@ -8,6 +8,7 @@ import re
 import ml_collections
 
 from research import models
+from research.errors import ConfigError, WorkdirError
 from research.train import optimizer as optimizer_lib
 from research.train import steps
 
@@ -38,14 +39,14 @@ RESUMABLE_CHANGES = (
 def _positive_int(config, key: str) -> None:
   value = config[key]
   if not isinstance(value, int) or value <= 0:
-    raise ValueError(f"config.{key}={value!r} must be a positive integer")
+    raise ConfigError(f"config.{key}={value!r} must be a positive integer")
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Checks what needs neither data nor devices (names, numbers, patterns)."""
   missing = [k for k in REQUIRED if k not in config]
   if missing:
-    raise ValueError(f"config lacks {missing}; start from experiments/configs/base.py")
+    raise ConfigError(f"config lacks {missing}; start from experiments/configs/base.py")
   for key in (
     "batch_size",
     "num_train_steps",
@@ -58,7 +59,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _positive_int(config, "steps_per_dispatch")
   eval_batch_size = config.get("eval_batch_size", 0)
   if not isinstance(eval_batch_size, int) or eval_batch_size < 0:
-    raise ValueError(
+    raise ConfigError(
       f"config.eval_batch_size={eval_batch_size!r} must be 0 (same as batch_size) "
       "or a positive integer"
     )
@@ -66,28 +67,28 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   steps.get_loss(config.get("loss", "softmax_cross_entropy"))
   es = config.early_stopping
   if es.mode not in ("max", "min"):
-    raise ValueError(f"early_stopping.mode={es.mode!r} must be 'max' or 'min'")
+    raise ConfigError(f"early_stopping.mode={es.mode!r} must be 'max' or 'min'")
   if es.patience < 0:
-    raise ValueError(f"early_stopping.patience={es.patience} must be >= 0 (0 turns it off)")
+    raise ConfigError(f"early_stopping.patience={es.patience} must be >= 0 (0 turns it off)")
   for key in ("freeze", "head_pattern"):
     if config.get(key):
       try:
         re.compile(config[key])
       except re.error as e:
-        raise ValueError(f"config.{key}={config[key]!r} is not a valid regex: {e}") from e
+        raise ConfigError(f"config.{key}={config[key]!r} is not a valid regex: {e}") from e
 
 
 def check_metric(config: ml_collections.ConfigDict, task: str, num_classes: int) -> None:
   """The monitored metrics must be ones that evaluation produces for this task."""
   known = models.eval_metrics(task, num_classes)
   if config.early_stopping.metric not in known:
-    raise ValueError(
+    raise ConfigError(
       f"early_stopping.metric={config.early_stopping.metric!r} is not produced "
       f"for {task}; use one of {known}"
     )
   plateau = config.optimizer.get("reduce_on_plateau")
   if plateau and plateau.get("enabled") and plateau.metric not in known:
-    raise ValueError(
+    raise ConfigError(
       f"optimizer.reduce_on_plateau.metric={plateau.metric!r} is not produced "
       f"for {task}; use one of {known}"
     )
@@ -122,7 +123,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   ]
   if diffs:
     listed = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
-    raise ValueError(
+    raise WorkdirError(
       f"workdir {workdir!r} holds a run with a different config ({listed}); use a new "
       "--workdir, or pass the same config to resume that run"
     )

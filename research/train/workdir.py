@@ -13,7 +13,8 @@ it, and the first run stops with an error naming the newcomer (`check_owner`) in
 interleaving its checkpoints and metrics with the other's.
 
 Workdirs are POSIX paths (local disk, NFS, a gcsfuse mount); `gs://` URLs are refused with the
-way to mount them.
+way to mount them, and so are an empty path, a path that is a file and a place that cannot be
+written (`check_path`, before anything is written).
 """
 
 import fcntl
@@ -23,17 +24,46 @@ import socket
 import time
 import uuid
 
+from research.errors import WorkdirBusyError, WorkdirError
 
-class WorkdirBusyError(RuntimeError):
-  """Another live run holds the workdir."""
+
+def _existing_ancestor(path: str) -> str:
+  """`path`, or the nearest of its parents that exists (what creating `path` writes into)."""
+  while not os.path.lexists(path):
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  return path
 
 
 def check_path(workdir: str) -> None:
-  """Refuses object-storage URLs: the run writes config.json and metrics with POSIX file calls."""
+  """Refuses a workdir the run cannot write into, before anything is written: an empty path, an
+  object-storage URL (the run writes config.json and metrics with POSIX file calls), a file, a
+  directory that cannot be created or written (`os.access`: a read-only file system is refused
+  even for root, whom permission bits do not stop)."""
+  if not workdir.strip():
+    raise WorkdirError(
+      f"--workdir={workdir!r} is empty; pass the run's directory, e.g. --workdir=runs/NAME "
+      "(created if absent)"
+    )
   if "://" in workdir:
-    raise ValueError(
+    raise WorkdirError(
       f"--workdir={workdir!r} is a URL; runs write through the file system: mount the bucket "
       "(e.g. `gcsfuse BUCKET /mnt/BUCKET`) and pass the mounted path"
+    )
+  path = os.path.abspath(os.path.expanduser(workdir))
+  existing = _existing_ancestor(path)
+  if not os.path.isdir(existing):
+    what = "is a file" if existing == path else f"is under {existing!r}, a file"
+    raise WorkdirError(
+      f"--workdir={workdir!r} {what}, not a directory; pass a directory (created if absent)"
+    )
+  if not os.access(existing, os.W_OK | os.X_OK):
+    where = "" if existing == path else f" (its parent {existing!r}, where it would be created)"
+    raise WorkdirError(
+      f"--workdir={workdir!r} is not writable{where}; pass a directory you can write, or "
+      "fix its permissions"
     )
 
 
@@ -62,8 +92,17 @@ class Lock:
     self._file = None
 
   def acquire(self) -> "Lock":
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    handle = open(self.path, "a+")  # kept open for the run: closing it would drop the lock
+    """Creates the workdir and takes its lock: the run's first write. An OSError creating
+    either (a place `check_path` could not foresee, e.g. under /proc) is a WorkdirError."""
+    workdir = os.path.dirname(self.path)
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      handle = open(self.path, "a+")  # kept open for the run: closing it would drop the lock
+    except OSError as e:
+      raise WorkdirError(
+        f"--workdir={workdir!r} cannot be created or written ({e.strerror or e}); pass a "
+        "directory you can write"
+      ) from e
     try:
       fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

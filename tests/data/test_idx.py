@@ -121,3 +121,65 @@ def test_fashion_check_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
   monkeypatch.setenv("CI", "true")
   with pytest.raises(pytest.fail.Exception, match="apt-get install dataset-fashion-mnist"):
     _fashion_present()
+
+
+def _truncate(path, keep_fraction):
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:
+    f.truncate(int(size * keep_fraction))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_truncated_file_is_named_as_damaged(tmp_path, compress):
+  """A short gzip stream (EOFError inside gzip) and a short raw file alike: one
+  MalformedDatasetError naming the file and the fix."""
+  _write_dataset(tmp_path, compress)
+  path = str(tmp_path / ("train-images-idx3-ubyte" + (".gz" if compress else "")))
+  _truncate(path, 0.5)
+  with pytest.raises(rd.MalformedDatasetError) as info:
+    rd.get_info(f"idx:{tmp_path}")
+  message = str(info.value)
+  assert path in message and "truncated or damaged" in message and "re-extract" in message
+  assert isinstance(info.value, ValueError)
+
+
+def test_a_file_shorter_than_its_header_is_damaged():
+  with pytest.raises(rd.MalformedDatasetError, match="fewer than its header"):
+    idx.parse_idx(bytes([0, 0, 0x08, 3, 0, 0]))
+
+
+@pytest.mark.parametrize("bad", [200, -1])
+def test_labels_outside_the_classes_are_refused(tmp_path, bad):
+  labels = np.arange(30) % 3
+  labels[7] = bad
+  rng = np.random.default_rng(0)
+  idx.write_split_dir(
+    str(tmp_path),
+    {
+      "train": (rng.integers(0, 256, (30, 5, 4), dtype=np.uint8), labels),
+      "test": (rng.integers(0, 256, (7, 5, 4), dtype=np.uint8), np.arange(7) % 3),
+    },
+  )
+  with pytest.raises(rd.MalformedDatasetError) as info:
+    rd.get_info(f"idx:{tmp_path}")
+  assert f"split 'train' has label {bad}, outside [0, " in str(info.value)
+  if bad == 200:  # no example has label 3: the classes are 0..2
+    assert "outside [0, 3)" in str(info.value)
+
+
+def test_labels_past_a_known_number_of_classes_are_refused():
+  images = np.zeros((8, 4, 4, 1), np.uint8)
+  name = rd.register_arrays(
+    "labels_past_num_classes", {"train": (images, np.arange(8) % 4)}, num_classes=3
+  )
+  with pytest.raises(
+    rd.MalformedDatasetError, match=r"split 'train' has label 3, outside \[0, 3\)"
+  ):
+    rd.load_arrays(name, "train")
+
+
+def test_registered_arrays_may_leave_classes_out():
+  """Fine-tuning on classes 5..9 of 10 keeps the 10 classes: only IDX files must use them all."""
+  images = np.zeros((10, 4, 4, 1), np.uint8)
+  name = rd.register_arrays("classes_5_to_9", {"train": (images, 5 + np.arange(10) % 5)})
+  assert rd.get_info(name).num_classes == 10
