@@ -4,8 +4,9 @@
                  batch_size=64, steps=2000, seed=0, eval_every=100)
 
 Training is `research.train`'s: the train step of `steps.make_train_step` (the one
-`research.main` runs), `eval_every` steps per dispatch of `engine.make_train_dispatch` with the
-arrays in device memory (a new permutation of the training arrays each epoch), single device.
+`research.main` runs), run by `research.train.driver` (the loop `research.main` and the sweeps
+run), `eval_every` steps per dispatch of `engine.make_train_dispatch` with the arrays in device
+memory (a new permutation of the training arrays each epoch), single device.
 The compiled programs are cached per (model, optimizer, shapes), so runs that differ only in
 their seed or data compile nothing. What is figure-specific lives here: per step the loss, the
 global gradient norm, the global update norm and, when asked, the gradient norm of every layer
@@ -32,7 +33,7 @@ import optax
 
 from research.data import load_arrays
 from research.models import diagnostics
-from research.train import engine, parallel
+from research.train import driver, engine, parallel
 from research.train import state as state_lib
 from research.train import steps as steps_lib
 
@@ -236,7 +237,7 @@ def fit(
   task = "classification" if np.ndim(y_train) == 1 else "segmentation"
   x_sub, y_sub = x_train[:eval_size], y_train[:eval_size]
   eval_rows = max(len(x_sub), len(x_val))  # both padded to this: one evaluation program
-  mesh, dispatch, evaluate = _programs(
+  mesh, dispatch, evaluate_split = _programs(
     model,
     tx,
     batch_size=batch_size,
@@ -265,12 +266,14 @@ def fit(
     )
   )
   probe_fn = None if probe is None else jax.jit(probe)
-
   evals, val_sums, probes, records = [], [], [], []
-  for chunk in range(steps // eval_every + 1):
+
+  def evaluate(state, step):
+    """The evaluation point at `step`: loss and accuracy on both splits, and the probe."""
+    del step
     row = []
     for split_name, split in eval_splits.items():
-      sums = parallel.fetch(evaluate(state, split))
+      sums = parallel.fetch(evaluate_split(state, split))
       metrics = steps_lib.summarize(sums)
       row += [metrics["loss"], metrics["accuracy"]]
       if split_name == "val":
@@ -278,10 +281,20 @@ def fit(
     evals.append(row)
     if probe_fn is not None:
       probes.append(jax.device_get(probe_fn(_variables(state))))
-    if chunk == steps // eval_every:
-      break
-    state, out = dispatch(state, train_split, np.int32(eval_every))
-    records.append(jax.device_get(out["records"]))
+    return state, False
+
+  hooks = driver.Hooks(
+    after_dispatch=lambda out, step: records.append(out["records"]), evaluate=evaluate
+  )
+  evaluate(state, 0)  # the evaluation at initialization
+  state = driver.run(
+    state,
+    dispatch,
+    lambda num_steps: train_split,
+    driver.Schedule(total=steps, interval=eval_every, eval_every=eval_every),
+    hooks,
+    driver.Position(evaluated_at=0),
+  )
 
   evals = np.asarray(evals, np.float64)
   cat = functools.partial(np.concatenate, axis=0)

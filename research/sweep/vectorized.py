@@ -36,7 +36,7 @@ import numpy as np
 
 from research.errors import ConfigError
 from research.train import checkpoint as ckpt
-from research.train import engine, inputs, interrupt, loop, parallel, steps, validate
+from research.train import driver, engine, inputs, interrupt, loop, parallel, steps, validate
 from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import workdir as workdir_lib
@@ -128,7 +128,6 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
   and 'best_<metric>' (by the config's early_stopping metric and mode), 'params_sha256'.
   """
   base = configs[0]
-  t_start = time.perf_counter()
   info, mesh, (train_plan, eval_plan) = loop.plan_inputs(base)
   if not (train_plan.in_memory and eval_plan.in_memory):
     raise ConfigError(
@@ -137,7 +136,6 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
     )
   model = loop.create_model(base, info.num_classes)
   host_states, tx = initial_states(configs, model, info)
-  seeds = [int(c.seed) for c in configs]
   lock = workdir_lib.Lock(workdir).acquire() if jax.process_index() == 0 else None
   try:
     if jax.process_index() == 0:
@@ -149,13 +147,11 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
       workdir,
       info,
       mesh,
-      train_plan,
-      eval_plan,
+      (train_plan, eval_plan),
       model,
       tx,
       host_states,
-      seeds,
-      t_start,
+      lock,
       log,
     )
   finally:
@@ -163,23 +159,40 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
       lock.release()
 
 
-def _train(
-  base,
-  configs,
-  workdir,
-  info,
-  mesh,
-  train_plan,
-  eval_plan,
-  model,
-  tx,
-  host_states,
-  seeds,
-  t_start,
-  log,
-):
+class _TrialRecorder:
+  """What a vectorized chunk records, as the driver's hooks: each trial's evaluations (its
+  final and best by the config's early-stopping metric) and the metrics file, one line per
+  trial and evaluation {"step", "split": "eval", "trial", ...}."""
+
+  def __init__(self, base, trials, evaluate_sums, writer):
+    self.es, self.trials = base.early_stopping, trials
+    self.evaluate_sums, self.writer = evaluate_sums, writer
+
+  def hooks(self) -> driver.Hooks:
+    return driver.Hooks(evaluate=self.evaluate, checkpoint=self.checkpoint, close=self.writer.close)
+
+  def evaluate(self, state, step):
+    sums = self.evaluate_sums(state)
+    for i, trial in enumerate(self.trials):
+      metrics = steps.summarize(_per_trial(sums, i))
+      trial["eval"] = metrics
+      value = metrics[self.es.metric]
+      if np.isfinite(value) and loop.improved(
+        value, trial["best"], self.es.mode, self.es.get("min_delta", 0.0)
+      ):
+        trial.update(best=value, best_step=step)
+      self.writer.write(step, "eval", metrics, trial=i)
+    return state, False
+
+  def checkpoint(self):
+    return {"trials": self.trials}, None
+
+
+def _train(base, configs, workdir, info, mesh, plans, model, tx, host_states, lock, log):
+  t_start = time.perf_counter()
+  train_plan, eval_plan = plans
   num_trials = len(configs)
-  train_input = inputs.TrainInput(base, train_plan, mesh, seeds=seeds)
+  train_input = inputs.TrainInput(base, train_plan, mesh, seeds=[int(c.seed) for c in configs])
   interval = loop.dispatch_interval(base)
   loss = base.get("loss", "softmax_cross_entropy")
   dispatch = engine.make_train_dispatch(
@@ -195,94 +208,58 @@ def _train(
   )
   eval_step = steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss)
   evaluate_sums = inputs.EvalInput(base, eval_plan, mesh, jax.vmap(eval_step, in_axes=(0, None)))
-  es = base.early_stopping
-  manager = ckpt.create_manager(os.path.join(workdir, "checkpoints"), keep=1)
-  saver = ckpt.Saver(manager)
+  manager = ckpt.create_manager(
+    os.path.join(workdir, "checkpoints"), keep=base.get("keep_checkpoints", 2)
+  )
   state = parallel.replicate(host_states, mesh)
   trials = [{"best": None, "best_step": None, "eval": None} for _ in range(num_trials)]
   restored = ckpt.restore_latest(manager, state, warn=log)
-  start = 0
+  at = driver.Position()
   if restored is not None:
-    state, saved, start = restored
+    state, saved, at.step = restored
     trials = saved["trials"]
-  writer = None
-  if jax.process_index() == 0:
-    path = os.path.join(workdir, "metrics.jsonl")
-    metrics_lib.truncate_jsonl(path, start)  # as if the chunk had never stopped
-    writer = open(path, "a")  # closed below
+    at.last_saved = at.step
+    at.evaluated_at = at.step if trials[0]["eval"] is not None else None
+    log(f"resumed from {workdir}/checkpoints/{at.step}")
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=False, start_step=at.step)
+  recorder = _TrialRecorder(base, trials, evaluate_sums, writer)
+  schedule = driver.Schedule(
+    total=base.num_train_steps,
+    interval=interval,
+    eval_every=base.eval_every_steps,
+    checkpoint_every=base.checkpoint_every_steps,
+  )
 
-  def evaluate(state, step):
-    sums = evaluate_sums(state)
-    for i, trial in enumerate(trials):
-      metrics = steps.summarize(_per_trial(sums, i))
-      trial["eval"] = metrics
-      value = metrics[es.metric]
-      if np.isfinite(value) and loop.improved(
-        value, trial["best"], es.mode, es.get("min_delta", 0.0)
-      ):
-        trial.update(best=value, best_step=step)
-      if writer is not None:
-        writer.write(
-          json.dumps(
-            {
-              "step": step,
-              "split": "eval",
-              "trial": i,
-              **{k: _clean(v) for k, v in metrics.items()},
-            }
-          )
-          + "\n"
-        )
-    if writer is not None:
-      writer.flush()
-
-  step, last_saved = start, start
-  try:
-    with interrupt.Interrupts() as interrupts:
-      while step < base.num_train_steps:
-        num_steps = min(interval - step % interval, base.num_train_steps - step)
-        state, _ = dispatch(state, train_input.feed(num_steps, interval), num_steps)
-        step += num_steps
-        if step % base.eval_every_steps == 0 or step == base.num_train_steps:
-          evaluate(state, step)
-        if step % base.checkpoint_every_steps == 0 or step == base.num_train_steps:
-          saver.save(step, parallel.copy(state), {"trials": trials})
-          last_saved = step
-        signum = interrupts.requested()
-        if signum is not None:
-          if last_saved != step:
-            saver.save(step, parallel.copy(state), {"trials": trials})
-          saver.wait()
-          raise interrupt.Interrupted(signum, step)
-    if trials[0]["eval"] is None:
-      evaluate(state, step)
-    saver.wait()
-  finally:
-    saver.close()
-    if writer is not None:
-      writer.close()
-  params = parallel.fetch(state.params)
-  results = []
-  for i, trial in enumerate(trials):
-    results.append(
-      {
-        "step": step,
-        **{f"eval_{k}": v for k, v in trial["eval"].items()},
-        "best_step": trial["best_step"],
-        f"best_{es.metric}": trial["best"],
-        "params_sha256": loop.params_digest(_per_trial(params, i)),
-      }
+  with interrupt.Interrupts() as interrupts:
+    state = driver.run(
+      state,
+      dispatch,
+      lambda num_steps: train_input.feed(num_steps, interval),
+      schedule,
+      recorder.hooks(),
+      at,
+      checkpoints=driver.Checkpoints(ckpt.Saver(manager), lock, workdir),
+      interrupts=interrupts,
     )
   log(
-    f"{num_trials} trials of {base.model.name} in one program: {step} steps in "
+    f"{num_trials} trials of {base.model.name} in one program: {at.step} steps in "
     f"{time.perf_counter() - t_start:.1f} s"
   )
-  return results
+  return _results(base, trials, at.step, parallel.fetch(state.params))
 
 
-def _clean(value):
-  value = float(value)
-  return value if np.isfinite(value) else str(value)
+def _results(base, trials, step, params) -> list[dict]:
+  metric = base.early_stopping.metric
+  return [
+    {
+      "step": step,
+      **{f"eval_{k}": v for k, v in trial["eval"].items()},
+      "best_step": trial["best_step"],
+      f"best_{metric}": trial["best"],
+      "params_sha256": loop.params_digest(_per_trial(params, i)),
+    }
+    for i, trial in enumerate(trials)
+  ]
 
 
 def trial_bytes(config, model, info) -> int:

@@ -9,7 +9,6 @@ import hashlib
 import logging
 import math
 import os
-import sys
 import time
 
 import jax
@@ -20,7 +19,7 @@ import numpy as np
 from research import data as data_lib
 from research import models
 from research.train import checkpoint as ckpt
-from research.train import engine, errors, finetune, inputs, interrupt, parallel, steps, validate
+from research.train import driver, engine, finetune, inputs, interrupt, parallel, steps, validate
 from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import state as state_lib
@@ -118,12 +117,6 @@ def dispatch_interval(config: ml_collections.ConfigDict) -> int:
   )
 
 
-def _intact(last_saved: int) -> str:
-  if last_saved < 0:
-    return "no checkpoint has been saved yet"
-  return f"checkpoints up to step {last_saved} are intact"
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its checkpoints) and returns final metrics.
 
@@ -191,12 +184,6 @@ def plan_inputs(config) -> tuple:
   return info, mesh, plans
 
 
-def _committed(manager) -> int:
-  """The newest step whose checkpoint is complete on disk, or -1."""
-  manager.reload()
-  return manager.latest_step() if manager.latest_step() is not None else -1
-
-
 def _manager(config, workdir: str):
   es = config.early_stopping
   return ckpt.create_manager(
@@ -207,14 +194,134 @@ def _manager(config, workdir: str):
   )
 
 
+class _Recorder:
+  """What `research.main` records across dispatches, as the driver's hooks: the training
+  metrics' sums (logged, and checked for divergence), evaluations (early stopping, reduce on
+  plateau, the best step), the loop state a checkpoint keeps, metrics.jsonl and TensorBoard."""
+
+  def __init__(
+    self, config, loop, at, evaluate_sums, plateau_update, train_input, writer, progress
+  ):
+    self.config, self.loop, self.at = config, loop, at
+    self.evaluate_sums, self.plateau_update = evaluate_sums, plateau_update
+    self.train_input, self.writer, self.progress = train_input, writer, progress
+    self.schedule = optimizer_lib.build_schedule(
+      config.optimizer.learning_rate, config.optimizer.get("schedule")
+    )
+    self.skip_nonfinite = config.optimizer.get("skip_nonfinite", False)
+    self.max_skipped = (
+      config.optimizer.get("max_skipped_steps", DEFAULT_MAX_SKIPPED) if self.skip_nonfinite else 0
+    )
+    self.max_loss_factor = config.optimizer.get("max_loss_factor", DEFAULT_MAX_LOSS_FACTOR)
+    self.train_sums, self.train_n, self.nonfinite_steps = {}, 0, 0
+    self.last_train = {}
+
+  def hooks(self) -> driver.Hooks:
+    return driver.Hooks(
+      after_dispatch=self.after_dispatch,
+      log=self.log,
+      evaluate=self.evaluate,
+      checkpoint=self.checkpoint,
+      progress=self.update_progress,
+      close=self.close,
+    )
+
+  def after_dispatch(self, out, step) -> None:
+    """Adds a dispatch's metric sums (read once); raises when the loss diverged."""
+    if self.loop["first_loss"] is None:  # a fresh run's first dispatch: the loss at the start
+      self.loop["first_loss"] = float(out["first_loss"])
+    if int(out["longest_run"]) > self.max_skipped:
+      raise NonFiniteLossError(self._nonfinite_message(int(out["first_nonfinite"]) + 1, step))
+    self.nonfinite_steps += int(out["nonfinite"])
+    self.train_n += int(out["steps"])
+    for k, v in out["sums"].items():
+      self.train_sums[k] = self.train_sums.get(k, 0.0) + float(v)
+
+  def _nonfinite_message(self, first, step) -> str:
+    if not self.skip_nonfinite:
+      return (
+        f"training loss is not finite at step {first}; stopping ({self.at.intact()}). "
+        "Lower optimizer.learning_rate, set optimizer.clip_norm, or set "
+        "optimizer.skip_nonfinite=True to skip such steps"
+      )
+    return (
+      f"training loss was not finite for more than optimizer.max_skipped_steps="
+      f"{self.max_skipped} steps in a row (up to step {step}); stopping ({self.at.intact()}). "
+      "Lower optimizer.learning_rate or set optimizer.clip_norm"
+    )
+
+  def check_loss_scale(self, step, value, what="training") -> None:
+    """Divergence: a loss far above the loss at the start (of the first step of the run)."""
+    first = self.loop["first_loss"]
+    if first is None or not math.isfinite(first):
+      return
+    limit = self.max_loss_factor * max(first, 1.0)
+    if value > limit:
+      raise DivergenceError(
+        f"{what} loss {value:.4g} at step {step} exceeds optimizer.max_loss_factor="
+        f"{self.max_loss_factor:g} x max(the first step's loss {first:.4g}, 1); the "
+        f"run diverged ({self.at.intact()}). Lower optimizer.learning_rate"
+      )
+
+  def log(self, state, step) -> None:
+    if not self.train_n:
+      return
+    self.last_train = {k: v / self.train_n for k, v in self.train_sums.items()}
+    self.check_loss_scale(step, self.last_train["loss"])
+    lr = float(self.schedule(step) if callable(self.schedule) else self.schedule)
+    lr *= float(parallel.fetch(state_lib.plateau_scale(state.plateau)))
+    extra = {"nonfinite_steps": self.nonfinite_steps} if self.skip_nonfinite else {}
+    self.writer.write(
+      step,
+      "train",
+      {
+        **self.last_train,
+        "learning_rate": lr,
+        "steps_per_second": self.progress.steps_per_second(step),
+        **extra,
+      },
+    )
+    self.train_sums, self.train_n = {}, 0
+
+  def evaluate(self, state, step):
+    """Evaluates, writes, updates early stopping and reduce on plateau; -> (state, stop)."""
+    metrics = steps.summarize(self.evaluate_sums(state))
+    if not math.isfinite(metrics["loss"]):
+      raise DivergenceError(
+        f"evaluation loss is {metrics['loss']} at step {step}; stopping ({self.at.intact()})"
+      )
+    self.check_loss_scale(step, metrics["loss"], "evaluation")
+    self.writer.write(step, "eval", metrics)
+    self.loop["eval"] = metrics
+    update_early_stopping(
+      self.loop, metrics[self.config.early_stopping.metric], step, self.config.early_stopping
+    )
+    if self.plateau_update is not None:
+      monitored = _monitor_value(metrics, self.config.optimizer.reduce_on_plateau.metric)
+      state = state.replace(plateau=self.plateau_update(state.plateau, jnp.float32(monitored)))
+    return state, self.loop["stopped_early"]
+
+  def checkpoint(self):
+    metric = self.config.early_stopping.metric
+    monitored = None if self.loop["eval"] is None else {metric: self.loop["eval"][metric]}
+    return {**self.loop, "data": self.train_input.get_state()}, monitored
+
+  def update_progress(self, done) -> None:
+    loss = {"loss": self.last_train["loss"]} if "loss" in self.last_train else {}
+    self.progress.update(done, **loss)
+
+  def close(self) -> None:
+    try:
+      self.writer.close()  # on a full disk its flush fails as well
+    finally:
+      self.progress.close()
+
+
 def _train(
   config, workdir, info, mesh, plans, model, tx_base, plateau, init_from, lock, interrupts
 ) -> dict:
   t_start = time.perf_counter()
   train_plan, eval_plan = plans
-  schedule = optimizer_lib.build_schedule(
-    config.optimizer.learning_rate, config.optimizer.get("schedule")
-  )
   host_state, tx = initial_state(config, model, info, tx_base, plateau, init_from)
   train_input = inputs.TrainInput(config, train_plan, mesh)
   interval = train_input.host_steps(dispatch_interval(config))
@@ -228,13 +335,74 @@ def _train(
   state = parallel.replicate(host_state, mesh)
   if jax.process_index() == 0:
     validate.save_config(config, workdir)
+  dispatch, evaluate_sums = _programs(config, info, mesh, plans, model, tx, train_input)
+  plateau_update = (
+    None
+    if plateau is None
+    else jax.jit(lambda s, v: plateau.update(jnp.zeros((), jnp.float32), s, value=v)[1])
+  )
+  manager = _manager(config, workdir)
+  saver = ckpt.Saver(manager)
+  loop = {
+    "best": None,
+    "best_step": None,
+    "bad_evals": 0,
+    "stopped_early": False,
+    "eval": None,
+    "first_loss": None,
+  }
+  restored = ckpt.restore_latest(manager, state, warn=_log)
+  if restored is None and config.init_from and not init_from:  # every checkpoint was unreadable
+    host_state, _ = initial_state(config, model, info, tx, plateau, config.init_from)
+    state = parallel.replicate(host_state, mesh)
+  at = driver.Position()
+  if restored is not None:
+    state, saved_loop, at.step = restored
+    # All processes advance in lockstep, so process 0's position holds for every process.
+    train_input.set_state(saved_loop.pop("data"))
+    loop.update(saved_loop)
+    at.last_saved, at.stopped_early = at.step, loop["stopped_early"]
+    at.evaluated_at = at.step if loop["eval"] is not None else None
+    _log(f"resumed from {workdir}/checkpoints/{at.step}")
+  writer = metrics_lib.MetricWriter(
+    workdir, tensorboard=config.get("tensorboard", True), start_step=at.step
+  )
+  progress = metrics_lib.Progress(
+    config.num_train_steps, at.step, enabled=config.get("progress_bar", True)
+  )
+  recorder = _Recorder(
+    config, loop, at, evaluate_sums, plateau_update, train_input, writer, progress
+  )
+  schedule = driver.Schedule(
+    total=config.num_train_steps,
+    interval=interval,
+    log_every=config.log_every_steps,
+    eval_every=config.eval_every_steps,
+    checkpoint_every=config.checkpoint_every_steps,
+  )
+  checkpoints = driver.Checkpoints(saver, lock, workdir)
+  state = driver.run(
+    state,
+    dispatch,
+    lambda num_steps: train_input.feed(num_steps, interval),
+    schedule,
+    recorder.hooks(),
+    at,
+    checkpoints=checkpoints,
+    interrupts=interrupts,
+  )
+  return _result(config, at, loop, recorder, progress, train_input, train_plan, state, t_start)
+
+
+def _programs(config, info, mesh, plans, model, tx, train_input):
+  """The compiled train dispatch and the evaluation of `config` (compiled on first call)."""
+  train_plan, eval_plan = plans
   loss = config.get("loss", "softmax_cross_entropy")
   skip_nonfinite = config.optimizer.get("skip_nonfinite", False)
   max_skipped = (
-    config.optimizer.get("max_skipped_steps", DEFAULT_MAX_SKIPPED) if (skip_nonfinite) else 0
+    config.optimizer.get("max_skipped_steps", DEFAULT_MAX_SKIPPED) if skip_nonfinite else 0
   )
-  max_loss_factor = config.optimizer.get("max_loss_factor", DEFAULT_MAX_LOSS_FACTOR)
-  # The state is donated to each dispatch; saves hand the Saver a device-side copy (see `save`).
+  # The state is donated to each dispatch; saves hand the Saver a device-side copy.
   dispatch = engine.make_train_dispatch(
     steps.make_train_step(model, tx, loss=loss),
     mesh,
@@ -251,197 +419,28 @@ def _train(
     mesh,
     steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss),
   )
-  plateau_update = (
-    None
-    if plateau is None
-    else jax.jit(lambda s, v: plateau.update(jnp.zeros((), jnp.float32), s, value=v)[1])
-  )
+  return dispatch, evaluate_sums
 
+
+def _result(config, at, loop, recorder, progress, train_input, train_plan, state, t_start) -> dict:
   es = config.early_stopping
-  manager = _manager(config, workdir)
-  saver = ckpt.Saver(manager)
-  loop = {
-    "best": None,
-    "best_step": None,
-    "bad_evals": 0,
-    "stopped_early": False,
-    "eval": None,
-    "first_loss": None,
-  }
-  restored = ckpt.restore_latest(manager, state, warn=_log)
-  if restored is None and config.init_from and not init_from:  # every checkpoint was unreadable
-    host_state, _ = initial_state(config, model, info, tx, plateau, config.init_from)
-    state = parallel.replicate(host_state, mesh)
-  start = 0
-  if restored is not None:
-    state, saved_loop, start = restored
-    # All processes advance in lockstep, so process 0's position holds for every process.
-    train_input.set_state(saved_loop.pop("data"))
-    loop.update(saved_loop)
-    _log(f"resumed from {workdir}/checkpoints/{start}")
-  last_saved = start if restored is not None else -1
-
-  def evaluate(state, step):
-    metrics = steps.summarize(evaluate_sums(state))
-    if not math.isfinite(metrics["loss"]):
-      raise DivergenceError(
-        f"evaluation loss is {metrics['loss']} at step {step}; stopping ({_intact(last_saved)})"
-      )
-    check_loss_scale(step, metrics["loss"], "evaluation")
-    return metrics
-
-  writer = metrics_lib.MetricWriter(
-    workdir, tensorboard=config.get("tensorboard", True), start_step=start
-  )
-  progress = metrics_lib.Progress(
-    config.num_train_steps, start, enabled=config.get("progress_bar", True)
-  )
-  train_sums, train_n, nonfinite_steps, last_train, run = {}, 0, 0, {}, 0
-
-  def consume(out, step):
-    """Adds a dispatch's metric sums (read once); raises when the loss diverged."""
-    nonlocal train_sums, train_n, nonfinite_steps, run
-    if int(out["longest_run"]) > max_skipped:
-      first = int(out["first_nonfinite"]) + 1
-      if not skip_nonfinite:
-        raise NonFiniteLossError(
-          f"training loss is not finite at step {first}; stopping ({_intact(last_saved)}). "
-          "Lower optimizer.learning_rate, set optimizer.clip_norm, or set "
-          "optimizer.skip_nonfinite=True to skip such steps"
-        )
-      raise NonFiniteLossError(
-        f"training loss was not finite for more than optimizer.max_skipped_steps={max_skipped} "
-        f"steps in a row (up to step {step}); stopping ({_intact(last_saved)}). Lower "
-        "optimizer.learning_rate or set optimizer.clip_norm"
-      )
-    nonfinite_steps += int(out["nonfinite"])
-    train_n += int(out["steps"])
-    run = int(out["run"])
-    for k, v in out["sums"].items():
-      train_sums[k] = train_sums.get(k, 0.0) + float(v)
-
-  def check_loss_scale(step, value, what="training"):
-    """Divergence: a loss far above the loss at the start (of the first step of the run)."""
-    if loop["first_loss"] is None or not math.isfinite(loop["first_loss"]):
-      return
-    limit = max_loss_factor * max(loop["first_loss"], 1.0)
-    if value > limit:
-      raise DivergenceError(
-        f"{what} loss {value:.4g} at step {step} exceeds optimizer.max_loss_factor="
-        f"{max_loss_factor:g} x max(the first step's loss {loop['first_loss']:.4g}, 1); the "
-        f"run diverged ({_intact(last_saved)}). Lower optimizer.learning_rate"
-      )
-
-  def save(step, eval_metrics=None):
-    nonlocal last_saved
-    if lock is not None:
-      lock.check_owner()
-    loop_state = {**loop, "data": train_input.get_state()}
-    monitored = None if eval_metrics is None else {es.metric: eval_metrics[es.metric]}
-    # a copy: the next step donates `state`'s buffers while the Saver may still be reading
-    saver.save(step, parallel.copy(state), loop_state, monitored)
-    last_saved = step
-
-  stop = (lambda: interrupts.signum is not None) if jax.process_count() == 1 else None
-  step = start
-  try:
-    while step < config.num_train_steps and not loop["stopped_early"]:
-      num_steps = min(interval - step % interval, config.num_train_steps - step)
-      state, out = dispatch(
-        state, train_input.feed(num_steps, interval), num_steps, run=run, stop=stop
-      )
-      out = parallel.fetch(out)  # the one host read of the dispatch
-      done = int(out["done"])
-      if loop["first_loss"] is None:  # a fresh run's first dispatch: the loss at the start
-        loop["first_loss"] = float(out["first_loss"])
-      step += done
-      consume(out, step)
-      boundary = done == num_steps
-      is_eval = boundary and (step % config.eval_every_steps == 0 or step == config.num_train_steps)
-      is_log = boundary and (step % config.log_every_steps == 0 or is_eval)
-      is_save = boundary and (
-        step % config.checkpoint_every_steps == 0 or step == config.num_train_steps
-      )
-      if is_log and train_n:
-        last_train = {k: v / train_n for k, v in train_sums.items()}
-        check_loss_scale(step, last_train["loss"])
-        lr = float(schedule(step) if callable(schedule) else schedule)
-        lr *= float(parallel.fetch(state_lib.plateau_scale(state.plateau)))
-        writer.write(
-          step,
-          "train",
-          {
-            **last_train,
-            "learning_rate": lr,
-            "steps_per_second": progress.steps_per_second(step),
-            **({"nonfinite_steps": nonfinite_steps} if skip_nonfinite else {}),
-          },
-        )
-        train_sums, train_n = {}, 0
-      eval_metrics = None
-      if is_eval:
-        eval_metrics = evaluate(state, step)
-        writer.write(step, "eval", eval_metrics)
-        loop["eval"] = eval_metrics
-        update_early_stopping(loop, eval_metrics[es.metric], step, es)
-        if plateau_update is not None:
-          monitored = _monitor_value(eval_metrics, config.optimizer.reduce_on_plateau.metric)
-          state = state.replace(plateau=plateau_update(state.plateau, jnp.float32(monitored)))
-      if is_save or loop["stopped_early"]:
-        save(step, eval_metrics)
-      progress.update(done, **({"loss": last_train["loss"]} if "loss" in last_train else {}))
-      signum = interrupts.requested()  # all processes agree, at the same step
-      if signum is not None:
-        if last_saved != step:
-          save(step)
-        saver.wait()
-        raise interrupt.Interrupted(signum, step)
-    if loop["eval"] is None or last_saved != step:
-      loop["eval"] = evaluate(state, step)
-      writer.write(step, "eval", loop["eval"])
-      save(step, loop["eval"])
-    saver.wait()
-  except Exception as e:
-    if not errors.is_disk_full(e):  # Orbax and tensorstore wrap ENOSPC in their own errors
-      raise
-    raise errors.DiskFullError(
-      f"no space left on the device of {workdir} ({_intact(_committed(manager))}); free "
-      "space or pass another --workdir"
-    ) from e
-  finally:
-    failing = sys.exc_info()[0] is not None
-    try:
-      saver.close()
-    except Exception:  # noqa: BLE001  (the error in flight is the one to report)
-      if not failing:
-        raise
-      logging.warning("closing the checkpoint manager after an error failed too", exc_info=True)
-    finally:
-      try:
-        writer.close()  # on a full disk its flush fails as well
-      except OSError:
-        if not failing:
-          raise
-        logging.warning("closing the metrics files after an error failed too", exc_info=True)
-      progress.close()
-
-  sps = progress.steps_per_second(step)
+  sps = progress.steps_per_second(at.step)
   result = {
-    "step": step,
-    **{f"train_{k}": v for k, v in last_train.items()},
+    "step": at.step,
+    **{f"train_{k}": v for k, v in recorder.last_train.items()},
     **{f"eval_{k}": v for k, v in loop["eval"].items()},
     "best_step": loop["best_step"],
     f"best_{es.metric}": loop["best"],
     "stopped_early": loop["stopped_early"],
     "steps_per_second": sps,
-    "nonfinite_steps": nonfinite_steps,
+    "nonfinite_steps": recorder.nonfinite_steps,
     "input": train_input.feed_kind,
     "train_records": [train_plan.start, train_plan.stop],
     "params_sha256": params_digest(parallel.fetch(state.params)),
   }
   eval_text = ", ".join(f"{k} {v:.4f}" for k, v in loop["eval"].items())
   _log(
-    f"done: step {step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} "
+    f"done: step {at.step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} "
     f"{loop['best']:.4f} at step {loop['best_step']}; {sps:.1f} steps/s; "
     f"{time.perf_counter() - t_start:.1f} s"
   )

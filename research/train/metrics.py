@@ -69,10 +69,13 @@ class MetricWriter:
       self._writers[split] = tensorboardX.SummaryWriter(os.path.join(self._tb_dir, split))
     return self._writers[split]
 
-  def write(self, step: int, split: str, metrics: dict) -> None:
+  def write(self, step: int, split: str, metrics: dict, **labels) -> None:
+    """One line {"step", "split", **labels, **metrics}; `labels` (e.g. trial=3) are written
+    as given, and only to metrics.jsonl."""
     if not self.enabled:
       return
-    record = {"step": int(step), "split": split, **{k: _clean(v) for k, v in metrics.items()}}
+    cleaned = {k: _clean(v) for k, v in metrics.items()}
+    record = {"step": int(step), "split": split, **labels, **cleaned}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     if self._tensorboard:
