@@ -214,7 +214,7 @@ def make_train_dispatch(
   donate: bool = True,
   loop: str = "auto",
   trials: int | None = None,
-) -> Callable:
+) -> "TrainDispatch":
   """Returns dispatch(state, data, num_steps) -> (state, out) over the mesh.
 
   Args:
@@ -249,7 +249,6 @@ def make_train_dispatch(
   `dispatch.loop` tells the mode chosen (after the first call for 'auto').
   """
   shapes = Shapes.of(global_batch_size, mesh)
-  stats = {k: jnp.asarray(v) for k, v in (stats or {}).items()}
   if feed == "memory":
     device_data.check_preset(augment)
     device_data.check_stream(num_examples, shapes.per_process)
@@ -262,15 +261,40 @@ def make_train_dispatch(
       "trials need the memory feed and max_nonfinite_run=None (a diverging "
       "trial must not stop the others)"
     )
+  steps = _Steps(
+    train_step,
+    shapes,
+    feed,
+    num_examples,
+    augment,
+    {k: jnp.asarray(v) for k, v in (stats or {}).items()},
+    record_steps,
+    trials,
+  )
+  return TrainDispatch(steps, mesh, max_nonfinite_run, donate, loop)
 
-  def memory_batch(data, shuffle_key, augment_key, step, orders):
+
+class _Steps(NamedTuple):
+  """The per-device computation of a dispatch: batches, one step, the carry (traced only)."""
+
+  train_step: Callable
+  shapes: Shapes
+  feed: str
+  num_examples: int | None
+  augment: Any
+  stats: dict
+  record_steps: int
+  trials: int | None
+
+  def memory_batch(self, data, shuffle_key, augment_key, step, orders):
     """One trial's batch of `step` and its orders moved to the step's epoch."""
+    shapes, n, stats = self.shapes, self.num_examples, self.stats
     rows = shapes.rows(data.device.slot[0])
-    orders = device_data.advance(orders, shuffle_key, step, shapes.per_process, num_examples)
-    index = device_data.batch_indices(orders, step, rows, shapes.per_process, num_examples)
+    orders = device_data.advance(orders, shuffle_key, step, shapes.per_process, n)
+    index = device_data.batch_indices(orders, step, rows, shapes.per_process, n)
     keys = device_data.row_keys(augment_key, step, rows)
     batch = device_data.prepare(
-      augment,
+      self.augment,
       keys,
       data.images[index],
       data.labels[index],
@@ -281,72 +305,72 @@ def make_train_dispatch(
     )
     return batch, orders
 
-  def get_batch(data, i, step, orders):
+  def get_batch(self, data, i, step, orders):
     """The batch of `step` (the dispatch's i-th) and the orders moved to its epoch.
 
     With `trials`, every trial has its own keys, step and orders, and the batch a leading trial
     axis (T, b, ...).
     """
-    if feed == "host":
+    if self.feed == "host":
       return jax.tree.map(lambda x: x[i], data), orders
     keys = (data.device.shuffle_key[0], data.device.augment_key[0])
     orders = jax.tree.map(lambda x: x[0], orders)
-    fn = functools.partial(memory_batch, data)
-    if trials:
+    fn = functools.partial(self.memory_batch, data)
+    if self.trials:
       fn = jax.vmap(fn)
     batch, orders = fn(*keys, step, orders)
     return batch, jax.tree.map(lambda x: x[None], orders)
 
-  def first_orders(state, data):
-    if feed == "host":
+  def first_orders(self, state, data):
+    if self.feed == "host":
       return ()
+    per_process, n = self.shapes.per_process, self.num_examples
 
     def one(shuffle_key, step):
-      epoch, _ = device_data.stream_position(step, shapes.per_process, num_examples)
-      return device_data.orders_at(shuffle_key, epoch, num_examples)
+      epoch, _ = device_data.stream_position(step, per_process, n)
+      return device_data.orders_at(shuffle_key, epoch, n)
 
-    orders = (jax.vmap(one) if trials else one)(data.device.shuffle_key[0], state.step)
+    orders = (jax.vmap(one) if self.trials else one)(data.device.shuffle_key[0], state.step)
     return jax.tree.map(lambda x: x[None], orders)
 
-  def step_metrics(state, data):
-    """One step's metrics, for `probe` (traced, never compiled)."""
-    batch, _ = get_batch(data, 0, state.step, first_orders(state, data))
-    return train_step(state, batch)[1]
+  def step_metrics(self, state, data):
+    """One step's metrics, for `TrainDispatch.probe` (traced, never compiled)."""
+    batch, _ = self.get_batch(data, 0, state.step, self.first_orders(state, data))
+    return self.train_step(state, batch)[1]
 
-  def start(state, data, run) -> Carry:
-    metric_shapes = dispatch.metric_shapes
+  def start(self, metric_shapes, state, data, run) -> Carry:
     records = (
-      jax.tree.map(lambda s: jnp.zeros((record_steps, *s.shape), s.dtype), metric_shapes)
-      if record_steps
+      jax.tree.map(lambda s: jnp.zeros((self.record_steps, *s.shape), s.dtype), metric_shapes)
+      if self.record_steps
       else ()
     )
-    per_trial = (trials,) if trials else ()
+    per_trial = (self.trials,) if self.trials else ()
     return Carry(
       jnp.zeros((), jnp.int32),
-      first_orders(state, data),
+      self.first_orders(state, data),
       _zeros_like_shapes(metric_shapes),
       Counters.start(run, per_trial),
       jnp.zeros(per_trial, jnp.float32),
       records,
     )
 
-  def one_step(state, data, carry: Carry):
+  def one_step(self, state, data, carry: Carry):
     step = state.step
-    batch, orders = get_batch(data, carry.i, step, carry.orders)
-    state, metrics = train_step(state, batch)
+    batch, orders = self.get_batch(data, carry.i, step, carry.orders)
+    state, metrics = self.train_step(state, batch)
     finite = jnp.isfinite(metrics["loss"])
     sums = jax.tree.map(
       lambda s, m: s + jnp.where(finite, m, jnp.zeros_like(m)), carry.sums, metrics
     )
     records = carry.records
-    if record_steps:
+    if self.record_steps:
       records = jax.tree.map(lambda r, m: r.at[carry.i].set(m), records, metrics)
     first_loss = jnp.where(carry.i == 0, metrics["loss"].astype(jnp.float32), carry.first_loss)
     return state, Carry(
       carry.i + 1, orders, sums, carry.counters.add(step, finite), first_loss, records
     )
 
-  def finish(carry: Carry) -> dict:
+  def finish(self, carry: Carry) -> dict:
     c = carry.counters
     out = {
       "sums": carry.sums,
@@ -358,80 +382,91 @@ def make_train_dispatch(
       "longest_run": c.longest_run,
       "first_loss": carry.first_loss,
     }
-    if record_steps:
+    if self.record_steps:
       out["records"] = carry.records
     return out
 
-  def run_while(state, data, num_steps, run):
+  def data_specs(self, data):
+    return _specs(data, P(AXIS) if self.feed == "memory" else P(None, AXIS))
+
+
+# A prefix of the carry: the orders are per device, the rest is the same on every device.
+_CARRY_SPECS = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), first_loss=P(), records=P())
+
+
+class TrainDispatch:
+  """dispatch(state, data, num_steps, *, run=0, stop=None) -> (state, out): see
+  `make_train_dispatch`. Its programs are compiled on the first call, after one trace (`probe`)
+  that gives the metrics' shapes and, for loop='auto', the loop mode."""
+
+  def __init__(self, steps: _Steps, mesh: Mesh, max_nonfinite_run, donate: bool, loop: str):
+    self.steps, self.mesh = steps, mesh
+    self.max_nonfinite_run = max_nonfinite_run
+    self.loop = loop
+    self.metric_shapes = None  # set by the first call's `probe`
+    self._while_program = jax.jit(self._while, donate_argnums=(0,) if donate else ())
+    self._start_program = jax.jit(self._start)
+    self._step_program = jax.jit(self._step, donate_argnums=(0, 2) if donate else (2,))
+    self._finish_program = jax.jit(steps.finish)
+
+  def _mapped(self, fn, in_specs, out_specs):
+    return jax.shard_map(
+      fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
+    )
+
+  def _run_while(self, state, data, num_steps, run):
+    steps, limit = self.steps, self.max_nonfinite_run
+
     def cond(args):
       _, carry = args
       keep = carry.i < num_steps
-      if max_nonfinite_run is None:
+      if limit is None:
         return keep
-      return keep & (carry.counters.longest_run <= max_nonfinite_run)
+      return keep & (carry.counters.longest_run <= limit)
 
+    start = steps.start(self.metric_shapes, state, data, run)
     state, carry = jax.lax.while_loop(
-      cond, lambda args: one_step(args[0], data, args[1]), (state, start(state, data, run))
+      cond, lambda args: steps.one_step(args[0], data, args[1]), (state, start)
     )
-    return state, finish(carry)
+    return state, steps.finish(carry)
 
-  def data_specs(data):
-    return _specs(data, P(AXIS) if feed == "memory" else P(None, AXIS))
+  def _while(self, state, data, num_steps, run):
+    specs = (P(), self.steps.data_specs(data), P(), P())
+    return self._mapped(self._run_while, specs, (P(), P()))(state, data, num_steps, run)
 
-  # A prefix of the carry: the orders are per device, the rest is the same on every device.
-  carry_specs = Carry(i=P(), orders=P(AXIS), sums=P(), counters=P(), first_loss=P(), records=P())
+  def _start(self, state, data, run):
+    start = functools.partial(self.steps.start, self.metric_shapes)
+    specs = (P(), self.steps.data_specs(data), P())
+    return self._mapped(start, specs, _CARRY_SPECS)(state, data, run)
 
-  def mapped(fn, in_specs, out_specs):
-    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+  def _step(self, state, data, carry):
+    specs = (P(), self.steps.data_specs(data), _CARRY_SPECS)
+    return self._mapped(self.steps.one_step, specs, (P(), _CARRY_SPECS))(state, data, carry)
 
-  donated = (0,) if donate else ()
-
-  @functools.partial(jax.jit, donate_argnums=donated)
-  def while_program(state, data, num_steps, run):
-    return mapped(run_while, (P(), data_specs(data), P(), P()), (P(), P()))(
-      state, data, num_steps, run
-    )
-
-  @jax.jit
-  def start_program(state, data, run):
-    return mapped(start, (P(), data_specs(data), P()), carry_specs)(state, data, run)
-
-  @functools.partial(jax.jit, donate_argnums=(0, 2) if donate else (2,))
-  def step_program(state, data, carry):
-    return mapped(one_step, (P(), data_specs(data), carry_specs), (P(), carry_specs))(
-      state, data, carry
-    )
-
-  finish_program = jax.jit(lambda carry: finish(carry))
-
-  def probe(state, data):
+  def probe(self, state, data) -> None:
     """One trace of a step: the shapes of its metrics and whether it has convolutions."""
-    program = mapped(step_metrics, (P(), data_specs(data)), P())
-    jaxpr, dispatch.metric_shapes = jax.make_jaxpr(program, return_shape=True)(state, data)
-    if dispatch.loop == "auto":
-      on_cpu = mesh.devices.flat[0].platform == "cpu"
-      dispatch.loop = "calls" if on_cpu and _has_convolution(jaxpr) else "while"
+    program = self._mapped(self.steps.step_metrics, (P(), self.steps.data_specs(data)), P())
+    jaxpr, self.metric_shapes = jax.make_jaxpr(program, return_shape=True)(state, data)
+    if self.loop == "auto":
+      on_cpu = self.mesh.devices.flat[0].platform == "cpu"
+      self.loop = "calls" if on_cpu and _has_convolution(jaxpr) else "while"
 
-  def dispatch(state, data, num_steps, *, run=0, stop: Callable[[], bool] | None = None):
+  def __call__(self, state, data, num_steps, *, run=0, stop: Callable[[], bool] | None = None):
     """Runs up to `num_steps` steps; `run`: the previous dispatch's trailing non-finite run.
 
     `stop()` (one-step calls only) is asked before each step; True ends the dispatch there.
     """
-    if dispatch.metric_shapes is None:
-      probe(state, data)
+    if self.metric_shapes is None:
+      self.probe(state, data)
     run = np.int32(run)
-    if dispatch.loop == "while":
-      return while_program(state, data, np.int32(num_steps), run)
-    carry = start_program(state, data, run)
+    if self.loop == "while":
+      return self._while_program(state, data, np.int32(num_steps), run)
+    carry = self._start_program(state, data, run)
     for _ in range(int(num_steps)):
       if stop is not None and stop():
         break
-      state, carry = step_program(state, data, carry)
-    return state, finish_program(carry)
-
-  dispatch.loop = loop
-  dispatch.metric_shapes = None  # set by the first call's `probe`
-  return dispatch
+      state, carry = self._step_program(state, data, carry)
+    return state, self._finish_program(carry)
 
 
 def stack_host_batches(batches: list[dict], mesh: Mesh) -> dict:
