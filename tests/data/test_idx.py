@@ -13,7 +13,7 @@ import pytest
 import research.data as rd
 from research.data import idx
 
-FASHION = rd.spec("fashion_mnist_idx").directory
+FASHION = rd.spec("fashion_mnist_idx").source.directory
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

@@ -13,9 +13,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 import research.data as rd
+from research.data import sources
 
 # Every TFDS dataset of research.data: a new spec is tested here without editing this file.
-NAMES = [name for name, spec in rd.DATASETS.items() if spec.source == "tfds"]
+NAMES = [name for name, spec in rd.DATASETS.items() if isinstance(spec.source, sources.TfdsSource)]
 
 
 @pytest.fixture
