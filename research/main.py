@@ -1,7 +1,9 @@
 """Trains a config: `python -m research.main --config=experiments/configs/NAME.py --workdir=DIR`.
 
-Overrides: --config.KEY=VALUE (e.g. --config.optimizer.learning_rate=0.05). Running the same
-command again resumes from DIR/checkpoints.
+Overrides: --config.KEY=VALUE (e.g. --config.optimizer.learning_rate=0.05); --config.model.ARG
+and --config.optimizer.ARG take any argument of the model and of the rule, listed in the config
+or not (cli.allow_model_and_rule_keys). Running the same command again resumes from
+DIR/checkpoints.
 
 Several hosts: start the same command on every host with --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I (or the environment variables JAX_COORDINATOR_ADDRESS,
@@ -29,6 +31,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
   "config", None, "Experiment config file (get_config()).", lock_config=True
 )
+# --config.model.ARG / --config.optimizer.ARG for any argument of the model / rule, even one
+# the recipe does not list; an unknown key is one line naming its section and the nearest keys.
+cli.allow_model_and_rule_keys("config")
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, TensorBoard.")
 flags.DEFINE_bool(
   "distributed", False, "Call jax.distributed.initialize() (auto-detects TPU pods and SLURM)."

@@ -16,6 +16,7 @@ _extras.require("train", "research.models")
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 
@@ -39,6 +40,7 @@ __all__ = [
   "MODELS",
   "create",
   "count_params",
+  "options",
   "head_pattern",
   "with_batch_axis",
   "accuracy",
@@ -77,21 +79,32 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def _module_class(ctor: Callable[..., nn.Module]) -> type[nn.Module]:
+def options(name: str) -> dict[str, tuple[Any, Any]]:
+  """The options `create(name, ...)` takes: {field: (its annotation, its default)}.
+
+  The fields of the module class `name` builds, but num_classes (an argument of its own) and
+  Flax's parent / name; the default is the one `name` binds (resnet56's depth=56) or else the
+  class's own (`dataclasses.MISSING` for none). Raises ConfigError for an unknown name.
+  """
+  if name not in MODELS:
+    raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+  ctor, bound = MODELS[name], {}
   while isinstance(ctor, functools.partial):
+    bound = {**ctor.keywords, **bound}  # an outer partial's keywords win
     ctor = ctor.func
-  return ctor
+  return {
+    f.name: (f.type, bound.get(f.name, f.default))
+    for f in dataclasses.fields(ctor)
+    if f.name not in ("parent", "name", "num_classes")
+  }
 
 
 def _check_kwargs(name: str, kwargs: dict) -> None:
   """Validates keyword names and the activation / norm / initializer names they carry."""
-  cls = _module_class(MODELS[name])
-  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  fields = set(options(name))
   unknown = sorted(set(kwargs) - fields)
   if unknown:
-    raise ConfigError(
-      f"model {name!r} does not take {unknown}; its options are {sorted(fields - {'num_classes'})}"
-    )
+    raise ConfigError(f"model {name!r} does not take {unknown}; its options are {sorted(fields)}")
   if "activation" in kwargs:
     layers.check_activation(kwargs["activation"], allow_maxout=name == "mlp")
   if "norm" in kwargs:

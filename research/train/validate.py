@@ -1,9 +1,13 @@
 """Config checks that run before anything is compiled, each failing with a message that names
 the bad value and the fix."""
 
+import dataclasses
+import inspect
 import json
 import os
 import re
+import types
+import typing
 
 import ml_collections
 
@@ -78,6 +82,57 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.{key}={config[key]!r} is not a valid regex: {e}") from e
 
 
+# Model options the program sets itself (with_batch_axis): not settable from a config.
+PROGRAM_SET_OPTIONS = frozenset({"axis_name"})
+OVERRIDE_TYPES = (int, float, bool, str, tuple)  # parsed as config_flags parses such fields
+
+
+def _field_type(annotation, default) -> type:
+  """The config field type of an option: its annotation's (Optional stripped), else its
+  default's when that is one of OVERRIDE_TYPES, else object (any Python literal)."""
+  args = [a for a in typing.get_args(annotation) if a is not type(None)]
+  if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+    annotation = args[0]
+  annotation = typing.get_origin(annotation) or annotation
+  if annotation in OVERRIDE_TYPES:
+    return annotation
+  if annotation is inspect.Parameter.empty and type(default) in OVERRIDE_TYPES:
+    return type(default)  # an untyped rule argument: adam's b1=0.9
+  return object  # typing.Any (kernel_init: a name or a function), or a None default
+
+
+def settable_keys(section: str, name: str) -> dict[str, tuple[type, object]]:
+  """The keys `config.<section>` takes besides those its recipe sets: {key: (type, default)}.
+
+  'model': the options of the model `name` (`research.models.options`) but those the program
+  sets; 'optimizer': the keyword arguments of the rule `name` but the learning rate and the
+  chain's keys (`optimizer.rule_kwargs` passes the block's other keys to the rule). Raises
+  ConfigError for an unknown model or rule name.
+  """
+  if section == "model":
+    found = {k: v for k, v in models.options(name).items() if k not in PROGRAM_SET_OPTIONS}
+  elif section == "optimizer":
+    if name not in optimizer_lib.RULES:
+      raise ConfigError(
+        f"optimizer.name={name!r} is unknown; use one of {sorted(optimizer_lib.RULES)}"
+      )
+    params = inspect.signature(optimizer_lib.RULES[name]).parameters.values()
+    found = {
+      p.name: (p.annotation, p.default)
+      for p in params
+      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+      and p.name != "learning_rate"
+      and p.name not in optimizer_lib.CHAIN_KEYS
+    }
+  else:
+    return {}
+  missing = (inspect.Parameter.empty, dataclasses.MISSING)
+  return {
+    k: (_field_type(a, d), None if any(d is m for m in missing) else d)
+    for k, (a, d) in found.items()
+  }
+
+
 def check_metric(config: ml_collections.ConfigDict, task: str, num_classes: int) -> None:
   """The monitored metrics must be ones that evaluation produces for this task."""
   known = models.eval_metrics(task, num_classes)
@@ -109,7 +164,13 @@ def config_json(config: ml_collections.ConfigDict) -> str:
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Raises if `workdir` holds a run of a different config (saved as DIR/config.json)."""
+  """Raises if `workdir` holds a sweep (DIR/sweep.json, written by research.sweep) or a run of
+  a different config (saved as DIR/config.json)."""
+  if os.path.exists(os.path.join(workdir, "sweep.json")):
+    raise WorkdirError(
+      f"workdir {workdir!r} holds a sweep (its sweep.json), not a run; use another --workdir "
+      "(a sweep's trials are its subdirectories; rerun the sweep to resume them)"
+    )
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
