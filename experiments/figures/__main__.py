@@ -4,7 +4,10 @@
                                   [--full] [--set KEY=VALUE ...]
 
 writes DIR/NAME.png (and DIR/NAME.gif for animations), DIR/REPORT.md and DIR/report.json.
-Exits 1 when any figure's checks fail (the report is written all the same).
+
+Exit codes: 0 every selected figure passed its checks; 1 some figure's checks failed (the report
+is written all the same), or a bug (Python's traceback); 2 a bad argument or `--set` (one
+`error:` line, before any figure runs or anything is written).
 
 `--size` picks each figure's `get_config(size)`: "test" (the reduced runs of tests/figures),
 "default" (CPU size, the default) or "full" (paper size, meant for accelerators); `--full` is
@@ -13,7 +16,11 @@ Exits 1 when any figure's checks fail (the report is written all the same).
 `--set` overrides fields of the selected figures' configs (each figure's `get_config`), e.g.
 `--full --only batch_norm --set dataset=idx:/data/mnist steps=20000`. VALUE is read as a
 Python literal (`3`, `1e-3`, `None`, `(20, 56)`) and otherwise as a string; every KEY must
-exist in every selected figure's config, and all of them are checked before anything runs.
+exist in every selected figure's config, and all of them are checked before anything runs:
+the value must have the field's type (no None or True for a number) and a count must be in range
+(`steps`, `batch_size`, `eval_every`, `epochs`, `depth`, `width`, `num_*`, `*_steps`, ... a
+positive number; `max_train` / `max_val` / `max_test` positive or None; `seed` an integer >= 0;
+`learning_rate` a positive finite number).
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import argparse
 import ast
 import importlib
 import json
+import math
 import pathlib
+import re
 import sys
 import time
 
@@ -83,6 +92,43 @@ def _parse_override(item: str) -> tuple[str, object]:
   return key, value
 
 
+# Config fields that count something: a positive number (an integer where the default is one).
+_POSITIVE = re.compile(
+  r"steps|batch|batch_size|eval_every|eval_size|epochs|trials|depth|dim|hidden|width|frames|"
+  r"shots|num_\w+|\w+_steps|max_(train|val|test)"
+)
+_MAY_BE_NONE = re.compile(r"max_(train|val|test)")  # None: the whole split
+
+
+def _check_override(name: str, key: str, value, default) -> None:
+  """ValueError naming the figure, the key and what it accepts, for a value of `--set` that
+  ml_collections took but the figure cannot run with: None or a bool for a number, or out of
+  range (module docstring)."""
+  where = f"--set {key}={value!r} for figure {name!r}"
+  kind = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}.get(
+    type(default), f"a {type(default).__name__}"
+  )
+  if value is None:
+    if default is None or _MAY_BE_NONE.fullmatch(key):
+      return
+    raise ValueError(f"{where}: {key} takes {kind}, e.g. {default!r}")
+  if isinstance(value, bool) and not isinstance(default, bool | type(None)):
+    raise ValueError(f"{where}: {key} takes {kind}, e.g. {default!r}")
+  if not isinstance(value, int | float) or isinstance(value, bool):
+    if key == "seeds" and isinstance(value, tuple):
+      if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise ValueError(f"{where}: seeds are integers >= 0, e.g. (0, 1, 2)")
+    return
+  if key == "seed":
+    if not isinstance(value, int) or value < 0:
+      raise ValueError(f"{where}: a seed is an integer >= 0, e.g. 0")
+  elif _POSITIVE.fullmatch(key) or key in ("seeds", "learning_rate"):
+    if not (value > 0 and math.isfinite(value)):
+      kind = "an integer" if isinstance(default, int | type(None)) else "a finite number"
+      example = "" if default is None else f", e.g. {default!r}"
+      raise ValueError(f"{where}: {key} must be {kind} > 0{example}")
+
+
 def _config(name: str, size: str, overrides: list[tuple[str, object]]):
   """The figure's `get_config(size)` with `overrides` applied; None for a missing module.
 
@@ -103,10 +149,12 @@ def _config(name: str, size: str, overrides: list[tuple[str, object]]):
       )
     if isinstance(config[key], str) and not isinstance(value, str):
       value = str(value)  # a string field keeps the text as typed ('--set dataset=1')
+    default = config[key]
     try:
       config[key] = value
     except TypeError as e:
       raise ValueError(f"--set {key}={value!r} for figure {name!r}: {e}") from e
+    _check_override(name, key, config[key], default)
   return config
 
 

@@ -9,7 +9,9 @@
 change the program (see research.sweep.vectorized), else one research.main run after another
 in DIR/trial_NNN. `--trial=I` runs only trial I (sequentially): one task of a job array
 (launch/sweep_array.sbatch); a later run without it reports. A finished sweep run again just
-reports. Exit codes as research.main's: 2 for a bad --space or argument, before anything runs.
+reports. Exit codes as research.main's: 2 for a bad --space or argument, a trial's config that
+research.main would refuse, or a --workdir holding a research.main run, before anything runs or is
+written.
 """
 
 import os

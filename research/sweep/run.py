@@ -1,6 +1,7 @@
 """A sweep from start to report: points, mode, trials (vectorized or sequential), outputs.
 
-DIR/sweep.json holds the sweep's definition (a rerun with another one is refused); each
+DIR/sweep.json holds the sweep's definition (a rerun with another one is refused), written only
+once every trial's config has passed research.main's checks (`Sweep._check_trials`); each
 finished trial leaves DIR/results/trial_NNN.json, so a killed or partial sweep (or a Slurm job
 array running one trial per task) resumes where it stopped and a finished one only reports.
 Outputs: DIR/trials.jsonl (one line per trial: 'trial', 'stage', 'overrides', 'final' and 'best'
@@ -19,12 +20,16 @@ import ml_collections
 from research.errors import ConfigError, WorkdirError
 from research.sweep import space as space_lib
 from research.sweep import vectorized
+from research.train import optimizer as optimizer_lib
 from research.train import validate
 from research.train import workdir as workdir_lib
 
 MODES = ("auto", "vectorized", "sequential")
 METHODS = ("random", "grid")
 DEFAULT_BUDGET_FRACTION = 0.25  # of device memory (CPU: of RAM) for one chunk's trial states
+# What research.main writes at the top of its workdir; a sweep writes these only in its trials'
+# own subdirectories (DIR/trial_NNN, DIR/stageS_trials_A-B).
+RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl")
 
 
 class Sweep:
@@ -55,6 +60,7 @@ class Sweep:
     if len({d.key for d in dims}) != len(dims):
       raise ConfigError("a key appears in more than one --space")
     workdir_lib.check_path(workdir)
+    check_not_a_run(workdir)
     validate.check_config(config)
     self.config, self.workdir, self.dims, self.log = config, os.path.abspath(workdir), dims, log
     self.method, self.trials, self.seed, self.mode, self.refine = (
@@ -67,6 +73,7 @@ class Sweep:
     self.trials_per_program = trials_per_program
     self.es = config.early_stopping
     self.stages = [self._points(dims, method, seed)]
+    self._check_trials(self.stages[0])
     self._check_mode(self.stages[0])
 
   # ------------------------------------------------------------------------- definition
@@ -75,6 +82,30 @@ class Sweep:
     if method == "grid":
       return space_lib.grid_points(dims, self.trials)
     return space_lib.random_points(dims, self.trials, seed)
+
+  def _check_trials(self, points):
+    """Every trial's config passes the checks research.main runs before compiling (the config's
+    and the optimizer's), before anything is written: all points of the first stage, and each
+    listed value of every choice / grid key (the refined stage draws them anew)."""
+    checks = list(points)
+    for d in self.dims:
+      if not d.continuous:
+        checks += [{**points[0], d.key: value} for value in d.values]
+    seen = set()
+    for point in checks:
+      if repr(point) in seen:
+        continue
+      seen.add(repr(point))
+      trial = space_lib.apply(self.config, point)
+      try:
+        validate.check_config(trial)
+        optimizer_lib.build_optimizer(trial.optimizer)
+        optimizer_lib.build_plateau(trial.optimizer)
+      except ConfigError as e:
+        values = ", ".join(f"{k}={v!r}" for k, v in point.items())
+        raise ConfigError(
+          f"--space gives a trial research.main would refuse ({values}): {e}"
+        ) from e
 
   def _check_mode(self, points):
     reason = vectorized.vectorizable(self.config, self.dims, points)
@@ -232,6 +263,18 @@ class Sweep:
     if any(r is None for r in records):
       return None
     return records
+
+
+def check_not_a_run(workdir: str) -> None:
+  """WorkdirError if `workdir` holds a research.main run (its config.json, checkpoints or
+  metrics at the top): the sweep's files would mix with the run's."""
+  path = os.path.expanduser(workdir)
+  found = [name for name in RUN_FILES if os.path.lexists(os.path.join(path, name))]
+  if found:
+    raise WorkdirError(
+      f"--workdir={workdir!r} holds a research.main run ({', '.join(found)}), not a sweep; "
+      "use another --workdir for the sweep"
+    )
 
 
 def ranked(records: list[dict], metric: str, mode: str) -> list[dict]:

@@ -23,6 +23,7 @@ space for loguniform), clipped to the original range; a second stage samples the
 """
 
 import ast
+import copy
 import itertools
 import math
 import re
@@ -105,7 +106,47 @@ def parse(text: str, config: ml_collections.ConfigDict) -> Dimension:
     values = (lo, hi)
   elif not values:
     raise ConfigError(f"--space={text!r}: {kind}() needs at least one value")
+  for value in values:
+    _check_type(text, config, key, current, value)
   return Dimension(key, kind, values)
+
+
+def _check_type(text: str, config: ml_collections.ConfigDict, key: str, current, value) -> None:
+  """ConfigError if the config's field `key` cannot hold `value` (a string for a float, ...):
+  ml_collections would refuse it with a TypeError only when the trial's config is built."""
+  trial = copy.deepcopy(config)  # keeps the fields' types (placeholders too)
+  *parents, leaf = key.split(".")
+  node = trial
+  for part in parents:
+    node = node[part]
+  try:
+    node[leaf] = value
+  except TypeError:
+    expected = node.get_type(leaf).__name__  # a placeholder's declared type, not NoneType
+    raise ConfigError(
+      f"--space={text!r}: {value!r} is not a {expected}, as {key} ({current!r}) is; give "
+      f"{expected} values"
+    ) from None
+
+
+def apply(config: ml_collections.ConfigDict, point: dict) -> ml_collections.ConfigDict:
+  """The base config with a point's values set, as a trial runs it (the same copy and
+  assignments as research.sweep.vectorized.trial_configs); ConfigError naming the key and the
+  value that its field cannot hold."""
+  trial = ml_collections.ConfigDict(config.to_dict())
+  for key, value in point.items():
+    *parents, leaf = key.split(".")
+    node = trial
+    for part in parents:
+      node = node[part]
+    try:
+      node[leaf] = value
+    except TypeError:
+      current = config_value(config, key)
+      raise ConfigError(
+        f"--space: {key}={value!r} is not a {type(current).__name__}, as {key} ({current!r}) is"
+      ) from None
+  return trial
 
 
 def _axis(dim: Dimension, m: int) -> list:

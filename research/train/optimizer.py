@@ -72,8 +72,13 @@ def rule_kwargs(config: Mapping) -> dict[str, Any]:
   return {k: v for k, v in _as_dict(config).items() if k not in CHAIN_KEYS}
 
 
+def _is_number(value) -> bool:
+  return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_optimizer_config(config: Mapping) -> None:
-  """Raises ConfigError naming the bad value for anything `build_optimizer` would reject."""
+  """Raises ConfigError naming the bad value for anything `build_optimizer` would reject
+  (a string where a number belongs too, not a TypeError of a comparison)."""
   cfg = _as_dict(config)
   name = cfg.get("name")
   if name not in RULES:
@@ -85,7 +90,8 @@ def check_optimizer_config(config: Mapping) -> None:
   sname = schedule.get("name", "constant")
   if sname not in SCHEDULES:
     raise ConfigError(f"optimizer.schedule.name={sname!r} is unknown; use one of {SCHEDULES}")
-  if schedule.get("warmup_steps", 0) and not schedule.get("warmup_value", 0) > 0:
+  warmup_value = schedule.get("warmup_value", 0)
+  if schedule.get("warmup_steps", 0) and not (_is_number(warmup_value) and warmup_value > 0):
     raise ConfigError(
       "optimizer.schedule.warmup_value must be positive when warmup_steps > 0, "
       f"got {schedule.get('warmup_value')!r}"
@@ -96,7 +102,7 @@ def check_optimizer_config(config: Mapping) -> None:
       f"optimizer.weight_decay_mode={mode!r} is unknown; use one of {WEIGHT_DECAY_MODES}"
     )
   weight_decay = cfg.get("weight_decay") or 0.0
-  if not (weight_decay >= 0 and math.isfinite(weight_decay)):  # nan, inf too
+  if not (_is_number(weight_decay) and weight_decay >= 0 and math.isfinite(weight_decay)):
     raise ConfigError(f"optimizer.weight_decay={weight_decay!r} must be a finite number >= 0")
   skipped = cfg.get("max_skipped_steps", 0)
   if not isinstance(skipped, int) or skipped < 0:
@@ -105,7 +111,7 @@ def check_optimizer_config(config: Mapping) -> None:
   if not isinstance(factor, int | float) or not factor > 1:
     raise ConfigError(f"optimizer.max_loss_factor={factor!r} must be a number > 1, e.g. 100")
   for key in ("clip_norm", "clip_value"):
-    if cfg.get(key) is not None and not cfg[key] > 0:
+    if cfg.get(key) is not None and not (_is_number(cfg[key]) and cfg[key] > 0):
       raise ConfigError(f"optimizer.{key}={cfg[key]!r} must be positive (or None for no clipping)")
 
 
