@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from research import config as config_lib
 from research.errors import ConfigError
 from research.train import checkpoint as ckpt
 from research.train import driver, engine, inputs, interrupt, loop, parallel, steps, validate
@@ -54,6 +55,7 @@ OPTIMIZER_STRUCTURE_KEYS = (
 
 def vectorizable(config: ml_collections.ConfigDict, dims, points: list[dict]) -> str | None:
   """None if these trials can run as one program, else why not (naming the key)."""
+  config = config_lib.complete(config)
   for d in dims:
     if d.key == "seed":
       continue
@@ -69,11 +71,11 @@ def vectorizable(config: ml_collections.ConfigDict, dims, points: list[dict]) ->
         f"{d.key} with optimizer.schedule.name={config.optimizer.schedule.name!r}: the "
         "schedule holds the rate"
       )
-  if config.optimizer.reduce_on_plateau.get("enabled"):
+  if config.optimizer.reduce_on_plateau.enabled:
     return "optimizer.reduce_on_plateau is on (its patience counts evaluations per run)"
   if config.early_stopping.patience:
     return "early_stopping.patience > 0 (trials would stop at different steps)"
-  if config.get("init_from") or config.get("freeze"):
+  if config.init_from or config.freeze:
     return "init_from / freeze (fine-tuning runs one trial at a time)"
   return None
 
@@ -127,6 +129,7 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
   Resumes from workdir/checkpoints. A result holds 'step', 'eval_<metric>' (final), 'best_step'
   and 'best_<metric>' (by the config's early_stopping metric and mode), 'params_sha256'.
   """
+  configs = [config_lib.complete(c) for c in configs]
   base = configs[0]
   info, mesh, (train_plan, eval_plan) = loop.plan_inputs(base)
   if not (train_plan.in_memory and eval_plan.in_memory):
@@ -178,7 +181,7 @@ class _TrialRecorder:
       trial["eval"] = metrics
       value = metrics[self.es.metric]
       if np.isfinite(value) and loop.improved(
-        value, trial["best"], self.es.mode, self.es.get("min_delta", 0.0)
+        value, trial["best"], self.es.mode, self.es.min_delta
       ):
         trial.update(best=value, best_step=step)
       self.writer.write(step, "eval", metrics, trial=i)
@@ -194,7 +197,7 @@ def _train(base, configs, workdir, info, mesh, plans, model, tx, host_states, lo
   num_trials = len(configs)
   train_input = inputs.TrainInput(base, train_plan, mesh, seeds=[int(c.seed) for c in configs])
   interval = loop.dispatch_interval(base)
-  loss = base.get("loss", "softmax_cross_entropy")
+  loss = base.loss
   dispatch = engine.make_train_dispatch(
     jax.vmap(steps.make_train_step(model, tx, loss=loss)),
     mesh,
@@ -208,9 +211,7 @@ def _train(base, configs, workdir, info, mesh, plans, model, tx, host_states, lo
   )
   eval_step = steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss)
   evaluate_sums = inputs.EvalInput(base, eval_plan, mesh, jax.vmap(eval_step, in_axes=(0, None)))
-  manager = ckpt.create_manager(
-    os.path.join(workdir, "checkpoints"), keep=base.get("keep_checkpoints", 2)
-  )
+  manager = ckpt.create_manager(os.path.join(workdir, "checkpoints"), keep=base.keep_checkpoints)
   state = parallel.replicate(host_states, mesh)
   trials = [{"best": None, "best_step": None, "eval": None} for _ in range(num_trials)]
   restored = ckpt.restore_latest(manager, state, warn=log)

@@ -24,7 +24,6 @@ from research import data as data_lib
 from research.errors import ConfigError
 from research.train import engine
 
-DEFAULT_LIMIT_MB = 1024.0
 IN_MEMORY_CHOICES = ("auto", "true", "false")
 # The stacked batches of one host-fed dispatch stay under this many bytes.
 HOST_DISPATCH_LIMIT_BYTES = 256 << 20
@@ -84,8 +83,8 @@ def plan_split(
       f"<= {rows * jax.process_count()}"
     )
   nbytes = data_lib.split_nbytes(name, info, stop - start)
-  setting = parse_in_memory(config.dataset.get("in_memory", "auto"))
-  limit_mb = config.dataset.get("in_memory_limit_mb", DEFAULT_LIMIT_MB)
+  setting = parse_in_memory(config.dataset.in_memory)
+  limit_mb = config.dataset.in_memory_limit_mb
   if not isinstance(limit_mb, int | float) or limit_mb < 0:
     raise ConfigError(f"dataset.in_memory_limit_mb={limit_mb!r} must be a number >= 0")
   fits = nbytes <= limit_mb * 2**20
@@ -102,14 +101,12 @@ def plan_split(
 
 def preset(config: ml_collections.ConfigDict) -> str:
   """The training augmentation preset: dataset.augment, else the dataset's default."""
-  return config.dataset.get("augment") or data_lib.pipeline.default_augmentation(
-    config.dataset.name
-  )
+  return config.dataset.augment or data_lib.pipeline.default_augmentation(config.dataset.name)
 
 
 def device_stats(config: ml_collections.ConfigDict) -> dict:
   """Standardization (mean, std) and PCA eigenpairs the device-side input needs."""
-  name, standardize = config.dataset.name, config.dataset.get("standardize", False)
+  name, standardize = config.dataset.name, config.dataset.standardize
   if not standardize and preset(config) != "alexnet":
     return {}
   stats = data_lib.channel_stats(name, config.dataset.data_dir)
@@ -157,7 +154,7 @@ class TrainInput:
         train=True,
         augment=config.dataset.augment,
         data_dir=config.dataset.data_dir,
-        standardize=config.dataset.get("standardize", False),
+        standardize=config.dataset.standardize,
       )
 
   @property
@@ -194,7 +191,7 @@ class EvalInput:
 
   def __init__(self, config: ml_collections.ConfigDict, plan: SplitPlan, mesh: Mesh, eval_step):
     self.plan, self.mesh, self.config = plan, mesh, config
-    self.batch_size = config.get("eval_batch_size") or config.batch_size
+    self.batch_size = config.eval_batch_size or config.batch_size
     if plan.in_memory:
       self.split = _load(config, plan, mesh)
       stats = {k: v for k, v in device_stats(config).items() if k in ("mean", "std")}
@@ -221,7 +218,7 @@ class EvalInput:
       seed=config.seed,
       train=False,
       data_dir=config.dataset.data_dir,
-      standardize=config.dataset.get("standardize", False),
+      standardize=config.dataset.standardize,
     )
     total = None
     for batch in iterator:

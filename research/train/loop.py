@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from research import config as config_lib
 from research import data as data_lib
 from research import models
 from research.train import checkpoint as ckpt
@@ -25,10 +26,6 @@ from research.train import optimizer as optimizer_lib
 from research.train import state as state_lib
 from research.train import workdir as workdir_lib
 from research.train.errors import DivergenceError, NonFiniteLossError
-
-DEFAULT_STEPS_PER_DISPATCH = 100
-DEFAULT_MAX_SKIPPED = 10  # optimizer.max_skipped_steps: skipped steps in a row before stopping
-DEFAULT_MAX_LOSS_FACTOR = 100.0  # optimizer.max_loss_factor: x max(the first step's loss, 1)
 
 
 def _log(message: str) -> None:
@@ -65,7 +62,7 @@ def initial_state(config, model, info, tx_base, plateau, init_from: str | None):
   if init_from:
     loaded = ckpt.load_variables(init_from)
     variables, report = finetune.merge_variables(
-      variables, loaded, config.get("head_pattern") or models.head_pattern(model)
+      variables, loaded, config.head_pattern or models.head_pattern(model)
     )
     _log(report.summary())
   tx, frozen = finetune.apply_freeze(tx_base, variables["params"], config.freeze)
@@ -83,7 +80,7 @@ def improved(value: float, best: float | None, mode: str, min_delta: float) -> b
 
 def update_early_stopping(loop: dict, value: float, step: int, es) -> None:
   """Records an evaluation in `loop` (best, best_step, bad_evals, stopped_early)."""
-  if improved(value, loop["best"], es.mode, es.get("min_delta", 0.0)):
+  if improved(value, loop["best"], es.mode, es.min_delta):
     loop.update(best=value, best_step=step, bad_evals=0)
     return
   loop["bad_evals"] += 1
@@ -111,7 +108,7 @@ def _monitor_value(metrics: dict, metric: str) -> float:
 def dispatch_interval(config: ml_collections.ConfigDict) -> int:
   """Steps per dispatch: steps_per_dispatch, reduced so that dispatches end at every log,
   evaluation and checkpoint step (the gcd of the four)."""
-  requested = config.get("steps_per_dispatch", DEFAULT_STEPS_PER_DISPATCH)
+  requested = config.steps_per_dispatch
   return math.gcd(
     requested, config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps
   )
@@ -132,6 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       UserError too). Interrupted: SIGTERM / SIGINT, after a checkpoint at the step it stopped.
       Anything else is a bug.
   """
+  config = config_lib.complete(config)  # what the config leaves out takes the schema's default
   workdir_lib.check_path(workdir)
   workdir = os.path.abspath(os.path.expanduser(workdir))
   if jax.process_index() == 0:
@@ -169,9 +167,9 @@ def plan_inputs(config) -> tuple:
   fit where `dataset.in_memory` puts them."""
   info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
   validate.check_metric(config, info.task, info.num_classes)
-  mesh = parallel.create_mesh(config.get("num_devices", 0) or None)
+  mesh = parallel.create_mesh(config.num_devices or None)
   data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
-  eval_batch_size = config.get("eval_batch_size") or config.batch_size
+  eval_batch_size = config.eval_batch_size or config.batch_size
   data_lib.check_batch_size(eval_batch_size, mesh.size, jax.process_count())
   plans = (
     inputs.plan_split(
@@ -188,7 +186,7 @@ def _manager(config, workdir: str):
   es = config.early_stopping
   return ckpt.create_manager(
     os.path.join(workdir, "checkpoints"),
-    keep=config.get("keep_checkpoints", 2),
+    keep=config.keep_checkpoints,
     best_metric=es.metric,
     best_mode=es.mode,
   )
@@ -206,13 +204,11 @@ class _Recorder:
     self.evaluate_sums, self.plateau_update = evaluate_sums, plateau_update
     self.train_input, self.writer, self.progress = train_input, writer, progress
     self.schedule = optimizer_lib.build_schedule(
-      config.optimizer.learning_rate, config.optimizer.get("schedule")
+      config.optimizer.learning_rate, config.optimizer.schedule
     )
-    self.skip_nonfinite = config.optimizer.get("skip_nonfinite", False)
-    self.max_skipped = (
-      config.optimizer.get("max_skipped_steps", DEFAULT_MAX_SKIPPED) if self.skip_nonfinite else 0
-    )
-    self.max_loss_factor = config.optimizer.get("max_loss_factor", DEFAULT_MAX_LOSS_FACTOR)
+    self.skip_nonfinite = config.optimizer.skip_nonfinite
+    self.max_skipped = config.optimizer.max_skipped_steps if self.skip_nonfinite else 0
+    self.max_loss_factor = config.optimizer.max_loss_factor
     self.train_sums, self.train_n, self.nonfinite_steps = {}, 0, 0
     self.last_train = {}
 
@@ -364,12 +360,8 @@ def _train(
     at.last_saved, at.stopped_early = at.step, loop["stopped_early"]
     at.evaluated_at = at.step if loop["eval"] is not None else None
     _log(f"resumed from {workdir}/checkpoints/{at.step}")
-  writer = metrics_lib.MetricWriter(
-    workdir, tensorboard=config.get("tensorboard", True), start_step=at.step
-  )
-  progress = metrics_lib.Progress(
-    config.num_train_steps, at.step, enabled=config.get("progress_bar", True)
-  )
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard, start_step=at.step)
+  progress = metrics_lib.Progress(config.num_train_steps, at.step, enabled=config.progress_bar)
   recorder = _Recorder(
     config, loop, at, evaluate_sums, plateau_update, train_input, writer, progress
   )
@@ -397,11 +389,9 @@ def _train(
 def _programs(config, info, mesh, plans, model, tx, train_input):
   """The compiled train dispatch and the evaluation of `config` (compiled on first call)."""
   train_plan, eval_plan = plans
-  loss = config.get("loss", "softmax_cross_entropy")
-  skip_nonfinite = config.optimizer.get("skip_nonfinite", False)
-  max_skipped = (
-    config.optimizer.get("max_skipped_steps", DEFAULT_MAX_SKIPPED) if skip_nonfinite else 0
-  )
+  loss = config.loss
+  skip_nonfinite = config.optimizer.skip_nonfinite
+  max_skipped = config.optimizer.max_skipped_steps if skip_nonfinite else 0
   # The state is donated to each dispatch; saves hand the Saver a device-side copy.
   dispatch = engine.make_train_dispatch(
     steps.make_train_step(model, tx, loss=loss),
