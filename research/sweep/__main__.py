@@ -26,6 +26,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
   "config", None, "Experiment config file (get_config()).", lock_config=True
 )
+cli.allow_model_and_rule_keys("config")  # --config.model.ARG for any argument, as research.main
 flags.DEFINE_string("workdir", None, "Sweep directory.")
 flags.DEFINE_multi_string(
   "space", [], "KEY=DISTRIBUTION, e.g. 'optimizer.learning_rate=loguniform(1e-4,1e-1)'"

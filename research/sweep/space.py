@@ -130,9 +130,8 @@ def _check_type(text: str, config: ml_collections.ConfigDict, key: str, current,
 
 
 def apply(config: ml_collections.ConfigDict, point: dict) -> ml_collections.ConfigDict:
-  """The base config with a point's values set, as a trial runs it (the same copy and
-  assignments as research.sweep.vectorized.trial_configs); ConfigError naming the key and the
-  value that its field cannot hold."""
+  """The base config with a point's values set, as a trial runs it (every trial's config is
+  built here); ConfigError naming the key and the value that its field cannot hold."""
   trial = ml_collections.ConfigDict(config.to_dict())
   for key, value in point.items():
     *parents, leaf = key.split(".")

@@ -36,21 +36,12 @@ import numpy as np
 
 from research import config as config_lib
 from research.errors import ConfigError
+from research.sweep import space
 from research.train import checkpoint as ckpt
 from research.train import driver, engine, inputs, interrupt, loop, parallel, steps, validate
 from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import workdir as workdir_lib
-
-OPTIMIZER_STRUCTURE_KEYS = (
-  "name",
-  "schedule",
-  "weight_decay_mode",
-  "skip_nonfinite",
-  "reduce_on_plateau",
-  "max_skipped_steps",
-  "max_loss_factor",
-)
 
 
 def vectorizable(config: ml_collections.ConfigDict, dims, points: list[dict]) -> str | None:
@@ -60,7 +51,7 @@ def vectorizable(config: ml_collections.ConfigDict, dims, points: list[dict]) ->
     if d.key == "seed":
       continue
     head, _, leaf = d.key.partition(".")
-    if head != "optimizer" or leaf.split(".")[0] in OPTIMIZER_STRUCTURE_KEYS:
+    if head != "optimizer" or leaf.split(".")[0] in optimizer_lib.STRUCTURE_KEYS:
       return f"{d.key} changes the model, the data or the program, not just numbers"
     if not all(
       isinstance(p[d.key], int | float) and not isinstance(p[d.key], bool) for p in points
@@ -81,18 +72,8 @@ def vectorizable(config: ml_collections.ConfigDict, dims, points: list[dict]) ->
 
 
 def trial_configs(config, points):
-  """One config per point: the base config with the point's values set."""
-  out = []
-  for point in points:
-    trial = ml_collections.ConfigDict(config.to_dict())
-    for key, value in point.items():
-      node = trial
-      *parents, leaf = key.split(".")
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-    out.append(trial)
-  return out
+  """One config per point: the base config with the point's values set (`space.apply`)."""
+  return [space.apply(config, point) for point in points]
 
 
 def _stack(trees):

@@ -51,6 +51,10 @@ CHAIN_KEYS = frozenset(
     "max_loss_factor",
   }
 )
+# The chain keys whose values are numbers the injected optimizer (`inject=True`) holds as data:
+# a vectorized sweep may vary them. Every other chain key changes the optimizer's structure.
+NUMERIC_CHAIN_KEYS = frozenset({"learning_rate", "weight_decay", "clip_norm", "clip_value"})
+STRUCTURE_KEYS = CHAIN_KEYS - NUMERIC_CHAIN_KEYS
 
 
 def _from_config(factory: Callable, *args, **kwargs):

@@ -11,6 +11,7 @@ import typing
 
 import ml_collections
 
+from research import config as config_lib
 from research import models
 from research.errors import ConfigError, WorkdirError
 from research.train import optimizer as optimizer_lib
@@ -51,6 +52,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   missing = [k for k in REQUIRED if k not in config]
   if missing:
     raise ConfigError(f"config lacks {missing}; start from experiments/configs/base.py")
+  config = config_lib.complete(config)  # the other keys take the schema's defaults
   for key in (
     "batch_size",
     "num_train_steps",
@@ -59,23 +61,22 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     "log_every_steps",
   ):
     _positive_int(config, key)
-  if "steps_per_dispatch" in config:
-    _positive_int(config, "steps_per_dispatch")
-  eval_batch_size = config.get("eval_batch_size", 0)
+  _positive_int(config, "steps_per_dispatch")
+  eval_batch_size = config.eval_batch_size
   if not isinstance(eval_batch_size, int) or eval_batch_size < 0:
     raise ConfigError(
       f"config.eval_batch_size={eval_batch_size!r} must be 0 (same as batch_size) "
       "or a positive integer"
     )
   optimizer_lib.check_optimizer_config(config.optimizer)
-  steps.get_loss(config.get("loss", "softmax_cross_entropy"))
+  steps.get_loss(config.loss)
   es = config.early_stopping
   if es.mode not in ("max", "min"):
     raise ConfigError(f"early_stopping.mode={es.mode!r} must be 'max' or 'min'")
   if es.patience < 0:
     raise ConfigError(f"early_stopping.patience={es.patience} must be >= 0 (0 turns it off)")
   for key in ("freeze", "head_pattern"):
-    if config.get(key):
+    if config[key]:
       try:
         re.compile(config[key])
       except re.error as e:
@@ -141,8 +142,8 @@ def check_metric(config: ml_collections.ConfigDict, task: str, num_classes: int)
       f"early_stopping.metric={config.early_stopping.metric!r} is not produced "
       f"for {task}; use one of {known}"
     )
-  plateau = config.optimizer.get("reduce_on_plateau")
-  if plateau and plateau.get("enabled") and plateau.metric not in known:
+  plateau = config_lib.complete(config).optimizer.reduce_on_plateau
+  if plateau.enabled and plateau.metric not in known:
     raise ConfigError(
       f"optimizer.reduce_on_plateau.metric={plateau.metric!r} is not produced "
       f"for {task}; use one of {known}"
