@@ -9,12 +9,12 @@ Imports nothing heavy: the programs call it before JAX starts.
 import difflib
 import os
 import re
-import signal
 import sys
 import traceback
 
 from absl import flags, logging
 
+from research import signals
 from research.errors import USER_ERROR, ConfigError, UserError
 
 FLAGS = flags.FLAGS
@@ -160,29 +160,13 @@ def _quiet_closed_loops(hook=sys.unraisablehook):
   sys.unraisablehook = unraisable
 
 
-def _stop_before_training(signum, frame) -> None:
-  """SIGTERM / SIGINT while starting up (imports, checks, compilation): nothing to save yet.
-
-  Exits at once (an exception raised here could land in a callback that swallows it); the
-  training loop installs its own handlers (research.train.interrupt) once it runs."""
-  del frame
-  name = signal.Signals(signum).name
-  print(
-    f"interrupted by {name} before training started; nothing to save; run the same "
-    "command to start",
-    flush=True,
-  )
-  os._exit(128 + signum)
-
-
 def start(config_flag: str = "config") -> None:
   """Logging, signal handlers and the config file's own load error, before any work."""
   if not FLAGS["verbosity"].present:
     # Orbax and TFDS log warnings (and Orbax the tracebacks of failed background writes) that
     # the run reports itself, in one line; --verbosity=0 or 1 shows them.
     logging.set_verbosity(logging.FATAL)
-  for signum in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(signum, _stop_before_training)
+  signals.install_startup()
   if not verbose():
     _quiet_closed_loops()
   try:

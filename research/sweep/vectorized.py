@@ -35,10 +35,11 @@ import ml_collections
 import numpy as np
 
 from research import config as config_lib
+from research import signals
 from research.errors import ConfigError
 from research.sweep import space
 from research.train import checkpoint as ckpt
-from research.train import driver, engine, inputs, interrupt, loop, parallel, steps, validate
+from research.train import driver, engine, inputs, loop, parallel, steps, validate
 from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import workdir as workdir_lib
@@ -212,7 +213,7 @@ def _train(base, configs, workdir, info, mesh, plans, model, tx, host_states, lo
     checkpoint_every=base.checkpoint_every_steps,
   )
 
-  with interrupt.Interrupts() as interrupts:
+  with signals.Interrupts() as interrupts:
     state = driver.run(
       state,
       dispatch,

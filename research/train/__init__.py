@@ -8,8 +8,8 @@ from research import _extras
 
 _extras.require("train", "research.train")
 
+from research.signals import Interrupted
 from research.train.errors import DiskFullError, DivergenceError, NonFiniteLossError
-from research.train.interrupt import Interrupted
 from research.train.loop import create_model, train_and_evaluate
 from research.train.optimizer import build_optimizer, build_plateau, build_schedule
 

@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from research.train import errors, interrupt, parallel
+from research import signals
+from research.train import errors, parallel
 
 
 def itstime(step: int, every: int, total: int) -> bool:
@@ -152,7 +153,7 @@ def _stop_if_asked(state, at: Position, hooks: Hooks, checkpoints, interrupts) -
     _save(state, at, hooks, checkpoints)
   if checkpoints is not None:
     checkpoints.saver.wait()
-  raise interrupt.Interrupted(signum, at.step)
+  raise signals.Interrupted(signum, at.step)
 
 
 def run(
@@ -164,7 +165,7 @@ def run(
   at: Position,
   *,
   checkpoints: Checkpoints | None = None,
-  interrupts: interrupt.Interrupts | None = None,
+  interrupts: signals.Interrupts | None = None,
 ):
   """Trains from step `at.step` to `schedule.total` (or an early stop); returns the state.
 
@@ -173,7 +174,7 @@ def run(
   periodic actions of that step. The run ends evaluated and, with `checkpoints`, saved at its
   last step.
 
-  Raises what the hooks raise, `interrupt.Interrupted` after a save on a signal, and
+  Raises what the hooks raise, `signals.Interrupted` after a save on a signal, and
   `errors.DiskFullError` (one line naming the workdir and the last complete checkpoint) when a
   write fails on a full disk.
   """

@@ -29,7 +29,7 @@ from research.errors import (
   UserError,
   WorkdirBusyError,
 )
-from research.train.interrupt import Interrupted
+from research.signals import Interrupted
 
 __all__ = [
   "DIVERGED",

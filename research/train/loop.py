@@ -18,9 +18,9 @@ import numpy as np
 
 from research import config as config_lib
 from research import data as data_lib
-from research import models
+from research import models, signals
 from research.train import checkpoint as ckpt
-from research.train import driver, engine, finetune, inputs, interrupt, parallel, steps, validate
+from research.train import driver, engine, finetune, inputs, parallel, steps, validate
 from research.train import metrics as metrics_lib
 from research.train import optimizer as optimizer_lib
 from research.train import state as state_lib
@@ -152,7 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # 2. One writer per workdir from here on (process 0 writes all but checkpoint shards).
   lock = workdir_lib.Lock(workdir).acquire() if jax.process_index() == 0 else None
   try:
-    with interrupt.Interrupts() as interrupts:
+    with signals.Interrupts() as interrupts:
       return _train(
         config, workdir, info, mesh, plans, model, tx_base, plateau, init_from, lock, interrupts
       )

@@ -14,8 +14,8 @@ import pytest
 
 from research import errors as research_errors
 from research.data import idx
+from research.signals import Interrupted
 from research.train import errors
-from research.train.interrupt import Interrupted
 from tests.train import helpers
 
 

@@ -1,4 +1,9 @@
-"""SIGTERM and SIGINT as requests to stop at the next dispatch boundary, agreed by all processes.
+"""SIGTERM and SIGINT, the one module that handles them: before training, and during it.
+
+Before training (imports, checks, compilation) there is nothing to save: `install_startup`
+(called by the programs before any work) makes either signal print one line and exit at once
+with 128 + its number. During training they are requests to stop at the next dispatch
+boundary, agreed by all processes (`Interrupts`, which the training driver enters):
 
 TPU VM maintenance, spot and preemptible VMs and Slurm's `--signal` send SIGTERM some time
 before they kill a job; Ctrl-C sends SIGINT. Inside `Interrupts` the first of either only sets a
@@ -20,9 +25,7 @@ import os
 import signal
 import threading
 
-import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -66,6 +69,9 @@ class Interrupts:
 
   def requested(self) -> int | None:
     """The signal number if any process got one (a collective with several processes)."""
+    import jax  # noqa: PLC0415  (imported by the programs after start-up, not here)
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
     local = 0 if self.signum is None else self.signum
     if jax.process_count() == 1:
       return local or None
@@ -74,3 +80,24 @@ class Interrupts:
     if signals and self.signum is None:
       self.signum = signals[0]  # so that a later signal here exits at once
     return signals[0] if signals else None
+
+
+def _stop_before_training(signum, frame) -> None:
+  """SIGTERM / SIGINT while starting up (imports, checks, compilation): nothing to save yet.
+
+  Exits at once (an exception raised here could land in a callback that swallows it); the
+  training driver installs `Interrupts` once it runs."""
+  del frame
+  name = signal.Signals(signum).name
+  print(
+    f"interrupted by {name} before training started; nothing to save; run the same "
+    "command to start",
+    flush=True,
+  )
+  os._exit(128 + signum)
+
+
+def install_startup() -> None:
+  """Either signal, from now until training starts: one line, exit 128 + its number."""
+  for signum in SIGNALS:
+    signal.signal(signum, _stop_before_training)
