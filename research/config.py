@@ -12,10 +12,17 @@ refused); the model's and the rule's own arguments stay open keys of `model` and
 (checked by the model and the rule).
 
 Keys (every one can be overridden with --config.KEY=VALUE):
-
-Keys (every one can be overridden with --config.KEY=VALUE):
   model.name and model.<kwarg>: `research.models.create(name, num_classes=..., **kwargs)`.
-  dataset.name / data_dir / train_split / eval_split / augment / standardize: `research.data`.
+  dataset.name / data_dir / augment / standardize: `research.data`.
+  dataset.validation: the examples of the training split held out as the validation set, a
+    count (5000) or a fraction (0.1); None (default) takes the dataset's default
+    (`research.data.DATASETS[name].validation`), 0 trains on the whole training split and has
+    no validation set (no periodic evaluation, no early stopping or reduce on plateau). A
+    dataset with its own validation split uses it instead.
+  dataset.train_split (default 'train') / test_split (default: the dataset's, e.g. 'test'):
+    the stored splits trained on and reported. Evaluations during training, early stopping,
+    reduce on plateau and the best checkpoint read the validation set only; the test split is
+    evaluated once, at the end, on the final parameters and on the best-validation checkpoint.
   dataset.in_memory: 'auto' (default), True or False: serve a split from device memory (the
     whole split as uint8 on every local device; shuffle, augmentation and uint8 -> float run
     inside the compiled steps) or through the host pipeline (grain). 'auto' uses memory when
@@ -56,7 +63,8 @@ def defaults() -> ml_collections.ConfigDict:
       name="digits",
       data_dir=config_dict.placeholder(str),
       train_split="train",
-      eval_split="test",
+      test_split=config_dict.placeholder(str),
+      validation=config_dict.FieldReference(None, field_type=object),
       augment=config_dict.placeholder(str),
       standardize=False,
       in_memory=config_dict.FieldReference("auto", field_type=object),

@@ -21,6 +21,15 @@ checks and summarizes its records:
 
 The data directory is ``data_dir`` if given, else ``$TFDS_DATA_DIR``, else
 ``~/tensorflow_datasets`` (TFDS's default).
+
+Train, validation, test (:func:`run_splits`): a run trains on ``train``, chooses (evaluations,
+early stopping, reduce on plateau, the best checkpoint, a sweep's best trial) on ``validation``
+and reports ``test`` once. The validation set is the dataset's own where it has one
+(``DatasetSpec.validation_split``), else a part of the stored training split held out once and
+for all: ``DatasetSpec.validation`` examples (a count, or a fraction of the split) drawn by a
+permutation with the fixed seed :data:`VALIDATION_SEED`, so it is the same for every run, seed,
+device count and process count, and never overlaps the records trained on. ``validation=0``
+trains on the whole training split and has no validation set.
 """
 
 import dataclasses
@@ -37,7 +46,7 @@ from research.data.decoders import (  # noqa: F401 (re-exported)
   PET_SIZE,
   classification_record,
 )
-from research.data.sources import check_labels, tfds_prepare  # noqa: F401 (re-exported)
+from research.data.sources import Rows, check_labels, tfds_prepare  # noqa: F401 (re-exported)
 from research.data.stats import (  # noqa: F401 (re-exported)
   STATS_MAX_EXAMPLES,
   ChannelStats,
@@ -49,6 +58,7 @@ from research.errors import ConfigError, DatasetNotFoundError, MalformedDatasetE
 FASHION_MNIST_DIR_ENV = "RESEARCH_FASHION_MNIST_DIR"
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 TASKS = ("classification", "segmentation")
+VALIDATION_SEED = 0  # the permutation that picks held-out validation examples, for every run
 
 
 class DatasetInfo(NamedTuple):
@@ -77,6 +87,13 @@ class DatasetSpec:
     stored_shape: (H, W, C) of the stored records where it differs from ``image_shape``
       (ImageNet's 256 x 256 records, cropped to 224 by the augmentation or ``eval_crop``).
     eval_crop: the side of the central crop that is the test-time view, or None (the record).
+    test_split: the split reported once, at the end of a run (ImageNet: ``validation``, whose
+      labels are public; its ``test`` labels are not).
+    validation_split: the dataset's own validation split, or None to hold out ``validation``
+      examples of the training split.
+    validation: the held-out count (an int), or fraction of the training split (a float in
+      (0, 1)), when the dataset has no validation split of its own; ``dataset.validation`` in
+      a config overrides it.
     augmentation: the default training augmentation preset (``research.data.pipeline``).
     prepare: how to make the dataset present, shown when it is missing; ``{data_dir}`` and
       ``{directory}`` (IDX) are replaced by the data directory and the files' folder.
@@ -90,6 +107,9 @@ class DatasetSpec:
   image_shape: tuple[int, int, int] | None = None
   stored_shape: tuple[int, int, int] | None = None
   eval_crop: int | None = None
+  test_split: str = "test"
+  validation_split: str | None = None
+  validation: int | float = 0.1
   augmentation: str = "none"
   prepare: str = ""
 
@@ -108,6 +128,134 @@ class DatasetSpec:
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return image[top : top + size, left : left + size]
+
+
+class Split(NamedTuple):
+  """One split as a run reads it: the records ``indices`` (sorted) of the stored split
+  ``stored``, or all of them when ``indices`` is None.
+
+  ``name`` is what logs and metrics call it: 'train', 'validation' or 'test'.
+  """
+
+  name: str
+  stored: str
+  indices: np.ndarray | None
+  size: int  # records in this split
+
+  def rows(self, start: int = 0, stop: int | None = None) -> Rows:
+    """Records ``start:stop`` of this split, as rows of the stored split."""
+    if self.indices is None:
+      return slice(start, stop)
+    return self.indices[start:stop]
+
+  @property
+  def key(self) -> str:
+    """Names the records (a resumed iterator must read the same ones): 'train:train:55000'."""
+    return f"{self.name}:{self.stored}:{self.size}"
+
+  def describe(self) -> str:
+    """'validation (5,000 of train, held out)'; 'test (10,000 of test)'."""
+    part = "" if self.indices is None else ", held out" if self.name == "validation" else ""
+    return f"{self.name} ({self.size:,} of {self.stored}{part})"
+
+
+class RunSplits(NamedTuple):
+  """What a run trains on, chooses on (None: no validation set) and reports once."""
+
+  train: Split
+  validation: Split | None
+  test: Split
+
+  def counts(self) -> dict[str, int]:
+    """{'train': n, 'validation': n (0 without one), 'test': n}."""
+    return {
+      "train": self.train.size,
+      "validation": 0 if self.validation is None else self.validation.size,
+      "test": self.test.size,
+    }
+
+
+def holdout_count(validation, num_train: int, where: str = "dataset.validation") -> int:
+  """The number of training examples ``validation`` holds out: an int (or an integral float
+  >= 1) is a count, a float in [0, 1) a fraction of ``num_train`` (rounded); 0, False or None
+  hold out nothing. ConfigError naming ``where`` for a value that leaves no training example."""
+  if validation is None or validation is False:
+    return 0
+  if isinstance(validation, bool) or not isinstance(validation, int | float):
+    raise ConfigError(
+      f"{where}={validation!r} must be a count of training examples (e.g. 5000), a fraction "
+      "of them in [0, 1) (e.g. 0.1) or 0 for no validation set"
+    )
+  if isinstance(validation, float) and 0 <= validation < 1:
+    count = round(validation * num_train)
+  elif validation >= 1 and float(validation).is_integer():
+    count = int(validation)
+  else:
+    raise ConfigError(
+      f"{where}={validation!r} must be a count (an integer >= 1) or a fraction in [0, 1)"
+    )
+  if count >= num_train:
+    raise ConfigError(
+      f"{where}={validation!r} holds out {count} of the {num_train} training examples, "
+      f"leaving none to train on; use a count below {num_train} or a fraction below 1"
+    )
+  return count
+
+
+def holdout(num_train: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """(train indices, validation indices), both sorted, of a training split of ``num_train``
+  records with ``count`` held out: a permutation with the fixed seed :data:`VALIDATION_SEED`,
+  the same for every run, seed and device or process count."""
+  order = np.random.default_rng(VALIDATION_SEED).permutation(num_train)
+  return np.sort(order[count:]), np.sort(order[:count])
+
+
+def run_splits(
+  name: str,
+  validation=None,
+  data_dir: str | None = None,
+  *,
+  train_split: str = "train",
+  test_split: str | None = None,
+) -> RunSplits:
+  """The train, validation and test splits of a run on ``name`` (module docstring).
+
+  Args:
+    validation: examples held out of ``train_split`` (a count or a fraction; 0: none); None
+      takes the spec's ``validation``. Ignored when the dataset has a validation split.
+    train_split, test_split: stored splits (default: 'train' and the spec's ``test_split``).
+
+  Raises ConfigError for an unknown split, a test split that is the training split, or a
+  ``validation`` that leaves nothing to train on.
+  """
+  found = spec(name)
+  test_split = test_split or found.test_split
+  for which, split in (("train_split", train_split), ("test_split", test_split)):
+    if split not in found.splits:
+      raise ConfigError(f"dataset.{which}={split!r}: {name} has splits {list(found.splits)}")
+  if test_split in (train_split, found.validation_split):
+    raise ConfigError(
+      f"dataset.test_split={test_split!r} is also the split trained or validated on; the test "
+      f"split must be kept apart: choose another of {list(found.splits)}"
+    )
+  num_train = len(open_source(name, train_split, data_dir))
+  test = Split("test", test_split, None, len(open_source(name, test_split, data_dir)))
+  if found.validation_split is not None:
+    size = len(open_source(name, found.validation_split, data_dir))
+    return RunSplits(
+      Split("train", train_split, None, num_train),
+      Split("validation", found.validation_split, None, size),
+      test,
+    )
+  count = holdout_count(found.validation if validation is None else validation, num_train)
+  if count == 0:
+    return RunSplits(Split("train", train_split, None, num_train), None, test)
+  train_rows, validation_rows = holdout(num_train, count)
+  return RunSplits(
+    Split("train", train_split, train_rows, len(train_rows)),
+    Split("validation", train_split, validation_rows, count),
+    test,
+  )
 
 
 def tfds_classification(
@@ -138,6 +286,7 @@ DATASETS: dict[str, DatasetSpec] = {
       source=sources.DigitsBuilder(),
       num_classes=10,
       image_shape=(8, 8, 1),
+      validation=0.2,  # 287 of the 1,437 training digits; the test split holds 360
       prepare="nothing to do: it is built from scikit-learn into {data_dir} on first use",
     ),
     DatasetSpec(
@@ -145,16 +294,18 @@ DATASETS: dict[str, DatasetSpec] = {
       source=sources.IdxDirectory(FASHION_MNIST_DEFAULT_DIR, directory_env=FASHION_MNIST_DIR_ENV),
       num_classes=10,
       image_shape=(28, 28, 1),
+      validation=5000,  # 55,000 / 5,000, as for MNIST
       prepare=(
         "on Debian `apt-get install dataset-fashion-mnist`, or "
         + sources.IDX_PREPARE
         + f" (that folder is ${FASHION_MNIST_DIR_ENV}, else {FASHION_MNIST_DEFAULT_DIR})"
       ),
     ),
-    tfds_classification("mnist", 10, (28, 28, 1)),
-    tfds_classification("fashion_mnist", 10, (28, 28, 1)),
-    tfds_classification("cifar10", 10, (32, 32, 3), augmentation="crop_flip"),
-    tfds_classification("cifar100", 100, (32, 32, 3), augmentation="crop_flip"),
+    tfds_classification("mnist", 10, (28, 28, 1), validation=5000),
+    tfds_classification("fashion_mnist", 10, (28, 28, 1), validation=5000),
+    # 45,000 / 5,000: the split of the ResNet paper's CIFAR-10 experiments
+    tfds_classification("cifar10", 10, (32, 32, 3), augmentation="crop_flip", validation=5000),
+    tfds_classification("cifar100", 100, (32, 32, 3), augmentation="crop_flip", validation=5000),
     tfds_classification(
       "imagenet2012",
       1000,
@@ -163,6 +314,8 @@ DATASETS: dict[str, DatasetSpec] = {
       splits=("train", "validation"),
       stored_shape=(IMAGENET_RESIZE, IMAGENET_RESIZE, 3),
       eval_crop=IMAGENET_CROP,
+      test_split="validation",  # the 50,000 labelled validation images are the reported test
+      validation=10_000,  # a "minival" held out of the 1.28M training images
       augmentation="alexnet",
       prepare=tfds_prepare("imagenet2012", manual=True),
     ),
@@ -172,6 +325,7 @@ DATASETS: dict[str, DatasetSpec] = {
       task="segmentation",
       num_classes=3,
       image_shape=(PET_SIZE, PET_SIZE, 3),
+      validation=0.1,  # 368 of the 3,680 training images
       augmentation="segmentation",
       prepare=tfds_prepare("oxford_iiit_pet"),
     ),
@@ -211,7 +365,8 @@ def register_arrays(
     num_classes: default: the largest label + 1 over all splits.
 
   A training config then names it like any other dataset (``config.dataset.name = name``);
-  registering the same name again replaces the arrays.
+  registering the same name again replaces the arrays. A ``'validation'`` split is the
+  dataset's validation set; without one, runs hold out a tenth of ``'train'``.
   """
   source = sources.InMemoryArrays.from_splits(name, splits)
   register(
@@ -219,6 +374,7 @@ def register_arrays(
       name=name,
       source=source,
       splits=tuple(source.splits),
+      validation_split="validation" if "validation" in source.splits else None,
       task=task,
       num_classes=num_classes,
       augmentation=augmentation,
@@ -255,15 +411,21 @@ def resolve_data_dir(data_dir: str | None = None) -> str:
 # ----------------------------------------------------------------------------- all datasets
 
 
-def open_source(name: str, split: str, data_dir: str | None = None) -> grain.MapDataset:
+def open_source(name: str, split: str | Split, data_dir: str | None = None) -> grain.MapDataset:
   """A random-access dataset of records {'image': uint8 (H, W, C), 'label': int32}.
 
+  ``split``: a stored split's name, or a :class:`Split` (its records only, in stored order).
   Records are at the spec's ``stored_shape`` (ImageNet's are 256 x 256; crops to 224 happen in
   the pipeline); pet records are PET_SIZE x PET_SIZE with an int32 (H, W) mask as label.
   """
   found = spec(name)
-  found.check_split(split)
-  return found.source.records(found, split, resolve_data_dir(data_dir))
+  stored = split.stored if isinstance(split, Split) else split
+  found.check_split(stored)
+  stored_records = found.source.records(found, stored, resolve_data_dir(data_dir))
+  if not isinstance(split, Split) or split.indices is None:
+    return stored_records
+  indices = split.indices
+  return grain.MapDataset.range(len(indices)).map(lambda i: stored_records[int(indices[i])])
 
 
 def get_info(name: str, data_dir: str | None = None) -> DatasetInfo:
@@ -303,17 +465,23 @@ def split_nbytes(name: str, info: DatasetInfo, num_examples: int) -> int:
 
 
 def load_split(
-  name: str, split: str, data_dir: str | None = None, start: int = 0, stop: int | None = None
+  name: str,
+  split: str | Split,
+  data_dir: str | None = None,
+  start: int = 0,
+  stop: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Records ``start:stop`` of a split as stored, in memory.
+  """Records ``start:stop`` of a split (a stored split's name or a :class:`Split`) in memory.
 
   Returns:
     images: uint8 (n, H, W, C) at :func:`record_shape` (ImageNet 256 x 256, pet PET_SIZE).
     labels: int32 (n,) for classification, uint8 (n, H, W) masks for segmentation.
   """
   found = spec(name)
-  found.check_split(split)
-  return found.source.load(found, split, resolve_data_dir(data_dir), start, stop)
+  if not isinstance(split, Split):
+    split = Split(split, split, None, -1)
+  found.check_split(split.stored)
+  return found.source.load(found, split.stored, resolve_data_dir(data_dir), split.rows(start, stop))
 
 
 def load_arrays(name: str, split: str, data_dir: str | None = None):

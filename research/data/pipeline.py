@@ -268,7 +268,7 @@ def make_iterator(
 
 def create_iterator(
   name: str,
-  split: str,
+  split: "str | datasets.Split",
   *,
   global_batch_size: int,
   seed: int,
@@ -284,7 +284,8 @@ def create_iterator(
   per-process batch ``global_batch_size / process_count``.
 
   Args:
-    name, split: a dataset of :func:`research.data.get_info` and one of its splits.
+    name, split: a dataset of :func:`research.data.get_info` and one of its splits (a stored
+      split's name, or a :class:`research.data.Split` of :func:`research.data.run_splits`).
     global_batch_size: examples per step over all processes.
     seed: shuffling and augmentation seed; the same seed gives the same batches.
     train: shuffle per epoch, augment, repeat forever; else one ordered, padded, masked pass.
@@ -318,6 +319,6 @@ def create_iterator(
     stats=stats if standardize else None,
     process_index=process_index,
     process_count=process_count,
-    settings={"name": name, "split": split},
+    settings={"name": name, "split": split.key if isinstance(split, datasets.Split) else split},
     num_threads=num_threads,
   )

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
   from research.data.datasets import DatasetSpec
 
 Record = dict[str, np.ndarray]
+Rows = slice | np.ndarray  # records of a stored split: a slice, or sorted int64 indices
 IDX_PREFIX = "idx:"
 NAME_PATTERNS = (f"{IDX_PREFIX}<directory>",)  # dataset names that describe their own source
 IDX_PREPARE = "put MNIST-format IDX files (train-images-idx3-ubyte[.gz], ...) in {directory}"
@@ -125,9 +126,9 @@ class Source:
     """(number of classes, image shape (H, W, C)); default: the spec's."""
     return ds.num_classes, ds.image_shape
 
-  def load(self, ds: "DatasetSpec", split: str, data_dir: str, start: int, stop: int | None):
-    """Records ``start:stop`` as (uint8 images (n, H, W, C), labels int32 (n,) or uint8
-    (n, H, W) masks)."""
+  def load(self, ds: "DatasetSpec", split: str, data_dir: str, rows: Rows):
+    """The records ``rows`` (a slice or sorted indices of the stored split) as (uint8 images
+    (n, H, W, C), labels int32 (n,) or uint8 (n, H, W) masks)."""
     raise NotImplementedError
 
   def stats_key(self, ds: "DatasetSpec") -> str:
@@ -155,11 +156,11 @@ class RecordSource(Source):
   def records(self, ds: "DatasetSpec", split: str, data_dir: str) -> grain.MapDataset:
     return grain.MapDataset.source(self.data_source(ds, split, data_dir)).map(self.decode)
 
-  def load(self, ds: "DatasetSpec", split: str, data_dir: str, start: int, stop: int | None):
+  def load(self, ds: "DatasetSpec", split: str, data_dir: str, rows: Rows):
     source = self.records(ds, split, data_dir)
-    records = [source[i] for i in range(len(source))[start:stop]]
+    records = [source[int(i)] for i in np.arange(len(source))[rows]]
     if not records:
-      raise ValueError(f"{ds.name}:{split}[{start}:{stop}] holds no examples")
+      raise ValueError(f"{ds.name}:{split} rows {rows} hold no examples")
     images = np.stack([r["image"] for r in records]).astype(np.uint8, copy=False)
     labels = np.stack([r["label"] for r in records])
     check_labels(ds.name, split, labels, ds.num_classes)
@@ -246,9 +247,9 @@ class ArraysSource(Source):
         image_shape = tuple(int(d) for d in arrays[ds.splits[0]].images.shape[1:])
     return num_classes, image_shape
 
-  def load(self, ds: "DatasetSpec", split: str, data_dir: str, start: int, stop: int | None):
+  def load(self, ds: "DatasetSpec", split: str, data_dir: str, rows: Rows):
     arrays = self.arrays(ds, split)
-    images, labels = arrays.images[start:stop], arrays.labels[start:stop]
+    images, labels = arrays.images[rows], arrays.labels[rows]
     return images, labels.astype(np.uint8) if ds.task == "segmentation" else labels
 
   def compute_stats(self, ds: "DatasetSpec", data_dir: str) -> stats_lib.ChannelStats:

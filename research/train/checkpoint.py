@@ -217,6 +217,15 @@ def restore_latest(
   return None
 
 
+def restore_state(manager: ocp.CheckpointManager, step: int, target):
+  """The state saved at `step`, restored with `target`'s shapes and shardings (the best
+  checkpoint, read back to evaluate it)."""
+  restored = manager.restore(
+    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_like(target)))
+  )
+  return restored.state
+
+
 def has_checkpoints(workdir: str) -> bool:
   """Whether DIR/checkpoints holds at least one finished step."""
   directory = os.path.join(workdir, "checkpoints")

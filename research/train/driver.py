@@ -14,8 +14,10 @@ without hiding the error in flight. What differs between its callers is handed t
   pipeline's stacked batches). This is the one place that dispatches training steps; each
   dispatch's `out` is read to the host once.
 * `Hooks`: what the caller records. `after_dispatch` adds a dispatch's metrics and raises on
-  divergence, `log` writes the training metrics, `evaluate` evaluates and says whether to stop
-  early, `checkpoint` gives the loop state and monitored metrics a checkpoint holds.
+  divergence, `log` writes the training metrics, `evaluate` evaluates (on the validation set)
+  and says whether to stop early, `new_best` whether that evaluation is the best so far (the
+  step is then saved at once, so the best checkpoint is the best evaluation's parameters),
+  `checkpoint` gives the loop state and monitored metrics a checkpoint holds.
 
 Nothing here branches on who called it.
 """
@@ -62,6 +64,7 @@ class Hooks(NamedTuple):
   after_dispatch: Callable[[dict, int], None] | None = None  # (out, step); may raise
   log: Callable[[Any, int], None] | None = None  # (state, step)
   evaluate: Callable[[Any, int], tuple[Any, bool]] | None = None  # -> (state, stop early)
+  new_best: Callable[[int], bool] | None = None  # (step) after `evaluate`: save this step now
   checkpoint: Callable[[], tuple[dict, dict | None]] | None = None  # -> (loop state, monitored)
   progress: Callable[[int], None] | None = None  # (steps done)
   close: Callable[[], None] | None = None  # metric files, progress bar
@@ -137,9 +140,11 @@ def _boundary(state, at: Position, schedule: Schedule, hooks: Hooks, checkpoints
   is_eval = itstime(step, schedule.eval_every, total)
   if hooks.log is not None and (is_eval or itstime(step, schedule.log_every, total)):
     hooks.log(state, step)
+  best = False
   if is_eval:
     state = _evaluate(state, at, hooks)
-  if itstime(step, schedule.checkpoint_every, total) or at.stopped_early:
+    best = hooks.new_best is not None and hooks.new_best(step)
+  if itstime(step, schedule.checkpoint_every, total) or at.stopped_early or best:
     _save(state, at, hooks, checkpoints)
   return state
 

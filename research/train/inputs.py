@@ -40,10 +40,10 @@ def parse_in_memory(value) -> str:
 class SplitPlan(NamedTuple):
   """Where and how one split is served to this process."""
 
-  split: str
+  split: data_lib.Split
   train: bool
   in_memory: bool
-  start: int  # this process's records [start, stop)
+  start: int  # this process's records [start, stop) of the split
   stop: int
   rows: int  # rows each device holds (the share, padded to the longest for evaluation)
   nbytes: int  # the share's bytes as uint8 records
@@ -61,25 +61,20 @@ def _share(num_examples: int, train: bool) -> tuple[int, int, int]:
 def plan_split(
   config: ml_collections.ConfigDict,
   info: data_lib.DatasetInfo,
-  split: str,
+  split: data_lib.Split,
   *,
   train: bool,
   batch_size: int,
 ) -> SplitPlan:
-  """Decides where `split` is served; raises ConfigError for a batch or budget that cannot work."""
+  """Decides where `split` (of `research.data.run_splits`) is served; raises ConfigError for a
+  batch or budget that cannot work."""
   name = config.dataset.name
-  if split not in info.num_examples:
-    raise ConfigError(
-      f"dataset.{'train' if train else 'eval'}_split={split!r}: {name} has "
-      f"splits {sorted(info.num_examples)}"
-    )
-  total = info.num_examples[split]
-  start, stop, rows = _share(total, train)
+  start, stop, rows = _share(split.size, train)
   per_process = batch_size // jax.process_count()
   if train and rows < per_process:
     raise ConfigError(
       f"batch_size={batch_size} needs {per_process} training examples per process, but each "
-      f"of {jax.process_count()} process(es) holds {rows} of {name}:{split}; use batch_size "
+      f"of {jax.process_count()} process(es) holds {rows} of {name}:{split.name}; use batch_size "
       f"<= {rows * jax.process_count()}"
     )
   nbytes = data_lib.split_nbytes(name, info, stop - start)
@@ -90,7 +85,7 @@ def plan_split(
   fits = nbytes <= limit_mb * 2**20
   if setting == "true" and not fits:
     raise ConfigError(
-      f"dataset.in_memory=True but {name}:{split} needs {nbytes / 2**20:.1f} MB per device "
+      f"dataset.in_memory=True but {name}:{split.name} needs {nbytes / 2**20:.1f} MB per device "
       f"(this process's {stop - start} records as uint8), over dataset.in_memory_limit_mb="
       f"{limit_mb}; raise the limit or set dataset.in_memory=auto"
     )

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -114,11 +115,23 @@ def dispatch_interval(config: ml_collections.ConfigDict) -> int:
   )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, *, test: bool = True
+) -> dict:
   """Trains `config` in `workdir` (resuming from its checkpoints) and returns final metrics.
 
-  Returns a dict with 'step', 'train_loss', 'train_accuracy', 'eval_<metric>' for each
-  evaluation metric, 'best_step', 'best_<metric>', 'stopped_early', 'steps_per_second',
+  Trains on the training split, evaluates the validation set every `eval_every_steps` (early
+  stopping, reduce on plateau and the best checkpoint watch it) and, with `test`, evaluates the
+  test split once at the end, on the final parameters and on the best-validation checkpoint.
+  A finished run called again (with `test=True` after `test=False`: a sweep's chosen trial)
+  trains no further and only evaluates the test split.
+
+  Returns a dict with 'step', 'train_loss', 'train_accuracy', 'validation_<metric>' for each
+  evaluation metric (the last evaluation), 'best_step' and 'best_validation_<es metric>' (the
+  best evaluation; None without a validation set), with `test`: 'test_<metric>' (the
+  best-validation checkpoint: the model the run selects; the final parameters without a
+  validation set), 'test_step' (its step) and 'final_test_<metric>' (the final parameters);
+  'num_examples' ({'train', 'validation', 'test'}), 'stopped_early', 'steps_per_second',
   'nonfinite_steps', 'input' ('memory' or 'host'), 'train_records' (this process's share of the
   training split, [start, stop)) and 'params_sha256' (a digest of the final parameters).
 
@@ -136,7 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir_lib.check_free(workdir)  # a live run here is the first thing to say
   # 1. Checks that need no compilation and write nothing.
   validate.check_config(config)
-  info, mesh, plans = plan_inputs(config)
+  info, mesh, splits, plans = plan_inputs(config)
   model = create_model(config, info.num_classes)
   validate.check_workdir(config, workdir)
   resuming = ckpt.has_checkpoints(workdir)
@@ -154,32 +167,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   try:
     with signals.Interrupts() as interrupts:
       return _train(
-        config, workdir, info, mesh, plans, model, tx_base, plateau, init_from, lock, interrupts
+        config,
+        workdir,
+        info,
+        mesh,
+        splits,
+        plans,
+        model,
+        tx_base,
+        plateau,
+        init_from,
+        lock,
+        interrupts,
+        test,
       )
   finally:
     if lock is not None:
       lock.release()
 
 
+class Plans(NamedTuple):
+  """Where each split of the run is served (`inputs.plan_split`); validation None without one."""
+
+  train: inputs.SplitPlan
+  validation: inputs.SplitPlan | None
+  test: inputs.SplitPlan
+
+
 def plan_inputs(config) -> tuple:
-  """(info, mesh, (train plan, eval plan)) after the checks that need no compilation: the
-  metric fits the task, both batch sizes divide across the devices and processes, both splits
-  fit where `dataset.in_memory` puts them."""
-  info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
+  """(info, mesh, splits, plans) after the checks that need no compilation: the metric fits
+  the task, the validation set exists if something watches it, both batch sizes divide across
+  the devices and processes, every split fits where `dataset.in_memory` puts it."""
+  dataset = config.dataset
+  info = data_lib.get_info(dataset.name, dataset.data_dir)
   validate.check_metric(config, info.task, info.num_classes)
+  splits = data_lib.run_splits(
+    dataset.name,
+    dataset.validation,
+    dataset.data_dir,
+    train_split=dataset.train_split,
+    test_split=dataset.test_split,
+  )
+  validate.check_validation(config, splits.validation is not None)
   mesh = parallel.create_mesh(config.num_devices or None)
   data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
   eval_batch_size = config.eval_batch_size or config.batch_size
   data_lib.check_batch_size(eval_batch_size, mesh.size, jax.process_count())
-  plans = (
-    inputs.plan_split(
-      config, info, config.dataset.train_split, train=True, batch_size=config.batch_size
-    ),
-    inputs.plan_split(
-      config, info, config.dataset.eval_split, train=False, batch_size=eval_batch_size
-    ),
+
+  def plan(split, train):
+    size = config.batch_size if train else eval_batch_size
+    return inputs.plan_split(config, info, split, train=train, batch_size=size)
+
+  plans = Plans(
+    plan(splits.train, True),
+    None if splits.validation is None else plan(splits.validation, False),
+    plan(splits.test, False),
   )
-  return info, mesh, plans
+  return info, mesh, splits, plans
 
 
 def _manager(config, workdir: str):
@@ -213,10 +257,12 @@ class _Recorder:
     self.last_train = {}
 
   def hooks(self) -> driver.Hooks:
+    validating = self.evaluate_sums is not None
     return driver.Hooks(
       after_dispatch=self.after_dispatch,
       log=self.log,
-      evaluate=self.evaluate,
+      evaluate=self.evaluate if validating else None,
+      new_best=self.new_best if validating else None,
       checkpoint=self.checkpoint,
       progress=self.update_progress,
       close=self.close,
@@ -280,14 +326,15 @@ class _Recorder:
     self.train_sums, self.train_n = {}, 0
 
   def evaluate(self, state, step):
-    """Evaluates, writes, updates early stopping and reduce on plateau; -> (state, stop)."""
+    """Evaluates on the validation set, writes, updates the best step, early stopping and
+    reduce on plateau; -> (state, stop)."""
     metrics = steps.summarize(self.evaluate_sums(state))
     if not math.isfinite(metrics["loss"]):
       raise DivergenceError(
-        f"evaluation loss is {metrics['loss']} at step {step}; stopping ({self.at.intact()})"
+        f"validation loss is {metrics['loss']} at step {step}; stopping ({self.at.intact()})"
       )
-    self.check_loss_scale(step, metrics["loss"], "evaluation")
-    self.writer.write(step, "eval", metrics)
+    self.check_loss_scale(step, metrics["loss"], "validation")
+    self.writer.write(step, "validation", metrics)
     self.loop["eval"] = metrics
     update_early_stopping(
       self.loop, metrics[self.config.early_stopping.metric], step, self.config.early_stopping
@@ -297,9 +344,16 @@ class _Recorder:
       state = state.replace(plateau=self.plateau_update(state.plateau, jnp.float32(monitored)))
     return state, self.loop["stopped_early"]
 
+  def new_best(self, step) -> bool:
+    """Whether the evaluation at `step` is the best so far (its step is saved at once)."""
+    return self.loop["best_step"] == step
+
   def checkpoint(self):
+    """(loop state, monitored): only a new best is ranked, so "keep the best" keeps exactly
+    the best validation step (`loop['best_step']`), whatever ties come later."""
     metric = self.config.early_stopping.metric
-    monitored = None if self.loop["eval"] is None else {metric: self.loop["eval"][metric]}
+    best = self.loop["best_step"] is not None and self.loop["best_step"] == self.at.step
+    monitored = {metric: self.loop["best"]} if best else None
     return {**self.loop, "data": self.train_input.get_state()}, monitored
 
   def update_progress(self, done) -> None:
@@ -314,24 +368,45 @@ class _Recorder:
 
 
 def _train(
-  config, workdir, info, mesh, plans, model, tx_base, plateau, init_from, lock, interrupts
+  config,
+  workdir,
+  info,
+  mesh,
+  splits,
+  plans,
+  model,
+  tx_base,
+  plateau,
+  init_from,
+  lock,
+  interrupts,
+  evaluate_test,
 ) -> dict:
   t_start = time.perf_counter()
-  train_plan, eval_plan = plans
   host_state, tx = initial_state(config, model, info, tx_base, plateau, init_from)
-  train_input = inputs.TrainInput(config, train_plan, mesh)
+  train_input = inputs.TrainInput(config, plans.train, mesh)
   interval = train_input.host_steps(dispatch_interval(config))
+  held = "no validation set" if splits.validation is None else splits.validation.describe()
   _log(
     f"{config.model.name}: {models.count_params(host_state.params):,} parameters; "
-    f"{config.dataset.name} ({info.task}); {mesh.size} devices, {jax.process_count()} "
+    f"{config.dataset.name} ({info.task}): {splits.train.describe()}, {held}, "
+    f"{splits.test.describe()}; {mesh.size} devices, {jax.process_count()} "
     f"process(es); global batch {config.batch_size}; input from "
-    f"{'device memory' if train_plan.in_memory else 'the host pipeline'}, "
+    f"{'device memory' if plans.train.in_memory else 'the host pipeline'}, "
     f"{interval} steps per dispatch"
   )
   state = parallel.replicate(host_state, mesh)
   if jax.process_index() == 0:
     validate.save_config(config, workdir)
-  dispatch, evaluate_sums = _programs(config, info, mesh, plans, model, tx, train_input)
+  dispatch = _train_dispatch(config, mesh, plans.train, model, tx, train_input)
+  eval_step = steps.make_eval_step(
+    model, num_classes=info.num_classes, task=info.task, loss=config.loss
+  )
+  validation_sums = (
+    None
+    if plans.validation is None
+    else inputs.EvalInput(config, plans.validation, mesh, eval_step)
+  )
   plateau_update = (
     None
     if plateau is None
@@ -363,13 +438,13 @@ def _train(
   writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard, start_step=at.step)
   progress = metrics_lib.Progress(config.num_train_steps, at.step, enabled=config.progress_bar)
   recorder = _Recorder(
-    config, loop, at, evaluate_sums, plateau_update, train_input, writer, progress
+    config, loop, at, validation_sums, plateau_update, train_input, writer, progress
   )
   schedule = driver.Schedule(
     total=config.num_train_steps,
     interval=interval,
     log_every=config.log_every_steps,
-    eval_every=config.eval_every_steps,
+    eval_every=config.eval_every_steps if validation_sums is not None else 0,
     checkpoint_every=config.checkpoint_every_steps,
   )
   checkpoints = driver.Checkpoints(saver, lock, workdir)
@@ -383,18 +458,50 @@ def _train(
     checkpoints=checkpoints,
     interrupts=interrupts,
   )
-  return _result(config, at, loop, recorder, progress, train_input, train_plan, state, t_start)
+  test = None
+  if evaluate_test:
+    test = _test(config, workdir, mesh, plans.test, eval_step, state, loop["best_step"], at.step)
+  return _result(config, splits, at, loop, recorder, progress, train_input, state, test, t_start)
 
 
-def _programs(config, info, mesh, plans, model, tx, train_input):
-  """The compiled train dispatch and the evaluation of `config` (compiled on first call)."""
-  train_plan, eval_plan = plans
-  loss = config.loss
+class TestMetrics(NamedTuple):
+  """The test split's metrics, computed once at the end of a run."""
+
+  final: dict  # of the final parameters
+  best: dict  # of the best-validation checkpoint (the final parameters without validation)
+  best_step: int  # the step of the parameters `best` evaluates
+
+
+def _test(config, workdir, mesh, plan, eval_step, state, best_step, step) -> TestMetrics:
+  """Evaluates the test split on the final state and on the best-validation checkpoint, and
+  writes both to metrics.jsonl ("split": "test", "params": "final" / "best") and TensorBoard
+  (runs test and test_best)."""
+  evaluate = inputs.EvalInput(config, plan, mesh, eval_step)
+  final = steps.summarize(evaluate(state))
+  if best_step is None or best_step == step:
+    best, best_step = final, step
+  else:
+    manager = _manager(config, workdir)
+    try:
+      best = steps.summarize(evaluate(ckpt.restore_state(manager, best_step, state)))
+    finally:
+      manager.close()
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard, start_step=step)
+  try:
+    writer.write(step, "test", final, params="final")
+    writer.write(best_step, "test", best, board="test_best", params="best")
+  finally:
+    writer.close()
+  return TestMetrics(final, best, best_step)
+
+
+def _train_dispatch(config, mesh, train_plan, model, tx, train_input):
+  """The compiled train dispatch of `config` (compiled on its first call)."""
   skip_nonfinite = config.optimizer.skip_nonfinite
   max_skipped = config.optimizer.max_skipped_steps if skip_nonfinite else 0
   # The state is donated to each dispatch; saves hand the Saver a device-side copy.
-  dispatch = engine.make_train_dispatch(
-    steps.make_train_step(model, tx, loss=loss),
+  return engine.make_train_dispatch(
+    steps.make_train_step(model, tx, loss=config.loss),
     mesh,
     global_batch_size=config.batch_size,
     feed=train_input.feed_kind,
@@ -403,35 +510,67 @@ def _programs(config, info, mesh, plans, model, tx, train_input):
     stats=inputs.device_stats(config) if train_plan.in_memory else None,
     max_nonfinite_run=max_skipped,
   )
-  evaluate_sums = inputs.EvalInput(
-    config,
-    eval_plan,
-    mesh,
-    steps.make_eval_step(model, num_classes=info.num_classes, task=info.task, loss=loss),
-  )
-  return dispatch, evaluate_sums
 
 
-def _result(config, at, loop, recorder, progress, train_input, train_plan, state, t_start) -> dict:
+def _result(config, splits, at, loop, recorder, progress, train_input, state, test, t_start):
   es = config.early_stopping
   sps = progress.steps_per_second(at.step)
+  validation = loop["eval"] or {}
   result = {
     "step": at.step,
     **{f"train_{k}": v for k, v in recorder.last_train.items()},
-    **{f"eval_{k}": v for k, v in loop["eval"].items()},
+    **{f"validation_{k}": v for k, v in validation.items()},
     "best_step": loop["best_step"],
-    f"best_{es.metric}": loop["best"],
+    f"best_validation_{es.metric}": loop["best"],
+    **({} if test is None else _test_keys(test)),
+    "num_examples": splits.counts(),
     "stopped_early": loop["stopped_early"],
     "steps_per_second": sps,
     "nonfinite_steps": recorder.nonfinite_steps,
     "input": train_input.feed_kind,
-    "train_records": [train_plan.start, train_plan.stop],
+    "train_records": [train_input.plan.start, train_input.plan.stop],
     "params_sha256": params_digest(parallel.fetch(state.params)),
   }
-  eval_text = ", ".join(f"{k} {v:.4f}" for k, v in loop["eval"].items())
   _log(
-    f"done: step {at.step}/{config.num_train_steps}; eval {eval_text}; best {es.metric} "
-    f"{loop['best']:.4f} at step {loop['best_step']}; {sps:.1f} steps/s; "
-    f"{time.perf_counter() - t_start:.1f} s"
+    f"done: step {at.step}/{config.num_train_steps}; {summary(result, es.metric)}; "
+    f"{sps:.1f} steps/s; {time.perf_counter() - t_start:.1f} s"
   )
   return result
+
+
+def _test_keys(test: TestMetrics) -> dict:
+  return {
+    **{f"test_{k}": v for k, v in test.best.items()},
+    "test_step": test.best_step,
+    **{f"final_test_{k}": v for k, v in test.final.items()},
+  }
+
+
+def summary(result: dict, metric: str) -> str:
+  """What a run's result says, each number named by its split: 'test accuracy 0.9694 (the
+  best-validation checkpoint, step 400; validation 0.9756), final step 600: test 0.9722,
+  validation 0.9721; 1,150 / 287 / 360 train / validation / test examples'."""
+  counts = result["num_examples"]
+  sizes = "{train:,} / {validation:,} / {test:,} train / validation / test examples".format(
+    **counts
+  )
+  test = result.get(f"test_{metric}")
+  final_test = result.get(f"final_test_{metric}")
+  if test is None:
+    if result["best_step"] is None:
+      return f"test not evaluated, no validation set; {sizes}"
+    best = result[f"best_validation_{metric}"]
+    return (
+      f"validation {metric} {best:.4f} at step {result['best_step']}; test not evaluated; {sizes}"
+    )
+  if result["best_step"] is None:
+    return (
+      f"test {metric} {test:.4f} (final step {result['test_step']}, no validation set); {sizes}"
+    )
+  best = result[f"best_validation_{metric}"]
+  last = result.get(f"validation_{metric}")
+  return (
+    f"test {metric} {test:.4f} (the best-validation checkpoint, step {result['test_step']}; "
+    f"validation {best:.4f}); final step {result['step']}: test {final_test:.4f}, validation "
+    f"{last:.4f}; {sizes}"
+  )

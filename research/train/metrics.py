@@ -1,8 +1,10 @@
 """Where metrics go: DIR/metrics.jsonl, TensorBoard event files, a progress bar.
 
 Only process 0 writes. `metrics.jsonl` holds one JSON object per logged step and split, e.g.
-{"step": 100, "split": "eval", "accuracy": 0.97, "loss": 0.1}. On resume, lines past the
-restored step are dropped first, so the file reads as if the run had never stopped.
+{"step": 100, "split": "validation", "accuracy": 0.97, "loss": 0.1}; the test rows, written
+once at the end, also name the parameters they evaluate ("params": "final" or "best"). On
+resume, lines past the restored step and the test rows are dropped first, so the file reads as
+if the run had never stopped.
 """
 
 import json
@@ -20,8 +22,9 @@ def _clean(value):
   return value if math.isfinite(value) else str(value)
 
 
-def truncate_jsonl(path: str, last_step: int) -> None:
-  """Keeps only the lines of `path` with step <= last_step (drops a torn last line)."""
+def truncate_jsonl(path: str, last_step: int, drop_splits: tuple[str, ...] = ("test",)) -> None:
+  """Keeps only the lines of `path` with step <= last_step and a split not in `drop_splits`
+  (the end-of-run test rows, written again when the run ends); drops a torn last line."""
   if not os.path.exists(path):
     return
   kept = []
@@ -31,7 +34,7 @@ def truncate_jsonl(path: str, last_step: int) -> None:
         record = json.loads(line)
       except json.JSONDecodeError:
         continue
-      if record.get("step", 0) <= last_step:
+      if record.get("step", 0) <= last_step and record.get("split") not in drop_splits:
         kept.append(json.dumps(record))
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
@@ -69,9 +72,10 @@ class MetricWriter:
       self._writers[split] = tensorboardX.SummaryWriter(os.path.join(self._tb_dir, split))
     return self._writers[split]
 
-  def write(self, step: int, split: str, metrics: dict, **labels) -> None:
+  def write(self, step: int, split: str, metrics: dict, *, board: str | None = None, **labels):
     """One line {"step", "split", **labels, **metrics}; `labels` (e.g. trial=3) are written
-    as given, and only to metrics.jsonl."""
+    as given, and only to metrics.jsonl. TensorBoard gets the metrics under the run `board`
+    (default: `split`; the test of the best checkpoint is 'test_best')."""
     if not self.enabled:
       return
     cleaned = {k: _clean(v) for k, v in metrics.items()}
@@ -79,7 +83,7 @@ class MetricWriter:
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     if self._tensorboard:
-      writer = self._tb_writer(split)
+      writer = self._tb_writer(board or split)
       for key, value in metrics.items():
         writer.add_scalar(key, float(value), global_step=int(step))
 

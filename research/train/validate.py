@@ -150,6 +150,24 @@ def check_metric(config: ml_collections.ConfigDict, task: str, num_classes: int)
     )
 
 
+def check_validation(config: ml_collections.ConfigDict, has_validation: bool) -> None:
+  """Early stopping and reduce on plateau watch the validation set: refused without one."""
+  if has_validation:
+    return
+  config = config_lib.complete(config)
+  watching = []
+  if config.early_stopping.patience:
+    watching.append(f"early_stopping.patience={config.early_stopping.patience}")
+  if config.optimizer.reduce_on_plateau.enabled:
+    watching.append("optimizer.reduce_on_plateau.enabled=True")
+  if watching:
+    raise ConfigError(
+      f"{' and '.join(watching)} watch the validation set, but dataset.validation="
+      f"{config.dataset.validation!r} leaves none; hold some out (e.g. "
+      "--config.dataset.validation=0.1) or turn them off"
+    )
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
   out = {}
   for k, v in d.items():
