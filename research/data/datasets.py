@@ -186,7 +186,9 @@ def holdout_count(validation, num_train: int, where: str = "dataset.validation")
       f"{where}={validation!r} must be a count of training examples (e.g. 5000), a fraction "
       "of them in [0, 1) (e.g. 0.1) or 0 for no validation set"
     )
-  if isinstance(validation, float) and 0 <= validation < 1:
+  if validation == 0:
+    return 0
+  if isinstance(validation, float) and 0 < validation < 1:
     count = round(validation * num_train)
   elif validation >= 1 and float(validation).is_integer():
     count = int(validation)

@@ -88,7 +88,7 @@ def update_early_stopping(loop: dict, value: float, step: int, es) -> None:
   if es.patience and loop["bad_evals"] >= es.patience:
     loop["stopped_early"] = True
     _log(
-      f"early stopping at step {step}: eval {es.metric} has not improved for "
+      f"early stopping at step {step}: validation {es.metric} has not improved for "
       f"{es.patience} evaluations (best {loop['best']:.4f} at step {loop['best_step']})"
     )
 
@@ -335,7 +335,7 @@ class _Recorder:
       )
     self.check_loss_scale(step, metrics["loss"], "validation")
     self.writer.write(step, "validation", metrics)
-    self.loop["eval"] = metrics
+    self.loop["validation"] = metrics
     update_early_stopping(
       self.loop, metrics[self.config.early_stopping.metric], step, self.config.early_stopping
     )
@@ -419,7 +419,7 @@ def _train(
     "best_step": None,
     "bad_evals": 0,
     "stopped_early": False,
-    "eval": None,
+    "validation": None,
     "first_loss": None,
   }
   restored = ckpt.restore_latest(manager, state, warn=_log)
@@ -433,7 +433,7 @@ def _train(
     train_input.set_state(saved_loop.pop("data"))
     loop.update(saved_loop)
     at.last_saved, at.stopped_early = at.step, loop["stopped_early"]
-    at.evaluated_at = at.step if loop["eval"] is not None else None
+    at.evaluated_at = at.step if loop["validation"] is not None else None
     _log(f"resumed from {workdir}/checkpoints/{at.step}")
   writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard, start_step=at.step)
   progress = metrics_lib.Progress(config.num_train_steps, at.step, enabled=config.progress_bar)
@@ -515,7 +515,7 @@ def _train_dispatch(config, mesh, train_plan, model, tx, train_input):
 def _result(config, splits, at, loop, recorder, progress, train_input, state, test, t_start):
   es = config.early_stopping
   sps = progress.steps_per_second(at.step)
-  validation = loop["eval"] or {}
+  validation = loop["validation"] or {}
   result = {
     "step": at.step,
     **{f"train_{k}": v for k, v in recorder.last_train.items()},

@@ -140,7 +140,9 @@ def summarize(sums: dict) -> dict[str, float]:
   """Metrics from the eval sums added over all batches (NumPy, on the host)."""
   count = float(sums["count"])
   if count == 0:
-    raise ConfigError("the evaluation split yielded no examples; check dataset.eval_split")
+    raise ConfigError(
+      "the evaluated split yielded no examples; check dataset.validation and dataset.test_split"
+    )
   out = {"loss": float(sums["loss"]) / count}
   for key in ("accuracy", "top5_accuracy"):
     if key in sums:

@@ -33,10 +33,12 @@ def test_early_stopping_and_reduce_on_plateau(tmp_path):
   lr = [r["learning_rate"] for r in records if r["split"] == "train"]
   base = config.optimizer.learning_rate
   assert lr == pytest.approx([base, base, base / 2, base / 4])
-  # Kept: the latest checkpoint and the best by eval accuracy (the later one on ties).
-  evals = [(r["accuracy"], r["step"]) for r in records if r["split"] == "eval"]
+  # Kept: the latest checkpoint and the best validation step (only improvements are ranked, so
+  # a later tie never displaces it); the test split is evaluated on both.
   kept = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")))
-  assert kept == sorted({8, max(evals)[1]})
+  assert kept == [2, 8]
+  tests = [(r["step"], r["params"]) for r in records if r["split"] == "test"]
+  assert tests == [(8, "final"), (2, "best")] and result["test_step"] == 2
   # Started again: the stopped run stays stopped.
   again = train_and_evaluate(config, workdir)
   assert again["step"] == 8 and again["params_sha256"] == result["params_sha256"]

@@ -30,12 +30,22 @@ def test_metrics_jsonl_and_tensorboard(tiny_run):
   workdir, result = tiny_run
   records = metrics_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   train = [r for r in records if r["split"] == "train"]
-  evals = [r for r in records if r["split"] == "eval"]
+  evals = [r for r in records if r["split"] == "validation"]
+  tests = [r for r in records if r["split"] == "test"]
   assert [r["step"] for r in train] == [5, 10, 15, 20]
   assert [r["step"] for r in evals] == [10, 20]
   assert all({"loss", "accuracy", "learning_rate", "steps_per_second"} <= set(r) for r in train)
-  assert evals[-1]["accuracy"] == result["eval_accuracy"]
-  for split in ("train", "eval"):
+  assert evals[-1]["accuracy"] == result["validation_accuracy"]
+  # The test split, once, at the end: the final parameters and the best-validation checkpoint.
+  assert [(r["step"], r["params"]) for r in tests] == [
+    (20, "final"),
+    (result["test_step"], "best"),
+  ]
+  assert tests[0]["accuracy"] == result["final_test_accuracy"]
+  assert tests[1]["accuracy"] == result["test_accuracy"]
+  best = max(evals, key=lambda r: r["accuracy"])  # the first of equal bests
+  assert result["test_step"] == result["best_step"] == best["step"]
+  for split in ("train", "validation", "test", "test_best"):
     assert glob.glob(os.path.join(workdir, "tensorboard", split, "events.out.tfevents.*"))
   assert os.path.exists(os.path.join(workdir, "config.json"))
 

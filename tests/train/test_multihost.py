@@ -54,11 +54,12 @@ def test_two_processes_finish_and_agree(in_memory, tmp_path):
   results = [json.loads((tmp_path / f"result_{pid}.json").read_text()) for pid in range(2)]
   assert results[0]["step"] == results[1]["step"] == 10
   assert results[0]["params_sha256"] == results[1]["params_sha256"]
-  assert results[0]["eval_accuracy"] == results[1]["eval_accuracy"]
+  assert results[0]["validation_accuracy"] == results[1]["validation_accuracy"]
+  assert results[0]["test_accuracy"] == results[1]["test_accuracy"]
   assert "4 devices, 2 process(es)" in output[0]
   # Each process trained on its own half of the split.
   assert [r["input"] for r in results] == ["memory" if in_memory else "host"] * 2
-  assert results[0]["train_records"] == [0, 718] and results[1]["train_records"] == [718, 1436]
+  assert results[0]["train_records"] == [0, 575] and results[1]["train_records"] == [575, 1150]
   # The checkpoint written by both processes holds the parameters both report.
   params = checkpoint.load_variables(workdir)["params"]
   assert loop.params_digest(params) == results[0]["params_sha256"]

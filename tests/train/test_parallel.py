@@ -121,7 +121,8 @@ def test_one_and_eight_devices_end_with_the_same_parameters(tmp_path):
   assert sorted(a) == sorted(b) and any("batch_stats" in k for k in a)
   for key in a:
     np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5, err_msg=key)
-  assert one["eval_accuracy"] == pytest.approx(eight["eval_accuracy"], abs=1e-6)
+  assert one["validation_accuracy"] == pytest.approx(eight["validation_accuracy"], abs=1e-6)
+  assert one["test_accuracy"] == pytest.approx(eight["test_accuracy"], abs=1e-6)
 
 
 def test_mesh_subset_errors():

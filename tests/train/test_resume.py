@@ -24,12 +24,20 @@ def test_resumed_run_is_bit_identical_and_metrics_are_not_duplicated(tiny_run, t
   reference = metrics_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   keys = [(r["step"], r["split"]) for r in records]
   assert keys == [(r["step"], r["split"]) for r in reference]
-  assert [r for r in records if r["split"] == "eval"] == [
-    r for r in reference if r["split"] == "eval"
-  ]
+  for split in ("validation", "test"):  # the test rows, once, at the end of both
+    assert [r for r in records if r["split"] == split] == [
+      r for r in reference if r["split"] == split
+    ]
+  assert [r["params"] for r in records if r["split"] == "test"] == ["final", "best"]
+  assert {k: v for k, v in second.items() if k.startswith(("validation_", "test_", "final_"))} == {
+    k: v for k, v in result.items() if k.startswith(("validation_", "test_", "final_"))
+  }
   # Started again once finished: nothing to do, same answer.
   again = train_and_evaluate(helpers.tiny_config(), resumed)
   assert again["params_sha256"] == result["params_sha256"]
+  assert again["test_accuracy"] == result["test_accuracy"]
+  records = metrics_lib.read_jsonl(os.path.join(resumed, "metrics.jsonl"))
+  assert [(r["step"], r["split"]) for r in records] == keys  # the test rows, not twice
 
 
 def _wait_for_step(path: str, step: int, proc: subprocess.Popen, timeout: float = 120) -> int:
