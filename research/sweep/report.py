@@ -1,4 +1,8 @@
-"""A finished sweep's outputs: trials.jsonl, the leaderboard, best_config.json, sweep.png."""
+"""A finished sweep's outputs: trials.jsonl, the leaderboard, best_config.json, sweep.png.
+
+Every number names its split: trials are ranked by their best validation value, and only the
+chosen trial (the best of the last stage) carries a test number, evaluated once after selection.
+"""
 
 import json
 import math
@@ -6,31 +10,63 @@ import os
 
 import numpy as np
 
-from research.sweep.run import ranked
+from research.sweep.run import STAGE_NAMES, chosen, ranked
 
 
 def _value(record, metric):
-  value = record["best"].get(metric)
+  value = record.get(f"best_validation_{metric}")
   return float("nan") if value is None or record["diverged"] else float(value)
 
 
 def leaderboard(records: list[dict], metric: str, mode: str, top: int = 10) -> str:
-  """The `top` trials as a text table, best first."""
-  order = ranked(records, metric, mode)
+  """The `top` trials of each stage as a text table, best validation first; the last stage
+  first (the chosen trial is its rank 1, the only one with a test number)."""
   keys = list(records[0]["overrides"])
-  head = f"{'rank':>4} {'trial':>5} {'stage':>5}  {'best ' + metric:>14} {'step':>6}  " + "  ".join(
-    keys
+  stages = sorted({r["stage"] for r in records}, reverse=True)
+  head = (
+    f"{'rank':>4} {'trial':>5} {'stage':>5} {'steps':>6}  {'validation ' + metric:>19} "
+    f"{'at step':>7}  {'test ' + metric:>13}  " + "  ".join(keys)
   )
-  lines = [head]
-  for rank, r in enumerate(order[:top], 1):
-    shown = "  ".join(_format(r["overrides"][k]) for k in keys)
-    value = _value(r, metric)
-    text = "diverged" if math.isnan(value) else f"{value:.4f}"
-    lines.append(
-      f"{rank:>4} {r['trial']:>5} {r['stage']:>5}  {text:>14} "
-      f"{r['best'].get('step') or '-':>6}  {shown}"
-    )
+  lines = []
+  for stage in stages:
+    group = [r for r in records if r["stage"] == stage]
+    if len(stages) > 1:
+      epochs = group[0].get("epochs")
+      length = "" if epochs is None else f", {epochs:g} epoch{'s' if epochs != 1 else ''} each"
+      lines.append(f"stage {stage} ({STAGE_NAMES.get(stage, stage)}{length}):")
+    lines.append(head)
+    for rank, r in enumerate(ranked(group, metric, mode)[:top], 1):
+      shown = "  ".join(_format(r["overrides"][k]) for k in keys)
+      value = _value(r, metric)
+      text = "diverged" if math.isnan(value) else f"{value:.4f}"
+      test = r.get(f"test_{metric}")
+      test_text = "-" if test is None else f"{test:.4f}"
+      lines.append(
+        f"{rank:>4} {r['trial']:>5} {r['stage']:>5} {r.get('steps') or '-':>6}  {text:>19} "
+        f"{r.get('best_step') or '-':>7}  {test_text:>13}  {shown}"
+      )
   return "\n".join(lines)
+
+
+def summary(best: dict, metric: str) -> str:
+  """The choice in one line, each number named by its split."""
+  counts = best.get("num_examples") or {}
+  validation = _value(best, metric)
+  text = (
+    f"chosen: trial {best['trial']} {best['overrides']} by validation {metric} "
+    f"{validation:.4f} (step {best.get('best_step')}"
+    + (f", {counts['validation']:,} validation examples" if counts else "")
+    + ")"
+  )
+  test = best.get(f"test_{metric}")
+  if test is None:
+    return text + "; every trial diverged: no test number"
+  return (
+    text
+    + f"; test {metric} {test:.4f} ("
+    + (f"{counts['test']:,} test examples, " if counts else "")
+    + f"evaluated once, after selection, on the parameters of step {best.get('test_step')})"
+  )
 
 
 def _format(value) -> str:
@@ -54,10 +90,11 @@ def _text(text: str):
 
 
 def write(workdir: str, records: list[dict], dims, metric: str, mode: str) -> dict:
-  """Writes trials.jsonl, best_config.json and sweep.png; returns the best record."""
+  """Writes trials.jsonl, best_config.json (the chosen trial's) and sweep.png; returns the
+  chosen record."""
   lines = "".join(json.dumps({k: v for k, v in r.items() if k != "config"}) + "\n" for r in records)
   _replace(os.path.join(workdir, "trials.jsonl"), _text(lines))
-  best = ranked(records, metric, mode)[0]
+  best = chosen(records, metric, mode)
   _replace(
     os.path.join(workdir, "best_config.json"),
     _text(json.dumps(best["config"], indent=2, sort_keys=True)),
@@ -67,7 +104,8 @@ def write(workdir: str, records: list[dict], dims, metric: str, mode: str) -> di
 
 
 def plot(path: str, records: list[dict], dims, metric: str) -> None:
-  """The metric against each swept key on its scale; for two keys also their plane."""
+  """The best validation metric against each swept key on its scale (the chosen trial
+  starred, with its test number); for two keys also their plane."""
   import matplotlib  # noqa: PLC0415
 
   matplotlib.use("Agg")
@@ -88,14 +126,25 @@ def plot(path: str, records: list[dict], dims, metric: str) -> None:
           values[pick],
           marker=marker,
           s=22,
-          label=f"stage {stage}" if any(r["stage"] == 2 for r in records) else None,
+          label=(
+            f"stage {stage} ({STAGE_NAMES[stage]})"
+            if any(r["stage"] == 2 for r in records)
+            else None
+          ),
         )
+    pick = [i for i, r in enumerate(records) if r.get("chosen")]
+    if pick:
+      test = records[pick[0]].get(f"test_{metric}")
+      label = "chosen" + ("" if test is None else f" (test {metric} {test:.4f})")
+      ax.scatter(
+        [positions[pick[0]]], values[pick], marker="*", s=160, c="C3", zorder=3, label=label
+      )
     if d.log:
       ax.set_xscale("log")
     if not numeric:
       ax.set_xticks(range(len(d.values)), [str(v) for v in d.values])
     ax.set_xlabel(d.key)
-    ax.set_ylabel(f"best eval {metric}")
+    ax.set_ylabel(f"best validation {metric}")
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8)
   if len(dims) == 2:
@@ -114,7 +163,7 @@ def plot(path: str, records: list[dict], dims, metric: str) -> None:
       ax.set_yscale("log")
     ax.set_xlabel(a.key)
     ax.set_ylabel(b.key)
-    fig.colorbar(points, ax=ax, label=f"best eval {metric}")
+    fig.colorbar(points, ax=ax, label=f"best validation {metric}")
   fig.tight_layout()
   fig.savefig(path, dpi=110, format="png")
   plt.close(fig)

@@ -1,7 +1,9 @@
 """research.sweep: the search space, vectorized trials equal to research.main runs, resume,
-outputs, and the command's errors."""
+outputs (ranked by validation, the chosen trial's test once), coarse to fine, and the command's
+errors."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -60,7 +62,7 @@ def test_grid_and_random_points():
 
 
 def _trial_params(chunk_dir, trial):
-  params = checkpoint.load_variables(chunk_dir)["params"]
+  params = vectorized.load_stacked(chunk_dir, "train")["params"]
   return jax.tree.map(lambda x: np.asarray(x)[trial], params)
 
 
@@ -89,14 +91,30 @@ def test_vectorized_trial_i_ends_as_research_main_with_its_values(overrides, poi
   chunk = str(tmp_path / "chunk")
   os.makedirs(chunk)
   results = vectorized.run_chunk(configs, chunk, log=lambda _: None)
+  singles = []
   for i, cfg in enumerate(configs):
     alone = str(tmp_path / f"alone{i}")
     single = train_and_evaluate(cfg, alone)
+    singles.append(single)
     mine = _trial_params(chunk, i)
     theirs = checkpoint.load_variables(alone)["params"]
     for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs), strict=True):
       np.testing.assert_allclose(a, np.asarray(b), rtol=2e-4, atol=2e-5)
-    assert results[i]["eval_accuracy"] == pytest.approx(single["eval_accuracy"], abs=1e-6)
+    for key in ("validation_accuracy", "best_validation_accuracy"):
+      assert results[i][key] == pytest.approx(single[key], abs=1e-6)
+    assert results[i]["best_step"] == single["best_step"]
+    assert not any(k.startswith("test_") for k in results[i])  # no test split while training
+  # the chosen trial's test, once after the choice, on its best-validation parameters, is
+  # research.main's test number (of its best-validation checkpoint)
+  test = vectorized.evaluate_test(configs[0], chunk, 0, results[0]["best_step"])
+  assert singles[0]["test_step"] == results[0]["best_step"]
+  assert test["accuracy"] == pytest.approx(singles[0]["test_accuracy"], abs=1e-6)
+
+
+def _test_rows(workdir) -> list[dict]:
+  path = os.path.join(workdir, "metrics.jsonl")
+  rows = [json.loads(x) for x in open(path).read().splitlines()]
+  return [r for r in rows if r["split"] == "test"]
 
 
 def test_auto_mode_runs_shape_changing_keys_one_after_another(tmp_path):
@@ -119,6 +137,16 @@ def test_auto_mode_runs_shape_changing_keys_one_after_another(tmp_path):
   records = sweep.run()
   assert [r["mode"] for r in records] == ["sequential", "sequential"]
   assert all(os.path.isdir(tmp_path / "a" / f"trial_{i:03d}" / "checkpoints") for i in (0, 1))
+  # trials ran with validation only; the chosen one's run then evaluated its test split once
+  best = run_lib.chosen(records, "accuracy", "max")
+  assert [r["chosen"] for r in records] == [r["trial"] == best["trial"] for r in records]
+  assert [("test_accuracy" in r) for r in records] == [r["chosen"] for r in records]
+  for r in records:
+    rows = _test_rows(tmp_path / "a" / f"trial_{r['trial']:03d}")
+    assert len(rows) == (2 if r["chosen"] else 0)  # its final and best-validation parameters
+  tested = _test_rows(tmp_path / "a" / f"trial_{best['trial']:03d}")
+  (row,) = [x for x in tested if x["params"] == "best"]
+  assert best["test_accuracy"] == row["accuracy"] and best["test_step"] == row["step"]
 
 
 SWEEP = (
@@ -149,13 +177,18 @@ def _sweep(workdir, *flags, **kwargs):
   )
 
 
+def _lines(workdir) -> list[dict]:
+  return [json.loads(x) for x in (workdir / "trials.jsonl").read_text().splitlines()]
+
+
 def test_sweep_command_outputs_and_a_finished_sweep_only_reports(tmp_path):
   workdir = tmp_path / "sweep"
   out, err = _sweep(workdir).communicate(timeout=300)
-  assert "best: trial" in out, err[-3000:]
-  lines = [json.loads(x) for x in (workdir / "trials.jsonl").read_text().splitlines()]
+  assert "chosen: trial" in out, err[-3000:]
+  lines = _lines(workdir)
   assert [r["trial"] for r in lines] == list(range(6))
-  assert {"trial", "overrides", "final", "best", "mode"} <= set(lines[0])
+  keys = {"trial", "overrides", "validation_accuracy", "best_validation_accuracy", "best_step"}
+  assert keys | {"mode", "chosen", "num_examples"} <= set(lines[0])
   assert all(r["mode"] == "vectorized" for r in lines)
   assert (workdir / "sweep.png").stat().st_size > 10_000
   from experiments.configs import from_json
@@ -163,8 +196,49 @@ def test_sweep_command_outputs_and_a_finished_sweep_only_reports(tmp_path):
   best = from_json.get_config(str(workdir / "best_config.json"))
   top = run_lib.ranked(lines, "accuracy", "max")[0]
   assert best.optimizer.learning_rate == pytest.approx(top["overrides"]["optimizer.learning_rate"])
+  # the test number: the chosen trial's only, evaluated once, named as such everywhere
+  assert [r["trial"] for r in lines if "test_accuracy" in r] == [top["trial"]]
+  assert top["chosen"] and top["test_step"] == top["best_step"]
+  assert "validation accuracy" in out and "test accuracy" in out
+  assert f"test accuracy {top['test_accuracy']:.4f}" in out
+  (chunk,) = [p for p in workdir.iterdir() if p.name.startswith("stage1_")]
+  assert [(r["trial"], r["params"]) for r in _test_rows(chunk)] == [(top["trial"], "best")]
   again, _ = _sweep(workdir).communicate(timeout=300)
-  assert "to run" not in again and "best: trial" in again
+  assert "to run" not in again and "chosen: trial" in again
+  assert "evaluating its test split" not in again  # read back, not evaluated a second time
+  assert _lines(workdir) == lines
+
+
+def test_coarse_to_fine_trains_each_stage_its_epochs_and_chooses_in_the_fine_stage(tmp_path):
+  workdir = tmp_path / "sweep"
+  flags = ("--refine=2", "--coarse_epochs=0.1", "--fine_epochs=0.25")
+  out, err = _sweep(workdir, *flags).communicate(timeout=300)
+  assert "chosen: trial" in out, err[-3000:]
+  lines = _lines(workdir)
+  coarse, fine = ([r for r in lines if r["stage"] == s] for s in (1, 2))
+  assert len(coarse) == len(fine) == 6
+  n = lines[0]["num_examples"]["train"]  # the training split less the validation set
+  assert n == 1150
+  assert {r["steps"] for r in coarse} == {math.ceil(0.1 * n / 16)}  # batch 16 (mlp_digits:test)
+  assert {r["steps"] for r in fine} == {math.ceil(0.25 * n / 16)}
+  assert {r["epochs"] for r in coarse} == {0.1} and {r["epochs"] for r in fine} == {0.25}
+  assert "stage 1 (coarse): 0.1 epochs = 8 steps; stage 2 (fine): 0.25 epochs = 18 steps" in out
+  # the fine stage samples inside the range of the 2 best coarse trials by validation
+  seeds = run_lib.ranked(coarse, "accuracy", "max")[:2]
+  lrs = [r["overrides"]["optimizer.learning_rate"] for r in seeds]
+  lo, hi = space.refined(
+    [space.parse("optimizer.learning_rate=loguniform(1e-4,1e-1)", _config())],
+    [r["overrides"] for r in seeds],
+  )[0].values
+  assert lo <= min(lrs) and max(lrs) <= hi
+  assert all(lo <= r["overrides"]["optimizer.learning_rate"] <= hi for r in fine)
+  # chosen: the fine stage's best by validation; its test evaluated once; its config's length
+  top = run_lib.ranked(fine, "accuracy", "max")[0]
+  assert [r["trial"] for r in lines if r["chosen"]] == [top["trial"]]
+  assert [r["trial"] for r in lines if "test_accuracy" in r] == [top["trial"]]
+  best = json.loads((workdir / "best_config.json").read_text())
+  assert best["num_train_steps"] == top["steps"]
+  assert out.index("stage 2 (fine, 0.25 epochs each):") < out.index("stage 1 (coarse, 0.1 epochs")
 
 
 def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
@@ -185,11 +259,14 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   proc.wait()
   assert not (killed / "trials.jsonl").exists()
   out, err = _sweep(killed, *longer).communicate(timeout=400)
-  assert "best: trial" in out, err[-3000:]
+  assert "chosen: trial" in out, err[-3000:]
   whole = tmp_path / "whole"
   _sweep(whole, *longer).communicate(timeout=400)
   read = lambda d: [json.loads(x) for x in (d / "trials.jsonl").read_text().splitlines()]
   assert [r["params_sha256"] for r in read(killed)] == [r["params_sha256"] for r in read(whole)]
+  assert [r.get("test_accuracy") for r in read(killed)] == [
+    r.get("test_accuracy") for r in read(whole)
+  ]
 
 
 @pytest.mark.parametrize(
@@ -245,8 +322,9 @@ def test_sweep_benchmark_runs_and_the_modes_find_the_same_best(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   modes = json.loads(out.read_text())
   assert set(modes) == {"vectorized", "sequential", "processes"}
-  best = {m: (r["best_learning_rate"], r["best_accuracy"]) for m, r in modes.items()}
+  best = {m: (r["best_learning_rate"], r["best_validation_accuracy"]) for m, r in modes.items()}
   assert best["sequential"] == best["processes"]
   assert best["vectorized"][0] == best["sequential"][0]
-  assert abs(best["vectorized"][1] - best["sequential"][1]) <= 1 / 360 + 1e-9
+  assert abs(best["vectorized"][1] - best["sequential"][1]) <= 1 / 287 + 1e-9  # one example
+  assert all(0 < r["chosen_test_accuracy"] <= 1 for r in modes.values())
   assert "processes / vectorized wall time" in result.stdout

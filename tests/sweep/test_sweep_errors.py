@@ -71,7 +71,7 @@ def test_a_non_numeric_learning_rate_is_one_line_and_the_corrected_rerun_runs(
   assert "'fast' is not a float" in line and "optimizer.learning_rate" in line
   assert not exists_after_rejection  # no sweep.json to block the rerun
   assert corrected.returncode == 0, corrected.stderr[-3000:]
-  assert "best: trial" in corrected.stdout and (workdir / "sweep.json").exists()
+  assert "chosen: trial" in corrected.stdout and (workdir / "sweep.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,15 @@ def test_a_non_numeric_learning_rate_is_one_line_and_the_corrected_rerun_runs(
     (
       ("--space=optimizer.schedule.name=choice(constant,cosine)",),
       "requires positive decay_steps",
+    ),
+    (
+      (GOOD, "--coarse_epochs=2"),
+      "--coarse_epochs=2 set the stages of a coarse-to-fine sweep: add --refine=K",
+    ),
+    ((GOOD, "--refine=1", "--fine_epochs=0"), "--fine_epochs=0.0 must be a positive number"),
+    (
+      (GOOD, "--config.dataset.validation=0"),
+      "dataset.validation=0 leaves no validation set, and a sweep chooses its trials by",
     ),
   ],
 )

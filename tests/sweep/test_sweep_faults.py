@@ -41,10 +41,10 @@ def _wait_for_checkpoint(workdir, proc, timeout=200) -> None:
 
 
 def _trials(workdir) -> list[dict]:
+  """Each trial's numbers (validation; test on the chosen trial only) and parameter digest."""
   lines = (workdir / "trials.jsonl").read_text().splitlines()
-  return [
-    {k: r[k] for k in ("trial", "final", "best", "params_sha256")} for r in map(json.loads, lines)
-  ]
+  keep = ("trial", "validation_", "best_", "test_", "chosen", "params_sha256")
+  return [{k: v for k, v in r.items() if k.startswith(keep)} for r in map(json.loads, lines)]
 
 
 def _error_line(stderr: str) -> str:
@@ -57,7 +57,7 @@ def _error_line(stderr: str) -> str:
 def uninterrupted(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("whole") / "sweep"
   out, err = _sweep(workdir, *LONG).communicate(timeout=400)
-  assert "best: trial" in out, err[-3000:]
+  assert "chosen: trial" in out, err[-3000:]
   return _trials(workdir)
 
 
@@ -74,7 +74,7 @@ def test_a_signal_saves_exits_and_the_rerun_ends_as_an_uninterrupted_sweep(
   assert f"interrupted by {signal.Signals(signum).name} at step" in out + err
   assert not (workdir / "trials.jsonl").exists()
   out, err = _sweep(workdir, *LONG).communicate(timeout=400)
-  assert "best: trial" in out, err[-3000:]
+  assert "chosen: trial" in out, err[-3000:]
   assert _trials(workdir) == uninterrupted  # metrics and parameter digests, every trial
 
 
@@ -130,7 +130,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_not_to_step_0(uninterru
   (chunk,) = glob.glob(os.path.join(workdir, "stage1_*"))
   _damage(chunk, steps[-1], "garbage")
   out, err = _sweep(workdir, *LONG).communicate(timeout=400)
-  assert "best: trial" in out, err[-3000:]
+  assert "chosen: trial" in out, err[-3000:]
   assert f"checkpoint at step {steps[-1]} is unreadable" in out + err
   assert f"resumed from {chunk}/checkpoints/{steps[-2]}" in out
   assert _trials(workdir) == uninterrupted
