@@ -5,6 +5,9 @@ when the validation error stops improving (here reduce-on-plateau on validation 
 every ~1 epoch of 10,009 steps), about 90 epochs; random 224 crops of 256x256 images, flips, PCA
 colour augmentation; mean subtraction; dropout 0.5 in the first two dense layers. ImageNet must be
 downloaded by hand into the TFDS manual directory (see research.data).
+Splits (research.data's ImageNet spec): the validation set the plateau watches is 10,000 training
+images held out of the 1.28M; ILSVRC's own 'validation' split (its labels are public, the test
+split's are not) is the test split, evaluated once at the end.
 
     python -m research.main --config=experiments/configs/alexnet_imagenet.py --workdir=checkpoints/imagenet_alexnet
 
@@ -21,7 +24,6 @@ def get_config(arg: str | None = None):
   config = base.get_base_config()
   config.model.name = "alexnet"
   config.dataset.name = "imagenet2012"
-  config.dataset.eval_split = "validation"
   config.dataset.augment = "alexnet"
   config.dataset.standardize = True
   config.optimizer.name = "heavy_ball"

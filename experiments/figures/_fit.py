@@ -1,7 +1,17 @@
 """What the part-2 figures record while they train through `research.train`'s engine.
 
-    result = fit(model, tx, (x_train, y_train), (x_val, y_val),
+    data = load_data("digits")      # Data(name, train, validation, test)
+    result = fit(model, tx, data.train, data.validation, test=data.test,
                  batch_size=64, steps=2000, seed=0, eval_every=100)
+
+Splits, as the lecture prescribes (004: each setting is evaluated on the validation set; 000:
+reduce on plateau watches validation performance) and as `research.main` runs them
+(`research.data.run_splits`): a figure trains on `train`, draws its curves and makes its choices
+(an early-stopping step, a learning rate, a variant) on `validation`, a fixed part of the
+dataset's training split held out by `research.data.holdout` (never trained on), and reports
+`test` once, for the model it chose. `fit` keeps the parameters of the best validation
+evaluation (`select`, the early-stopping choice) and, given `test`, evaluates the test arrays
+once at the end on them (`FitResult.test`) and on the final parameters (`final_test`).
 
 Training is `research.train`'s: the train step of `steps.make_train_step` (the one
 `research.main` runs), run by `research.train.driver` (the loop `research.main` and the sweeps
@@ -31,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from research.data import load_arrays
+from research.data import Split, load_arrays, run_splits
 from research.models import diagnostics
 from research.train import driver, engine, parallel
 from research.train import state as state_lib
@@ -46,8 +56,11 @@ class FitResult(NamedTuple):
   eval_steps: np.ndarray  # (E,) steps at which the model was evaluated (0 = init)
   train_loss: np.ndarray  # (E,) loss on the training arrays (first eval_size)
   train_accuracy: np.ndarray  # (E,)
-  val_loss: np.ndarray  # (E,)
+  val_loss: np.ndarray  # (E,) loss on the validation arrays
   val_accuracy: np.ndarray  # (E,)
+  best_index: int  # the evaluation chosen on validation (`select`); eval_steps[best_index]
+  test: dict | None  # test metrics of the parameters at best_index (None without `test`)
+  final_test: dict | None  # test metrics of the final parameters (None without `test`)
   step_loss: np.ndarray  # (steps,) mini-batch loss at each step
   grad_norm: np.ndarray  # (steps,) global gradient norm ||g||_2 at each step
   update_norm: np.ndarray  # (steps,) global norm of the optimizer's update
@@ -58,33 +71,66 @@ class FitResult(NamedTuple):
   val_sums: Any  # validation sums of each evaluation, (E, ...) arrays
 
 
+Arrays = tuple[np.ndarray, np.ndarray]  # (images (N, H, W, C) float32, labels)
+
+
+class Data(NamedTuple):
+  """A dataset's train / validation / test arrays, as `research.data.run_splits` splits it."""
+
+  name: str  # the dataset that ran
+  train: Arrays  # the training split less the validation examples: what is trained on
+  validation: Arrays  # held out of the training split (`research.data.holdout`), never trained on
+  test: Arrays  # the dataset's test split, reported once
+
+
 @functools.lru_cache(maxsize=8)
-def _load(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _load(name: str, split: str) -> Arrays:
   return load_arrays(name, split)
 
 
+def _arrays(name: str, split: Split) -> Arrays:
+  """The records of `split` (a `research.data.Split`) from the cached stored split."""
+  images, labels = _load(name, split.stored)
+  rows = split.rows()
+  return images[rows], labels[rows]
+
+
 def load_data(
-  prefer: str = "digits", *, max_train: int | None = None, max_val: int | None = None, seed: int = 0
-) -> tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-  """Real training and held-out arrays from `research.data.load_arrays`, cached per process.
+  prefer: str = "digits",
+  *,
+  max_train: int | None = None,
+  max_val: int | None = None,
+  max_test: int | None = None,
+  seed: int = 0,
+  validation: int | float | None = None,
+) -> Data:
+  """Real train, validation and test arrays from `research.data`, cached per process.
+
+  The splits are `research.data.run_splits(name, validation)`'s, those `research.main` trains,
+  chooses and reports on: the validation set is the dataset's own where it has one, else a
+  fixed part of the training split (`validation` examples, a count or fraction; None: the
+  dataset's default, e.g. 20% of the digits, 5,000 Fashion-MNIST images), held out by the
+  fixed permutation of `research.data.holdout` and absent from `train`.
 
   `prefer="fashion_mnist_idx"` falls back to "digits" when the Fashion-MNIST files are not
   installed (Debian package dataset-fashion-mnist); any other missing dataset (a TFDS name that
   is not prepared, a wrong `idx:DIR`) raises `research.data.DatasetNotFoundError` with the way
-  to prepare it. Subsets (`max_train`, `max_val`) are drawn at random with `seed`, without
-  replacement.
+  to prepare it. Subsets (`max_train`, `max_val`, `max_test`) are drawn at random with `seed`,
+  without replacement, each from its own split.
 
   Returns:
-    (dataset name that ran, (x_train, y_train), (x_val, y_val)), images (N, H, W, C) float32.
+    `Data(name that ran, train, validation, test)`, images (N, H, W, C) float32.
   """
   try:
-    train, val = _load(prefer, "train"), _load(prefer, "test")
-    name = prefer
+    name, splits = prefer, run_splits(prefer, validation)
   except FileNotFoundError:
     if prefer != "fashion_mnist_idx":
       raise
-    train, val = _load("digits", "train"), _load("digits", "test")
-    name = "digits"
+    name, splits = "digits", run_splits("digits", validation)
+  if splits.validation is None:
+    raise ValueError(
+      f"validation={validation!r} holds out nothing; the figures need a validation set"
+    )
   rng = np.random.default_rng(seed)
 
   def subset(arrays, limit):
@@ -93,16 +139,19 @@ def load_data(
     idx = np.sort(rng.choice(len(arrays[0]), limit, replace=False))
     return arrays[0][idx], arrays[1][idx]
 
-  return name, subset(train, max_train), subset(val, max_val)
+  return Data(
+    name,
+    subset(_arrays(name, splits.train), max_train),
+    subset(_arrays(name, splits.validation), max_val),
+    subset(_arrays(name, splits.test), max_test),
+  )
 
 
-def standardize(
-  train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-  """(train, val) with images (N, H, W, C) mapped to (x - mean) / std, per channel, with the
-  mean and std of the training images; labels unchanged."""
+def standardize(train: Arrays, *others: Arrays) -> tuple[Arrays, ...]:
+  """(train, *others) with images (N, H, W, C) mapped to (x - mean) / std, per channel, with
+  the mean and std of the training images only; labels unchanged."""
   mean, std = train[0].mean(axis=(0, 1, 2)), train[0].std(axis=(0, 1, 2))
-  return ((train[0] - mean) / std, train[1]), ((val[0] - mean) / std, val[1])
+  return tuple(((x - mean) / std, y) for x, y in (train, *others))
 
 
 def dense_layers(result: FitResult) -> list[int]:
@@ -129,6 +178,10 @@ def layer_grad_norms(grads: dict, names: list[str]) -> Array:
   """Per-layer norms ||dL/dtheta_l||_2 (kernel and bias together) in the order of `names`. (L,)."""
   norms = diagnostics.grouped_norms(grads)
   return jnp.stack([norms[n] for n in names])
+
+
+# the validation metric `fit(select=...)` chooses on, and its sign (lower signed value is better)
+_SELECT = {"accuracy": -1.0, "loss": 1.0}
 
 
 @functools.lru_cache(maxsize=32)
@@ -183,6 +236,8 @@ def fit(
   train: tuple[np.ndarray, np.ndarray],
   val: tuple[np.ndarray, np.ndarray],
   *,
+  test: tuple[np.ndarray, np.ndarray] | None = None,
+  select: str = "accuracy",
   batch_size: int,
   steps: int,
   seed: int = 0,
@@ -200,7 +255,13 @@ def fit(
     model: a Flax linen module taking NHWC float32 images and `train=`; returns logits.
     tx: an optax GradientTransformation (the same one at every step).
     train: (images (N, H, W, C) float32, integer labels (N,) or (N, H, W)).
-    val: validation arrays of the same kind.
+    val: validation arrays of the same kind, evaluated at every evaluation point: held out of
+      the training data (`load_data(...).validation`), never trained on.
+    test: optional test arrays, evaluated once at the end, on the parameters of the best
+      validation evaluation and on the final ones; never used to choose anything.
+    select: the validation metric that chooses the best evaluation (early stopping's choice):
+      "accuracy" (highest; `research.main`'s default) or "loss" (lowest); ties keep the
+      earliest.
     batch_size: examples per step, each epoch a new permutation of the training arrays.
     steps: number of optimizer steps.
     seed: seeds the initialization, the epoch orders, dropout and `augment`.
@@ -219,6 +280,8 @@ def fit(
   """
   x_train, y_train = train
   x_val, y_val = val
+  if select not in _SELECT:
+    raise ValueError(f"select={select!r}; choose one of {sorted(_SELECT)}")
   if eval_every is None:
     eval_every = max(1, steps // 20)
   if steps % eval_every:
@@ -236,7 +299,8 @@ def fit(
   ).shape[-1]
   task = "classification" if np.ndim(y_train) == 1 else "segmentation"
   x_sub, y_sub = x_train[:eval_size], y_train[:eval_size]
-  eval_rows = max(len(x_sub), len(x_val))  # both padded to this: one evaluation program
+  # all padded to this: one evaluation program
+  eval_rows = max(len(x_sub), len(x_val), 0 if test is None else len(test[0]))
   mesh, dispatch, evaluate_split = _programs(
     model,
     tx,
@@ -267,9 +331,12 @@ def fit(
   )
   probe_fn = None if probe is None else jax.jit(probe)
   evals, val_sums, probes, records = [], [], [], []
+  sign = _SELECT[select]
+  best = {"value": None, "index": 0, "state": None}
 
   def evaluate(state, step):
-    """The evaluation point at `step`: loss and accuracy on both splits, and the probe."""
+    """The evaluation point at `step`: loss and accuracy on both splits, the probe, and the
+    best validation evaluation so far (its state kept when there is a test set)."""
     del step
     row = []
     for split_name, split in eval_splits.items():
@@ -278,6 +345,11 @@ def fit(
       row += [metrics["loss"], metrics["accuracy"]]
       if split_name == "val":
         val_sums.append(sums)
+        value = sign * metrics[select]
+        if best["value"] is None or value < best["value"]:
+          best.update(value=value, index=len(evals))
+          if test is not None:  # a copy: the next dispatch donates `state`
+            best["state"] = parallel.copy(state)
     evals.append(row)
     if probe_fn is not None:
       probes.append(jax.device_get(probe_fn(_variables(state))))
@@ -296,6 +368,11 @@ def fit(
     driver.Position(evaluated_at=0),
   )
 
+  test_metrics = final_test = None
+  if test is not None:
+    test_split = _on_device(*test, mesh, seed, pad_to=eval_rows)
+    final_test = steps_lib.summarize(parallel.fetch(evaluate_split(state, test_split)))
+    test_metrics = steps_lib.summarize(parallel.fetch(evaluate_split(best["state"], test_split)))
   evals = np.asarray(evals, np.float64)
   cat = functools.partial(np.concatenate, axis=0)
   return FitResult(
@@ -304,6 +381,9 @@ def fit(
     train_accuracy=evals[:, 1],
     val_loss=evals[:, 2],
     val_accuracy=evals[:, 3],
+    best_index=int(best["index"]),
+    test=test_metrics,
+    final_test=final_test,
     step_loss=cat([r["loss"] for r in records]),
     grad_norm=cat([r["grad_norm"] for r in records]),
     update_norm=cat([r["update_norm"] for r in records]),

@@ -8,6 +8,10 @@
   step decay            eta_k = eta_0 * 0.1^(boundaries passed)
   reduce on plateau     eta <- 0.1 eta when the validation loss, observed every M steps, has
                         not improved for `patience` observations (down to eta_0 / 100)
+The training and validation points are disjoint halves of one draw
+(`problems.logistic_train_val`): SGD samples only the training half, reduce on plateau watches
+only the validation half (as the lecture prescribes; `research.main` does the same), and the
+curves are the training objective f - f*. No test set: nothing is reported beyond optimization.
 A constant eta leaves SGD at a noise floor proportional to eta; every decaying schedule goes
 below it.
 """
@@ -31,7 +35,8 @@ CAPTION = (
   "Mini-batch SGD (b = 10) on logistic regression with five schedules of the same eta_0. "
   "Left: training f - f* (log scale); right: eta_k. The constant rate stalls at a noise "
   "floor; 1/k, linear decay to tau (then constant), step decay (x0.1 at two boundaries) and "
-  "reduce-on-plateau (x0.1 when the validation loss stops improving) all end below it."
+  "reduce-on-plateau (x0.1 when the loss on held-out validation points stops improving) all "
+  "end below it."
 )
 
 NAMES = ("constant", "1/k", "linear decay to tau", "step decay", "reduce on plateau")
@@ -182,9 +187,10 @@ def plot(result: FigureResult, out_dir) -> list:
   every, window = d["every"], d["window"]
   for name, col in zip(NAMES, colors, strict=True):
     smooth = np.asarray(d["smoothed_gaps"][name])
-    axes[0].semilogy(np.arange(len(smooth)) * every + window, smooth, color=col, label=name)
+    label = f"{name} (on validation loss)" if name == "reduce on plateau" else name
+    axes[0].semilogy(np.arange(len(smooth)) * every + window, smooth, color=col, label=label)
     eta = np.asarray(d["etas"][name])
-    axes[1].semilogy(np.arange(len(eta)) * every, eta, color=col, label=name)
+    axes[1].semilogy(np.arange(len(eta)) * every, eta, color=col, label=label)
   axes[0].set_xlabel("step k")
   axes[0].set_ylabel("$f(w_k) - f^*$ (training, 50-step moving average)")
   axes[0].set_title("noisy SGD (b = 10) under five schedules")

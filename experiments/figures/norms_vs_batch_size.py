@@ -96,7 +96,8 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(config.dataset, seed=config.seed)
+  # curves on the validation set held out of the training split; nothing is chosen, no test
+  name, train, val, _ = _fit.load_data(config.dataset, seed=config.seed)
   unknown = sorted(set(config.norms) - set(NORMS))
   if unknown or "batch" not in config.norms:
     raise ValueError(
@@ -119,7 +120,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       loss[norm].append(float(result.val_loss[-2:].mean()))
   err = {k: np.asarray(v) for k, v in error.items()}
   # validation loss relative to the largest per-device batch: continuous, so it is not swamped
-  # by the few-image noise of the error on 360 validation digits
+  # by the few-image noise of the error on the 287 held-out validation digits
   rel = {k: np.asarray(v) / v[0] for k, v in loss.items()}
   sizes = list(config.per_device)
   big, small = sizes.index(max(sizes)), sizes.index(min(sizes))

@@ -9,8 +9,12 @@ of the best validation point. Remedies: L2 weight decay R(W) = sum W^2 (here thr
 one-pixel shifts with `research.data.augment.pad_and_crop`).
 
 Every run: the same 2 x 256 ReLU MLP on a small real training set (200 digits), SGD with
-momentum (`research.optim.heavy_ball`), same seed and steps; validation on the 360 held-out
-digits. The gap measured is validation loss minus training loss at the end of training.
+momentum (`research.optim.heavy_ball`), same seed and steps. Splits (`_fit.load_data`): the 200
+training digits are drawn from the training split less its validation set, the 287 digits held
+out of it (`research.data.holdout`); every curve, the gaps and the early-stopping choice are on
+validation; the 360 test digits are evaluated once, at the end, on the early-stopped parameters
+(the model early stopping selects) and on the final ones. The gap measured is validation loss
+minus training loss at the end of training.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ TITLE = "Overfitting on 200 digits: train vs validation, early stopping, dropout
 CAPTION = (
   "A 2 x 256 ReLU MLP trained on 200 real digits. Without regularization the training loss "
   "goes to zero while the validation loss reaches a minimum (the early-stopping point) and "
-  "rises again. L2 weight decay and shift augmentation shrink the final gap between "
+  "rises again; the parameters kept there also have a lower test loss than the final ones. "
+  "L2 weight decay and shift augmentation shrink the final gap between "
   "validation and training loss; dropout lowers the best validation loss (its network, too, "
   "memorizes the 200 examples by the end)."
 )
@@ -56,6 +61,8 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config.weight_decay = 1e-2
   config.shift = 1
   config.seed = 0
+  # the dropout check: baseline and dropout also at these seeds (data subset and init)
+  config.dropout_seeds = (0, 1, 2)
   return common.sized(size, config, full={"steps": 5000})
 
 
@@ -69,11 +76,13 @@ def shift_batch(shift: int):
   return apply
 
 
-def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(config.dataset, max_train=config.max_train, seed=config.seed)
+def _runs(config, variants, seed) -> tuple[_fit.Data, dict[str, _fit.FitResult]]:
+  """(the `_fit.Data` trained on, variant -> FitResult) of `variants` with `seed` (its own subset
+  of `max_train` training examples and its own initialization)."""
+  data = _fit.load_data(config.dataset, max_train=config.max_train, seed=seed)
   sgd = optim.heavy_ball(config.learning_rate, config.momentum)
   runs = {}
-  for variant in VARIANTS:
+  for variant in variants:
     model = create(
       "mlp",
       num_classes=10,
@@ -87,12 +96,21 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       config,
       model,
       tx,
-      train,
-      val,
+      data.train,
+      data.validation,
+      test=data.test,
+      seed=seed,
+      select="loss",  # early stopping at the lowest validation loss
       augment=shift_batch(config.shift) if variant == "augmentation" else None,
     )
+  return data, runs
+
+
+def run(config: ml_collections.ConfigDict) -> FigureResult:
+  arrays, runs = _runs(config, VARIANTS, config.seed)
+  name, train, test = arrays.name, arrays.train, arrays.test
   base = runs["baseline"]
-  best = int(np.argmin(base.val_loss))
+  best = base.best_index  # argmin of the validation loss, the earliest of ties
   gap = {v: float(r.val_loss[-1] - r.train_loss[-1]) for v, r in runs.items()}
   acc_gap = {v: float(r.train_accuracy[-1] - r.val_accuracy[-1]) for v, r in runs.items()}
   checks = [
@@ -110,6 +128,13 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       f"< {int(base.eval_steps[-1])}",
       best < len(base.eval_steps) - 1,
     ),
+    # what early stopping buys, measured once on the test split: the parameters chosen on
+    # validation fit unseen data better than the final, overfitted ones
+    check_less(
+      "baseline: test loss of the early-stopped parameters / of the final parameters",
+      base.test["loss"] / base.final_test["loss"],
+      1.0,
+    ),
   ]
   for v in ("l2", "augmentation"):
     checks.append(
@@ -119,13 +144,21 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     )
   # Dropout's network memorizes the 200 examples too by the last step, so its final gap is
   # within seed noise of the baseline's (ratio 0.93-1.29 over 6 seeds, mean 1.12); what it
-  # changes robustly is the best model: its lowest validation loss is 0.74-0.96x the baseline's.
+  # changes is the best model, its lowest validation loss. That ratio is noisy from one seed
+  # (each seed its own 200 training digits and initialization): with 287 validation digits held
+  # out of the training split it was 0.97, 0.91, 0.77, 0.83, 1.11, 0.72 over seeds 0-5 (mean
+  # 0.88; with the 360 test digits as validation it had been 0.74-0.96), so the check is on the
+  # mean over `dropout_seeds` and asks for it below 1: dropout lowers the best validation loss.
   best_loss = {v: float(np.min(r.val_loss)) for v, r in runs.items()}
+  ratios = []
+  for seed in config.dropout_seeds:
+    pair = runs if seed == config.seed else _runs(config, ("baseline", "dropout"), seed)[1]
+    ratios.append(float(np.min(pair["dropout"].val_loss) / np.min(pair["baseline"].val_loss)))
   checks.append(
     check_less(
-      "dropout: lowest validation loss / baseline's",
-      best_loss["dropout"] / best_loss["baseline"],
-      0.9,
+      f"dropout: lowest validation loss / baseline's (mean of seeds {tuple(config.dropout_seeds)})",
+      float(np.mean(ratios)),
+      1.0,
     )
   )
   data = {
@@ -134,9 +167,14 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "steps": base.eval_steps.tolist(),
     "early_stopping_step": int(base.eval_steps[best]),
     "early_stopping_val_accuracy": float(base.val_accuracy[best]),
+    "test_examples": int(len(test[0])),
+    # the test split, evaluated once per run: early-stopped (chosen on validation) and final
+    "test": {v: r.test for v, r in runs.items()},
+    "final_test": {v: r.final_test for v, r in runs.items()},
     "loss_gap": gap,
     "accuracy_gap": acc_gap,
     "lowest_val_loss": best_loss,
+    "dropout_lowest_val_loss_ratio": dict(zip(config.dropout_seeds, ratios, strict=True)),
     "final_val_accuracy": {v: float(r.val_accuracy[-1]) for v, r in runs.items()},
     "curves": {
       v: {
@@ -163,7 +201,10 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     d["early_stopping_step"],
     color="gray",
     ls=":",
-    label=f"early stopping (step {d['early_stopping_step']})",
+    label=(
+      f"early stopping on validation (step {d['early_stopping_step']}; test loss "
+      f"{d['test']['baseline']['loss']:.3f}, final {d['final_test']['baseline']['loss']:.3f})"
+    ),
   )
   ax.set(
     xlabel="SGD step",

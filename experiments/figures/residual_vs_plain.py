@@ -7,7 +7,9 @@ below ResNet-20 and far below plain-56. Same architectures here (`research.model
 scale: narrower stages (`widths`), a shallow and a deep depth, the real digits (8x8) or
 Fashion-MNIST, SGD with momentum 0.9 for a few hundred steps, several seeds.
 
-Checks (on the final training error, averaged over seeds, measured on the training set):
+Checks (on the final training error, averaged over seeds, measured on the training set, the
+training split less its validation set; degradation is about optimization, so neither the
+validation nor the test split is used):
 the deeper plain net above the shallower plain net, and the deeper residual net at or below its
 plain counterpart. The train error is smoothed by averaging the last `tail` evaluations.
 """
@@ -86,7 +88,7 @@ def _augment(config):
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(config.dataset)
+  name, train, val, _ = _fit.load_data(config.dataset)
   train, val = _fit.standardize(train, val)
   num_classes = int(train[1].max()) + 1
   curves, params, steps = {}, {}, None

@@ -78,7 +78,8 @@ def template_class_correlation(templates: np.ndarray, x: np.ndarray, y: np.ndarr
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(
+  # curves on the validation set held out of the training split; nothing is chosen, no test
+  name, train, val, _ = _fit.load_data(
     config.dataset, max_train=config.max_train, max_val=config.max_val, seed=config.seed
   )
   image_shape = train[0].shape[1:3]

@@ -116,7 +116,7 @@ def upsample_errors(images: jax.Array, factor: int) -> dict:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, _ = _fit.load_data(config.dataset, seed=config.seed)
+  name, train, _, _ = _fit.load_data(config.dataset, seed=config.seed)
   images = jnp.asarray(train[0][: config.num_images])
   x, k, y, scattered = picture()
   checks = [

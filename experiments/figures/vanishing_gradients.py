@@ -60,7 +60,8 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(config.dataset, seed=config.seed)
+  # curves on the validation set held out of the training split; nothing is chosen, no test
+  name, train, val, _ = _fit.load_data(config.dataset, seed=config.seed)
   runs = {}
   for act, init in ACTIVATIONS.items():
     model = create(

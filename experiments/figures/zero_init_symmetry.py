@@ -66,7 +66,8 @@ def unit_spread(kernel: np.ndarray) -> float:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  name, train, val = _fit.load_data(config.dataset, seed=config.seed)
+  # curves on the validation set held out of the training split; nothing is chosen, no test
+  name, train, val, _ = _fit.load_data(config.dataset, seed=config.seed)
   data = {
     "dataset": name,
     "steps": None,

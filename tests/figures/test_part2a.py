@@ -34,7 +34,7 @@ DATA_KEYS = {
   "deep_relu_init": {"first_step_layer_grad_norms": None, "train_loss": None},
   "vanishing_gradients": {"layer_grad_norms": None, "first_over_last": None},
   "activations": {"train_loss": None, "final_val_accuracy": None},
-  "batch_norm": {"test_accuracy": None, "percentiles": None, "drift": None},
+  "batch_norm": {"validation_accuracy": None, "percentiles": None, "drift": None},
   "norms_vs_batch_size": {"per_device_batch": None, "val_error": None, "val_loss": None},
   "overfitting": {"early_stopping_step": None, "loss_gap": None, "accuracy_gap": None},
   "losses": {"cross_entropy_base10": 3, "svm": 3, "identity_max_gap": None},
@@ -95,10 +95,56 @@ def test_load_data_falls_back_only_for_fashion_mnist(tmp_path, monkeypatch):
 
   monkeypatch.setenv(datasets_lib.FASHION_MNIST_DIR_ENV, str(tmp_path / "absent"))
   _fit._load.cache_clear()  # other tests in this process may have loaded the real files
-  name, (x_train, _), _ = _fit.load_data("fashion_mnist_idx")
+  name, (x_train, _), _, _ = _fit.load_data("fashion_mnist_idx")
   assert name == "digits" and x_train.shape[1:] == (8, 8, 1)
   with pytest.raises(FileNotFoundError):
     _fit.load_data(f"idx:{tmp_path / 'no_such_dir'}")
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   with pytest.raises(FileNotFoundError, match="tfds build cifar10"):
     _fit.load_data("cifar10")
+
+
+def test_load_data_holds_validation_out_of_the_training_split():
+  """Validation is research.data.holdout's part of the training split, absent from `train`;
+  test is the dataset's test split."""
+  from experiments.figures import _fit
+  from research.data import holdout, holdout_count, load_arrays
+
+  data = _fit.load_data("digits")
+  x_all, _ = load_arrays("digits", "train")
+  count = holdout_count(0.2, len(x_all))
+  train_rows, val_rows = holdout(len(x_all), count)
+  np.testing.assert_array_equal(data.train[0], x_all[train_rows])
+  np.testing.assert_array_equal(data.validation[0], x_all[val_rows])
+  assert not set(train_rows) & set(val_rows)
+  assert len(data.test[0]) == len(load_arrays("digits", "test")[0])
+
+
+def test_fit_tests_the_best_validation_parameters_once():
+  from experiments.figures import _fit
+  from research import optim
+  from research.models import create
+
+  data = _fit.load_data("digits", max_train=64, max_val=32, max_test=32)
+  out = _fit.fit(
+    create("linear", num_classes=10),
+    optim.sgd(0.1),
+    data.train,
+    data.validation,
+    test=data.test,
+    batch_size=16,
+    steps=8,
+    eval_every=2,
+  )
+  assert out.best_index == int(np.argmax(out.val_accuracy))  # the earliest of ties
+  assert out.test.keys() >= {"loss", "accuracy"} and out.final_test.keys() >= {"loss", "accuracy"}
+  with pytest.raises(ValueError, match="select="):
+    _fit.fit(
+      create("linear", num_classes=10),
+      optim.sgd(0.1),
+      data.train,
+      data.validation,
+      batch_size=16,
+      steps=2,
+      select="error",
+    )

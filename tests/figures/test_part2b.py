@@ -128,9 +128,12 @@ def test_fine_tuning_structure(tmp_path):
   """Reduced: 30 pretraining and 10 target steps, one seed: the three starts run through
   research.train.train_and_evaluate (init_from, freeze); structure only."""
   result = _run_and_plot("fine_tuning", tmp_path)
-  acc = result.data["final_test_accuracy"]
-  assert acc.keys() == {"scratch", "fine-tune all", "frozen early layers"}
-  assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in acc.values())
+  for key in ("test_accuracy", "final_test_accuracy"):  # best-validation and final parameters
+    acc = result.data[key]
+    assert acc.keys() == {"scratch", "fine-tune all", "frozen early layers"}
+    assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in acc.values())
+  for runs in result.data["curves"].values():  # the validation curve of every run
+    assert all(len(curve) >= 1 for curve in runs)
   assert result.data["source_test_accuracy"] > 0.5
 
 
@@ -152,4 +155,5 @@ def test_data_augmentation_structure(tmp_path):
   """Reduced: 20 steps, one seed; structure only (the accuracy gain needs 400 steps)."""
   result = _run_and_plot("data_augmentation", tmp_path)
   assert result.data["final_val_accuracy"].keys() == {"with", "without"}
+  assert result.data["test_accuracy"].keys() == {"with", "without"}
   assert len(result.data["curves"]["with"][0]["val_accuracy"]) == 3
