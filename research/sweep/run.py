@@ -408,16 +408,11 @@ def sweep_splits(config: ml_collections.ConfigDict):
   """The config's `research.data.RunSplits`; ConfigError without a validation set (a sweep
   ranks its trials by validation, never by the test split)."""
   from research import config as config_lib  # noqa: PLC0415
-  from research import data as data_lib  # noqa: PLC0415
+  from research.train import inputs  # noqa: PLC0415
 
-  dataset = config_lib.complete(config).dataset
-  splits = data_lib.run_splits(
-    dataset.name,
-    dataset.validation,
-    dataset.data_dir,
-    train_split=dataset.train_split,
-    test_split=dataset.test_split,
-  )
+  config = config_lib.complete(config)
+  dataset = config.dataset
+  splits = inputs.run_splits(config)
   if splits.validation is None:
     raise ConfigError(
       f"dataset.validation={dataset.validation!r} leaves no validation set, and a sweep "

@@ -37,6 +37,19 @@ def parse_in_memory(value) -> str:
   return text
 
 
+def run_splits(config: ml_collections.ConfigDict) -> data_lib.RunSplits:
+  """The train, validation and test splits that `config.dataset` names
+  (`research.data.run_splits`)."""
+  dataset = config.dataset
+  return data_lib.run_splits(
+    dataset.name,
+    dataset.validation,
+    dataset.data_dir,
+    train_split=dataset.train_split,
+    test_split=dataset.test_split,
+  )
+
+
 class SplitPlan(NamedTuple):
   """Where and how one split is served to this process."""
 

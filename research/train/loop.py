@@ -149,8 +149,8 @@ def train_and_evaluate(
     workdir_lib.check_free(workdir)  # a live run here is the first thing to say
   # 1. Checks that need no compilation and write nothing.
   validate.check_config(config)
-  info, mesh, splits, plans = plan_inputs(config)
-  model = create_model(config, info.num_classes)
+  setup = plan_inputs(config)
+  model = create_model(config, setup.info.num_classes)
   validate.check_workdir(config, workdir)
   resuming = ckpt.has_checkpoints(workdir)
   init_from = None if resuming else config.init_from  # only a fresh start loads init_from
@@ -160,26 +160,14 @@ def train_and_evaluate(
   tx_base = optimizer_lib.build_optimizer(config.optimizer)
   if resuming:  # a checkpoint of another model or optimizer is refused, not taken for damage
     ckpt.check_compatible(
-      _manager(config, workdir), abstract_state(config, model, info, tx_base, plateau)
+      _manager(config, workdir), abstract_state(config, model, setup.info, tx_base, plateau)
     )
   # 2. One writer per workdir from here on (process 0 writes all but checkpoint shards).
   lock = workdir_lib.Lock(workdir).acquire() if jax.process_index() == 0 else None
   try:
     with signals.Interrupts() as interrupts:
       return _train(
-        config,
-        workdir,
-        info,
-        mesh,
-        splits,
-        plans,
-        model,
-        tx_base,
-        plateau,
-        init_from,
-        lock,
-        interrupts,
-        test,
+        config, workdir, setup, model, tx_base, plateau, init_from, lock, interrupts, test
       )
   finally:
     if lock is not None:
@@ -194,20 +182,23 @@ class Plans(NamedTuple):
   test: inputs.SplitPlan
 
 
-def plan_inputs(config) -> tuple:
-  """(info, mesh, splits, plans) after the checks that need no compilation: the metric fits
-  the task, the validation set exists if something watches it, both batch sizes divide across
-  the devices and processes, every split fits where `dataset.in_memory` puts it."""
-  dataset = config.dataset
-  info = data_lib.get_info(dataset.name, dataset.data_dir)
+class Setup(NamedTuple):
+  """What `plan_inputs` decides before anything is compiled."""
+
+  info: data_lib.DatasetInfo
+  mesh: jax.sharding.Mesh
+  splits: data_lib.RunSplits
+  plans: Plans
+
+
+def plan_inputs(config) -> Setup:
+  """The run's dataset, mesh, splits and input plans, after the checks that need no
+  compilation: the metric fits the task, the validation set exists if something watches it,
+  both batch sizes divide across the devices and processes, every split fits where
+  `dataset.in_memory` puts it."""
+  info = data_lib.get_info(config.dataset.name, config.dataset.data_dir)
   validate.check_metric(config, info.task, info.num_classes)
-  splits = data_lib.run_splits(
-    dataset.name,
-    dataset.validation,
-    dataset.data_dir,
-    train_split=dataset.train_split,
-    test_split=dataset.test_split,
-  )
+  splits = inputs.run_splits(config)
   validate.check_validation(config, splits.validation is not None)
   mesh = parallel.create_mesh(config.num_devices or None)
   data_lib.check_batch_size(config.batch_size, mesh.size, jax.process_count())
@@ -223,7 +214,7 @@ def plan_inputs(config) -> tuple:
     None if splits.validation is None else plan(splits.validation, False),
     plan(splits.test, False),
   )
-  return info, mesh, splits, plans
+  return Setup(info, mesh, splits, plans)
 
 
 def _manager(config, workdir: str):
@@ -368,21 +359,10 @@ class _Recorder:
 
 
 def _train(
-  config,
-  workdir,
-  info,
-  mesh,
-  splits,
-  plans,
-  model,
-  tx_base,
-  plateau,
-  init_from,
-  lock,
-  interrupts,
-  evaluate_test,
+  config, workdir, setup, model, tx_base, plateau, init_from, lock, interrupts, evaluate_test
 ) -> dict:
   t_start = time.perf_counter()
+  info, mesh, splits, plans = setup
   host_state, tx = initial_state(config, model, info, tx_base, plateau, init_from)
   train_input = inputs.TrainInput(config, plans.train, mesh)
   interval = train_input.host_steps(dispatch_interval(config))
