@@ -227,6 +227,10 @@ def rmsprop(
   `research.optim.nesterov`). Signature, defaults and state layout are optax's; `nesterov`
   without `momentum` does nothing, as there.
 
+  The defaults are optax's (gamma = 0.9, eps = 1e-8), not the slides' suggestion (notes 004
+  ~2257, ~2357: rho = 0.999, delta = 1e-5 outside the root), which is
+  `rmsprop(eta, decay=0.999, eps=1e-5, eps_in_sqrt=False)`.
+
   Args:
     learning_rate: eta, a float or a schedule.
     decay: gamma.
@@ -256,8 +260,8 @@ def scale_by_adadelta(rho=0.9, eps=1e-6) -> optax.GradientTransformation:
   E[dx^2] <- rho E[dx^2] + (1 - rho) |dx|^2; returns dx (to be scaled by -eta).
 
   Args:
-    rho: the averaging coefficient (the lecture's gamma; 0.95 in the lecture and in Zeiler's
-      paper, optax's default 0.9).
+    rho: the averaging coefficient (the lecture's gamma, for which the notes give no value;
+      0.95 in Zeiler's paper, optax's default 0.9).
     eps: added inside both roots.
 
   Returns:
@@ -292,7 +296,8 @@ def adadelta(
   """AdaDelta (lecture 2.3.3), no learning rate needed:
   X^{k+1} = X^k - sqrt(E[dX^2]^{k-1} + eps) / sqrt(G^k + eps) g^k.
 
-  The lecture's (and Zeiler's) form is `adadelta(rho=0.95)` (eps = 1e-6, no learning rate).
+  Zeiler's paper uses `adadelta(rho=0.95)` (eps = 1e-6, no learning rate); the notes (000
+  ~403-420) give the update but no value of gamma.
   A `learning_rate` scales the step after E[dx^2] was updated with the unscaled step, as in
   optax. `weight_decay` adds wd X to the gradient first (only where `weight_decay_mask`, a
   tree of booleans or a function of the params returning one, is True). Signature, defaults
@@ -384,8 +389,9 @@ def adam(
   X^{k+1} = X^k - eta M_hat^k / (sqrt(G_hat^k + eps_root) + eps).
 
   The lecture (and the slides) put epsilon inside the root: `adam(eta, eps=0.0,
-  eps_root=epsilon)`. The defaults follow the paper and optax (eps outside); signature and
-  state layout are optax's.
+  eps_root=epsilon)`; the slides' suggested values (notes 004 ~2400-2414: mu = 0.9, rho =
+  0.999, delta = 1e-5) make `adam(eta, b1=0.9, b2=0.999, eps=0.0, eps_root=1e-5)`. The defaults
+  follow the paper and optax (eps = 1e-8 outside); signature and state layout are optax's.
 
   Args:
     learning_rate: eta, a float or a schedule.

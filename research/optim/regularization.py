@@ -97,6 +97,9 @@ def weight_decay_term(
 def add_l2_penalty(weight_decay: float) -> optax.GradientTransformation:
   """g <- g + alpha X: the gradient of the penalty alpha/2 |X|^2 added to the loss.
 
+  The notes write the L2 penalty as lambda R(W) with R(W) = sum_kl W_kl^2 (004 ~3090), whose
+  gradient is 2 lambda W: their lambda is alpha / 2 here (`add_l2_penalty(2 * lam)`).
+
   Put it before the rule (`optax.chain(add_l2_penalty(a), heavy_ball(lr))`) so that the rule
   sees the penalized gradient.
 
