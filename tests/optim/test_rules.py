@@ -114,6 +114,15 @@ CASES = {
     lambda: ro.adam(0.1, 0.8, 0.95, eps=0.0, eps_root=1e-3),
     lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.8, 0.95, 0.0, 1e-3),
   ),
+  # The calls the docstrings give for the slides' suggested settings (notes 004).
+  "rmsprop_slides_settings": (
+    lambda: ro.rmsprop(0.05, decay=0.999, eps=1e-5, eps_in_sqrt=False),
+    lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.999, 1e-5, eps_in_sqrt=False),
+  ),
+  "adam_slides_settings": (
+    lambda: ro.adam(0.1, b1=0.9, b2=0.999, eps=0.0, eps_root=1e-5),
+    lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.9, 0.999, 0.0, 1e-5),
+  ),
 }
 
 
