@@ -41,3 +41,24 @@ PART2 = (
 )
 
 FIGURES = PART1 + PART2
+
+# The figures that train a network: each states the published claim it reproduces (its module's
+# `PAPER`, a `common.Paper`), which report.json and REPORT.md show beside our numbers.
+TRAINING = (
+  "hyperparameter_search",
+  "zero_init_symmetry",
+  "deep_relu_init",
+  "vanishing_gradients",
+  "activations",
+  "batch_norm",
+  "norms_vs_batch_size",
+  "overfitting",
+  "relu_vs_tanh_cnn",
+  "residual_vs_plain",
+  "densenet_vs_resnet",
+  "fcn_segmentation",
+  "transposed_conv",
+  "fine_tuning",
+  "templates",
+  "data_augmentation",
+)

@@ -199,6 +199,16 @@ def _markdown(
     lines += [f"## {e['name']}: {e['title']} ({mark})", "", e.get("caption", ""), ""]
     for p in images.get(e["name"], []):
       lines += [f"![{e['name']}]({p.name})", ""]
+    paper = e.get("paper")
+    if paper:
+      lines += [
+        "| | source | setup | number |",
+        "|---|---|---|---|",
+        f"| paper | {paper['source']} | {paper['setup']} | {paper['number']} |",
+        "",
+        "Ours, on the same claim:",
+        "",
+      ]
     lines += ["| check | measured | expected | passed |", "|---|---|---|---|"]
     for c in e["checks"]:
       lines.append(

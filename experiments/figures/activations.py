@@ -32,6 +32,20 @@ CAPTION = (
   "ReLU, PReLU, ELU, Maxout) drives the training loss down fastest; tanh follows; the sigmoid "
   "lags far behind, as its derivative of at most 1/4 shrinks the gradient at every layer."
 )
+PAPER = common.Paper(
+  source=(
+    'Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward neural '
+    'networks", Table 1'
+  ),
+  setup=(
+    "MNIST (and Shapeset, CIFAR-10), 5 hidden layers of 1000 units, sigmoid / tanh / softsign, "
+    "standard vs normalized initialization"
+  ),
+  number=(
+    "the logistic sigmoid gives the highest test error of the activations compared; tanh and "
+    "softsign train better, and normalized initialization helps tanh"
+  ),
+)
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout")
 RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "maxout")
@@ -112,7 +126,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "final_val_accuracy": final_acc,
     "prelu_slopes": slopes,
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

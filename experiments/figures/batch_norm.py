@@ -43,6 +43,15 @@ CAPTION = (
   "input to one sigmoid of the last hidden layer, over a fixed batch of held-out images, during "
   "training: with BN they stay put, without BN they drift."
 )
+PAPER = common.Paper(
+  source='Ioffe & Szegedy 2015, "Batch Normalization", Fig. 1',
+  setup="MNIST, 3 fully connected hidden layers of 100 sigmoid units, batch 60, 50,000 steps",
+  number=(
+    "with BN the test accuracy is higher and rises faster, and the distribution of a "
+    "last-hidden-layer sigmoid input stays stable during training (its 15th / 50th / 85th "
+    "percentiles), while without BN it drifts"
+  ),
+)
 
 PERCENTILES = (15.0, 50.0, 85.0)
 
@@ -163,7 +172,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     },
     "drift": {"bn": drifts["batch"], "no_bn": drifts["none"]},
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

@@ -111,15 +111,29 @@ class Check:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Paper:
+  """The published claim a figure reproduces, shown beside our numbers in REPORT.md.
+
+  source: the paper (or the lecture note and line) and where in it; setup: what the paper
+  trained; number: the claim and its numbers as the paper states them.
+  """
+
+  source: str
+  setup: str
+  number: str
+
+
 @dataclasses.dataclass
 class FigureResult:
-  """A figure's computation: its key numbers (`data`) and its checks."""
+  """A figure's computation: its key numbers (`data`), its checks and the claim it reproduces."""
 
   name: str
   title: str
   caption: str
   checks: list[Check]
   data: dict
+  paper: Paper | None = None
 
   @property
   def passed(self) -> bool:
@@ -133,6 +147,7 @@ class FigureResult:
       "passed": self.passed,
       "checks": [c.as_dict() for c in self.checks],
       "data": to_builtin(self.data),
+      "paper": None if self.paper is None else dataclasses.asdict(self.paper),
     }
 
 

@@ -42,6 +42,17 @@ CAPTION = (
   "augmentation: with it the training accuracy is lower (the task is harder) and the "
   "validation accuracy higher (less overfitting)."
 )
+PAPER = common.Paper(
+  source='Krizhevsky et al. 2012, Sect. 4.1; Zhong et al. 2020, "Random Erasing", Table 1',
+  setup=(
+    "ImageNet, AlexNet (crops, flips, PCA colour); Fashion-MNIST, ResNet-20 (pad-4 crop and flip,"
+    " random erasing)"
+  ),
+  number=(
+    "PCA colour noise lowers AlexNet top-1 error by over 1%, and without crops and flips the net "
+    "overfits badly; random erasing lowers ResNet-20 error on Fashion-MNIST from 4.39% to 4.02%"
+  ),
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -181,7 +192,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "train_val_gap": gap,
     "examples": {k: v.tolist() for k, v in examples.items()},
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

@@ -50,6 +50,17 @@ CAPTION = (
   "steps (left: validation curves; right: test accuracy of each run's best-validation "
   "checkpoint). Runs through research.train.train_and_evaluate with init_from and freeze."
 )
+PAPER = common.Paper(
+  source='Yosinski et al. 2014, "How transferable are features in deep neural networks?", Fig. 2',
+  setup=(
+    "ImageNet split into two halves of 500 classes, transfer of the first n layers of an "
+    "AlexNet-like net"
+  ),
+  number=(
+    "copied first layers that are then fine-tuned (AnB+) generalize better than training on the "
+    "target from scratch, even with a large target set"
+  ),
+)
 
 STARTS = ("scratch", "fine-tune all", "frozen early layers")
 
@@ -182,7 +193,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "mean_test_accuracy": mean,
     "curves": curves,
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

@@ -37,6 +37,14 @@ CAPTION = (
   "running averages used at test time); "
   "group, layer and instance norm normalize within each example and stay flat."
 )
+PAPER = common.Paper(
+  source='Wu & He 2018, "Group Normalization", Table 2 and Fig. 1',
+  setup="ResNet-50 on ImageNet, 32 down to 2 images per GPU",
+  number=(
+    "BN error 23.6% at 32 images per GPU rises to 34.7% at 2; GN stays at 24.1% (10.6 points "
+    "below BN at 2); LN and IN are worse than GN at every batch size"
+  ),
+)
 
 NORMS = {"batch": "BN", "layer": "LN", "group": "GN", "instance": "IN"}
 
@@ -152,7 +160,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "val_error": {k: v.tolist() for k, v in err.items()},
     "val_loss": {k: list(v) for k, v in loss.items()},
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

@@ -3,8 +3,9 @@
 Slides 142-160 of 004 and notes 001: a model with many parameters trained on few examples fits
 the training set ever better while the validation error stops falling and then rises (the
 model starts to learn patterns of the training data only); early stopping keeps the parameters
-of the best validation point. Remedies: L2 weight decay R(W) = sum W^2 (here through
-`research.optim.add_l2_penalty`, which adds lambda W to the gradient), dropout with a ratio in
+of the best validation point. Remedies: L2 weight decay, the notes' lambda R(W) with
+R(W) = sum W^2 (004 ~3090, gradient 2 lambda W; here `research.optim.add_l2_penalty(alpha)`,
+which adds alpha W to the gradient: alpha = 2 lambda), dropout with a ratio in
 0.2-0.5 (`research.models.create('mlp', dropout_rate=...)`), and data augmentation (random
 one-pixel shifts with `research.data.augment.pad_and_crop`).
 
@@ -41,6 +42,14 @@ CAPTION = (
   "L2 weight decay and shift augmentation shrink the final gap between "
   "validation and training loss; dropout lowers the best validation loss (its network, too, "
   "memorizes the 200 examples by the end)."
+)
+PAPER = common.Paper(
+  source='Srivastava et al. 2014, "Dropout", JMLR, Table 2',
+  setup="MNIST, 3 hidden layers of 1024 ReLU units, dropout on the inputs and hidden units",
+  number=(
+    "test error 1.25% with dropout (1.06% adding max-norm), against 1.60% for a standard 2 x 800 "
+    "net without dropout"
+  ),
 )
 
 VARIANTS = ("baseline", "dropout", "l2", "augmentation")
@@ -186,7 +195,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       for v, r in runs.items()
     },
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

@@ -46,6 +46,11 @@ CAPTION = (
   "standardized inputs (dashed, --full only) the gap closes: the advantage is that ReLU does "
   "not saturate."
 )
+PAPER = common.Paper(
+  source='Krizhevsky et al. 2012, "ImageNet Classification with Deep CNNs", Fig. 1',
+  setup="CIFAR-10, a four-layer convolutional network",
+  number="with ReLUs the net reaches 25% training error six times faster than with tanh",
+)
 
 ACTIVATIONS = ("relu", "tanh")
 
@@ -161,7 +166,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       bool(np.isfinite(paper) and paper >= 2),
     ),
   ]
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

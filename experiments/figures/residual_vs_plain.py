@@ -35,6 +35,18 @@ CAPTION = (
   "overfitting); the residual net of the same depth trains at least as well as the plain one. "
   "Thin lines: seeds; thick: their mean."
 )
+PAPER = common.Paper(
+  source='He et al. 2016, "Deep Residual Learning for Image Recognition", Fig. 6 and Table 6',
+  setup=(
+    "CIFAR-10, plain and residual nets of 20 to 110 layers, SGD 0.1 (momentum 0.9, weight decay "
+    "1e-4), batch 128, 64k steps"
+  ),
+  number=(
+    "the 56-layer plain net has higher training error than the 20-layer one; with shortcuts the "
+    "deeper net is better: ResNet-20 / 32 / 44 / 56 / 110 test error 8.75 / 7.51 / 7.17 / 6.97 / "
+    "6.43%"
+  ),
+)
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -136,7 +148,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "final_train_error": final,
     "num_params": params,
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

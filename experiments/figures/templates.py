@@ -32,6 +32,14 @@ CAPTION = (
   "rows W1 of a 2-layer MLP with a chosen number of hidden units: more, partial templates whose "
   "matches the second layer combines, and a higher validation accuracy."
 )
+PAPER = common.Paper(
+  source="the lecture, notes 004 ~183-242",
+  setup="a linear classifier and a 2-layer MLP on images",
+  number=(
+    "the rows of a linear classifier W are one template per class; the first layer W1 of an MLP "
+    "holds as many templates as it has hidden units, and W2 combines their matches"
+  ),
+)
 
 FASHION_NAMES = (
   "T-shirt",
@@ -141,7 +149,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "linear_curve": linear.val_accuracy.tolist(),
     "mlp_curve": mlp.val_accuracy.tolist(),
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

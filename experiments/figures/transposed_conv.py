@@ -40,6 +40,14 @@ CAPTION = (
   "real image upsampled x2 by the FCN's bilinear-initialized stride-2 transposed convolution, "
   "by jax.image.resize (bilinear), and their difference: zero away from the one-pixel border."
 )
+PAPER = common.Paper(
+  source="Long et al. 2015, Sect. 3.3 (in-network upsampling)",
+  setup="FCN upsampling layers",
+  number=(
+    "a transposed convolution (backwards strided convolution) initialized to bilinear "
+    "interpolation upsamples, and it can be learned"
+  ),
+)
 
 PICTURE_INPUT = ((1.0, 2.0), (3.0, 4.0))
 PICTURE_KERNEL = ((1.0, 0.0, 1.0), (0.0, 2.0, 0.0), (1.0, 0.0, 3.0))
@@ -168,7 +176,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
         "up": e["up"][0, :, :, 0].tolist(),
         "ref": e["ref"][0, :, :, 0].tolist(),
       }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def _grid(ax, values, title, fmt="{:g}", cmap="Blues"):

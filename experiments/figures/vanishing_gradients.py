@@ -36,6 +36,17 @@ CAPTION = (
   "Right: a ReLU net with too-large N(0, 1) weights has exploding gradients; the norm of each "
   "SGD step with and without clipping the global gradient norm to c (bound learning_rate * c)."
 )
+PAPER = common.Paper(
+  source=(
+    "Glorot & Bengio 2010, Fig. 7 (back-propagated gradients per layer); Pascanu et al. 2013 "
+    "(gradient clipping)"
+  ),
+  setup="deep tanh / sigmoid MLPs at initialization; recurrent nets for clipping",
+  number=(
+    "with the standard initialization the back-propagated gradients shrink from the top layer to "
+    "the bottom; clipping the gradient norm bounds the step when gradients explode"
+  ),
+)
 
 ACTIVATIONS = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "relu": "he_normal"}
 
@@ -162,7 +173,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     "grad_norm_plain": plain.grad_norm.tolist(),
     "step_bound": lr * c,
   }
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

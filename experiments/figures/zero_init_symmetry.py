@@ -32,6 +32,14 @@ CAPTION = (
   "units is 0), so each layer acts like one unit and the accuracy stays far below the randomly "
   "initialized network's."
 )
+PAPER = common.Paper(
+  source="the lecture, notes 004 ~2628",
+  setup="any MLP initialized to zeros (or one constant)",
+  number=(
+    "全零初始化: the hidden units have the same outputs and receive the same updates, so they stay "
+    "identical"
+  ),
+)
 
 CASES = ("zeros", "constant_0.05", "he_normal")
 INITIAL_VALUE = {"zeros": 0.0, "constant_0.05": 0.05}
@@ -137,7 +145,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     ),
   ]
   data["final_val_accuracy"] = acc
-  return FigureResult(NAME, TITLE, CAPTION, checks, data)
+  return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

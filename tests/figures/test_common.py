@@ -78,3 +78,25 @@ def test_figures_draw_only_through_the_common_helpers():
     if "matplotlib.pyplot" in _imported_modules(path)
   ]
   assert not bad, bad
+
+
+def test_every_training_figure_states_the_paper_beside_ours(tmp_path):
+  import importlib
+  import json
+
+  from experiments import figures
+  from experiments.figures import __main__ as figures_main
+  from experiments.figures import common
+
+  assert set(figures.TRAINING) <= set(figures.FIGURES)
+  for name in figures.TRAINING:
+    paper = importlib.import_module(f"experiments.figures.{name}").PAPER
+    assert isinstance(paper, common.Paper), name
+    assert all(len(getattr(paper, k)) > 10 for k in ("source", "setup", "number")), name
+  code = figures_main.main(
+    ["--out", str(tmp_path), "--only", "zero_init_symmetry", "--size", "test"]
+  )
+  assert code in (0, 1)
+  entry = json.loads((tmp_path / "report.json").read_text())[0]
+  assert entry["paper"]["source"].startswith("the lecture, notes 004")
+  assert f"| paper | {entry['paper']['source']} |" in (tmp_path / "REPORT.md").read_text()
