@@ -42,7 +42,9 @@ Keys (every one can be overridden with --config.KEY=VALUE):
   eval_every_steps, checkpoint_every_steps, keep_checkpoints, seed.
   init_from: another run's workdir (or checkpoint directory) to start from; head_pattern: the
     regex of the layers that may change shape (default: `research.models.head_pattern(model)`,
-    from the model class's HEAD).
+    from the model class's HEAD); init_layers: the regex of the parameter paths taken from
+    init_from (default: every path whose shape fits), e.g. '^dense_0/' to initialize only the
+    first layer from the pretrained network and train the rest from scratch.
   freeze: regex of parameter paths kept fixed ('/'-joined, e.g. '^Dense_0/').
   early_stopping: metric, mode ('max'/'min'), patience (evaluations; 0 = off), min_delta.
   num_devices: 0 = all devices; n = the first n (single process, for comparisons).
@@ -119,6 +121,7 @@ def defaults() -> ml_collections.ConfigDict:
   config.seed = 0
   config.steps_per_dispatch = 100
   config.init_from = config_dict.placeholder(str)
+  config.init_layers = config_dict.placeholder(str)
   config.head_pattern = config_dict.placeholder(str)
   config.freeze = config_dict.placeholder(str)
   config.early_stopping = ml_collections.ConfigDict(

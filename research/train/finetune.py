@@ -34,28 +34,41 @@ class MergeReport(NamedTuple):
   reinitialized: list[str]  # head paths whose shape changed: fresh initialization kept
   fresh: list[str]  # paths absent from the checkpoint: fresh initialization kept
   unused: list[str]  # checkpoint paths the model does not have
+  skipped: list[str]  # paths outside `init_layers`: fresh initialization kept
 
   def summary(self) -> str:
+    skipped = f"; kept fresh outside init_layers {self.skipped}" if self.skipped else ""
     return (
       f"init_from: loaded {len(self.loaded)} arrays; re-initialized (new shape) "
       f"{self.reinitialized or 'none'}; not in checkpoint (fresh) {self.fresh or 'none'}; "
-      f"unused from checkpoint {self.unused or 'none'}"
+      f"unused from checkpoint {self.unused or 'none'}{skipped}"
     )
 
 
 def merge(
-  fresh: dict, loaded: dict, head_pattern: str, *, collection: str = "params"
+  fresh: dict,
+  loaded: dict,
+  head_pattern: str,
+  *,
+  collection: str = "params",
+  layers: str | None = None,
 ) -> tuple[dict, MergeReport]:
   """Takes each array of `loaded` into `fresh` at the same path when shapes agree.
 
   A shape mismatch under `head_pattern` keeps the fresh array (a new head, e.g. another
   num_classes); a shape mismatch elsewhere raises CheckpointMismatchError listing every such path.
+  `layers`: a regex; only the paths it matches are taken (the notes, 001 ~106: initialize the
+  first layers from a pretrained network, train the rest from scratch), None takes every path.
   """
   fresh_flat, loaded_flat = flatten(fresh), flatten(loaded)
   head = re.compile(head_pattern)
-  merged, report = dict(fresh_flat), MergeReport([], [], [], [])
+  include = re.compile(layers) if layers else None
+  merged, report = dict(fresh_flat), MergeReport([], [], [], [], [])
   bad = []
   for path, value in fresh_flat.items():
+    if include is not None and not include.search(path):
+      report.skipped.append(path)
+      continue
     if path not in loaded_flat:
       report.fresh.append(path)
       continue
@@ -79,18 +92,35 @@ def merge(
   return unflatten(merged) if merged else {}, report
 
 
-def merge_variables(fresh: dict, loaded: dict, head_pattern: str) -> tuple[dict, MergeReport]:
+def merge_variables(
+  fresh: dict, loaded: dict, head_pattern: str, layers: str | None = None
+) -> tuple[dict, MergeReport]:
   """`merge` for 'params' and 'batch_stats'; raises if nothing at all matched.
 
   `head_pattern`: the output layers' paths (`config.head_pattern`, else
-  `research.models.head_pattern(model)`).
+  `research.models.head_pattern(model)`). `layers`: `config.init_layers`, the regex of the
+  paths to load (None: all); ConfigError when it matches none of the model's paths.
   """
-  out, total = dict(fresh), MergeReport([], [], [], [])
+  if layers:
+    try:
+      re.compile(layers)
+    except re.error as e:
+      raise ConfigError(f"init_layers={layers!r} is not a valid regular expression: {e}") from e
+    paths = sorted(flatten(fresh["params"]))
+    if not any(re.search(layers, p) for p in paths):
+      raise ConfigError(
+        f"init_layers={layers!r} matches no parameter path; paths look like {paths[:6]}"
+      )
+  out, total = dict(fresh), MergeReport([], [], [], [], [])
   for collection in ("params", "batch_stats"):
     if collection not in fresh:
       continue
     out[collection], report = merge(
-      fresh[collection], loaded.get(collection, {}), head_pattern, collection=collection
+      fresh[collection],
+      loaded.get(collection, {}),
+      head_pattern,
+      collection=collection,
+      layers=layers,
     )
     for field, items in zip(total, report, strict=True):
       field.extend(f"{collection}/{p}" for p in items)

@@ -63,7 +63,7 @@ def initial_state(config, model, info, tx_base, plateau, init_from: str | None):
   if init_from:
     loaded = ckpt.load_variables(init_from)
     variables, report = finetune.merge_variables(
-      variables, loaded, config.head_pattern or models.head_pattern(model)
+      variables, loaded, config.head_pattern or models.head_pattern(model), config.init_layers
     )
     _log(report.summary())
   tx, frozen = finetune.apply_freeze(tx_base, variables["params"], config.freeze)

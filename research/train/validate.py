@@ -75,7 +75,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"early_stopping.mode={es.mode!r} must be 'max' or 'min'")
   if es.patience < 0:
     raise ConfigError(f"early_stopping.patience={es.patience} must be >= 0 (0 turns it off)")
-  for key in ("freeze", "head_pattern"):
+  for key in ("freeze", "head_pattern", "init_layers"):
     if config[key]:
       try:
         re.compile(config[key])

@@ -76,3 +76,29 @@ def test_init_from_missing_checkpoint_is_a_clear_error(tmp_path):
     train_and_evaluate(
       helpers.tiny_config(init_from=str(tmp_path / "nowhere")), str(tmp_path / "run")
     )
+
+
+def test_init_layers_loads_only_the_first_layers(tiny_run):
+  """The notes (001): initialize the first layers from a pretrained network, the rest fresh."""
+  workdir, _ = tiny_run
+  loaded, fresh = checkpoint.load_variables(workdir), _fresh()
+  merged, report = finetune.merge_variables(fresh, loaded, HEAD, "^dense_0/")
+  assert sorted(report.loaded) == ["params/dense_0/bias", "params/dense_0/kernel"]
+  assert "params/dense_1/kernel" in report.skipped and "params/head/kernel" in report.skipped
+  np.testing.assert_array_equal(
+    merged["params"]["dense_0"]["kernel"], loaded["params"]["dense_0"]["kernel"]
+  )
+  for layer in ("dense_1", "head"):
+    np.testing.assert_array_equal(
+      merged["params"][layer]["kernel"], fresh["params"][layer]["kernel"]
+    )
+  assert "kept fresh outside init_layers" in report.summary()
+  with pytest.raises(ValueError, match="init_layers='\\^conv' matches no parameter path"):
+    finetune.merge_variables(fresh, loaded, HEAD, "^conv")
+
+
+def test_init_layers_in_a_run(tiny_run_copy, tmp_path, capsys):
+  source, _ = tiny_run_copy
+  config = helpers.tiny_config(init_from=source, init_layers="^dense_0/", num_train_steps=10)
+  train_and_evaluate(config, str(tmp_path / "first_layer"))
+  assert "init_from: loaded 2 arrays" in capsys.readouterr().out
