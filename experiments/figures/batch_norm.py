@@ -20,6 +20,19 @@ after the first `settle` fraction of training,
     drift = mean_k std_t(p_k(t)) / mean_t(p_85(t) - p_15(t)),
 
 the fluctuation of the percentiles relative to the distribution's own width (scale-free).
+
+BN's backward pass (notes 000 ~546-548; Ioffe & Szegedy, Algorithm 1's gradients), for one
+unit over a batch z_1..z_B, u_i = (z_i - mu_B) / sqrt(sigma_B^2 + eps), y_i = gamma u_i + beta:
+
+    dDiv/du_i = gamma dDiv/dy_i
+    dDiv/dsigma_B^2 = -1/2 (sigma_B^2 + eps)^(-3/2) sum_i dDiv/du_i (z_i - mu_B)
+    dDiv/dmu_B = -1/sqrt(sigma_B^2 + eps) sum_i dDiv/du_i   (+ dDiv/dsigma_B^2 x -2/B sum_i
+                 (z_i - mu_B), which is 0)
+    dDiv/dz_i = dDiv/du_i / sqrt(sigma_B^2 + eps) + dDiv/dsigma_B^2 2 (z_i - mu_B) / B
+                + dDiv/dmu_B / B
+
+computed by hand in float64 and compared with autodiff. The notes print dDiv/dsigma_B^2 without
+the factor (z_i - mu_B) inside the sum; the data records how far that form is from autodiff.
 """
 
 from __future__ import annotations
@@ -161,6 +174,15 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       0.5,
     ),
   ]
+  backward_error, printed_error = bn_backward_errors()
+  checks.append(
+    check_less(
+      "BN's backward formulas (notes 000 ~546-548, with (z_i - mu_B) in dDiv/dsigma^2) by hand "
+      "vs autodiff: largest |difference| of dDiv/dz, dgamma, dbeta, dmu, dsigma^2 (float64)",
+      backward_error,
+      1e-9,
+    )
+  )
   data = {
     "dataset": name,
     "steps": bn.eval_steps.tolist(),
@@ -171,8 +193,67 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       "no_bn": np.asarray(plain.probes).tolist(),
     },
     "drift": {"bn": drifts["batch"], "no_bn": drifts["none"]},
+    "backward": {
+      "max_abs_error": backward_error,
+      "notes_printed_dvar_relative_error": printed_error,
+    },
   }
   return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
+
+
+def bn_backward_by_hand(z, gamma, beta, dy, eps=1e-5) -> dict:
+  """BN's gradients by the formulas of the module docstring. z, dy: (B, C); gamma, beta: (C,).
+
+  Returns {'z', 'gamma', 'beta', 'mu', 'var', 'var_as_printed'} (float64 arrays): dDiv/dz
+  (B, C), dDiv/dgamma, dDiv/dbeta, dDiv/dmu_B, dDiv/dsigma_B^2 (C,) and the notes' printed
+  dDiv/dsigma_B^2 (without (z_i - mu_B)), for Div = sum_i dy_i . y_i.
+  """
+  del beta
+  n = z.shape[0]
+  mu, var = z.mean(0), z.var(0)
+  inv = 1.0 / np.sqrt(var + eps)
+  u = (z - mu) * inv
+  du = dy * gamma
+  d_var = -0.5 * inv**3 * (du * (z - mu)).sum(0)
+  d_mu = -inv * du.sum(0) + d_var * (-2.0 / n) * (z - mu).sum(0)
+  d_z = du * inv + d_var * 2.0 * (z - mu) / n + d_mu / n
+  return {
+    "z": d_z,
+    "gamma": (dy * u).sum(0),
+    "beta": dy.sum(0),
+    "mu": d_mu,
+    "var": d_var,
+    "var_as_printed": -0.5 * inv**3 * du.sum(0),
+  }
+
+
+def bn_backward_errors(seed: int = 0, batch: int = 16, units: int = 5, eps: float = 1e-5):
+  """Largest |by hand - autodiff| of BN's gradients (float64), and the relative error of the
+  notes' printed dDiv/dsigma^2. dDiv/dmu and dDiv/dsigma^2 come from autodiff of BN written as
+  a function of (z, mu, var) at mu = mean(z), var = var(z)."""
+  rng = np.random.default_rng(seed)
+  z = rng.normal(1.0, 2.0, (batch, units))
+  gamma, beta, dy = rng.normal(size=units), rng.normal(size=units), rng.normal(size=(batch, units))
+  hand = bn_backward_by_hand(z, gamma, beta, dy, eps)
+  with jax.enable_x64(True):
+    jnp = jax.numpy
+
+    def bn(z, gamma, beta, mu, var):
+      return gamma * (z - mu) / jnp.sqrt(var + eps) + beta
+
+    def div(z, gamma, beta):
+      return jnp.sum(jnp.asarray(dy) * bn(z, gamma, beta, z.mean(0), z.var(0)))
+
+    def div_stats(mu, var):  # Div through mu_B and sigma_B^2 only (z held fixed)
+      return jnp.sum(jnp.asarray(dy) * bn(jnp.asarray(z), jnp.asarray(gamma), 0.0, mu, var))
+
+    auto = jax.grad(div, argnums=(0, 1, 2))(jnp.asarray(z), jnp.asarray(gamma), jnp.asarray(beta))
+    d_mu, d_var = jax.grad(div_stats, argnums=(0, 1))(jnp.asarray(z.mean(0)), jnp.asarray(z.var(0)))
+    auto = {"z": auto[0], "gamma": auto[1], "beta": auto[2], "mu": d_mu, "var": d_var}
+    auto = {k: np.asarray(v) for k, v in auto.items()}
+  worst = max(float(np.abs(hand[k] - auto[k]).max()) for k in auto)
+  printed = float(np.abs(hand["var_as_printed"] - auto["var"]).max() / np.abs(auto["var"]).max())
+  return worst, printed
 
 
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:

@@ -100,3 +100,11 @@ def test_every_training_figure_states_the_paper_beside_ours(tmp_path):
   entry = json.loads((tmp_path / "report.json").read_text())[0]
   assert entry["paper"]["source"].startswith("the lecture, notes 004")
   assert f"| paper | {entry['paper']['source']} |" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_batch_norm_backward_by_hand_matches_autodiff():
+  from experiments.figures import batch_norm
+
+  worst, printed = batch_norm.bn_backward_errors(seed=3, batch=7, units=3)
+  assert worst < 1e-9
+  assert printed > 1e-3  # the notes' printed dDiv/dsigma^2 lacks the factor (z_i - mu_B)
