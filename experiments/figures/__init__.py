@@ -18,9 +18,12 @@ PART1 = (
   "saddle_escape",
   "hyperparameter_search",
   "rate_table",
+  "optimizer_facts",
 )
 
 PART2 = (
+  "backprop",
+  "linear_depth",
   "init_statistics",
   "zero_init_symmetry",
   "deep_relu_init",

@@ -33,6 +33,7 @@ DATA_KEYS = {
   "saddle_escape": {"escape_gd_near": None, "escape_sgd": 8},
   "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9, "digits": None},
   "rate_table": {"table": None, "kappas": 3, "kappa_slope_gd": None},
+  "optimizer_facts": {"sgd_slopes": 2, "momentum_ratios": None, "stop_steps": None},
 }
 
 
