@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.errors import ConfigError
 from research.models import initializers, layers
 
 Array = jax.Array
@@ -66,6 +67,10 @@ class AlexNet(nn.Module):
     kernel_init: weight initializer name (the paper's "normal", N(0, 0.01^2)).
     paper_biases: biases 1 in conv2, conv4, conv5, fc6, fc7 (else all biases 0).
     width: multiplier on every hidden width (1.0 is the paper; small values for tests).
+    norm: a name in `layers.NORMS` applied after each conv and hidden dense layer, before the
+      activation ("none", the paper, keeps the parameter tree as it was; otherwise those
+      layers drop their bias and gain 'norm_conv<i>', 'norm_fc<i>').
+    axis_name: the device axis BatchNorm averages its statistics over.
   """
 
   HEAD: ClassVar[str] = r"fc8"  # the output layer(s), as a regex
@@ -84,12 +89,18 @@ class AlexNet(nn.Module):
   kernel_init: Any = "normal"
   paper_biases: bool = True
   width: float = 1.0
+  norm: str = "none"
+  axis_name: str | None = None
 
   def _w(self, features: int, groups: int = 1) -> int:
     return max(groups, int(round(features * self.width / groups)) * groups)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
+    layers.check_norm(self.norm)
+    if self.norm == "weight":
+      raise ConfigError("norm='weight' is not supported by AlexNet; use none, batch, layer, ...")
+    bias = self.norm == "none"
     kinit = initializers.get(self.kernel_init)
     one = nn.initializers.ones if self.paper_biases else nn.initializers.zeros
     for i, (f, k, g) in enumerate(
@@ -104,8 +115,10 @@ class AlexNet(nn.Module):
         feature_group_count=g,
         kernel_init=kinit,
         bias_init=one if i in (1, 3, 4) else nn.initializers.zeros,
+        use_bias=bias,
         name=f"conv{i + 1}",
       )(x)
+      x = self._norm(x, train, f"norm_conv{i + 1}")
       x = layers.activation(self.activation, name=f"act{i + 1}")(x)
       if self.use_lrn and i < 2:
         x = local_response_norm(x)
@@ -113,12 +126,20 @@ class AlexNet(nn.Module):
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
     x = x.reshape(x.shape[0], -1)
     for j, f in enumerate(self.fc_features):
-      x = nn.Dense(self._w(f), kernel_init=kinit, bias_init=one, name=f"fc{j + 6}")(x)
+      x = nn.Dense(self._w(f), kernel_init=kinit, bias_init=one, use_bias=bias, name=f"fc{j + 6}")(
+        x
+      )
+      x = self._norm(x, train, f"norm_fc{j + 6}")
       x = layers.activation(self.activation, name=f"act{j + 6}")(x)
       x = layers.Dropout(self.dropout_rate, self.dropout_mode, name=f"dropout{j + 6}")(
         x, train=train
       )
     return nn.Dense(self.num_classes, kernel_init=kinit, name="fc8")(x)
+
+  def _norm(self, x: Array, train: bool, name: str) -> Array:
+    if self.norm == "none":
+      return x
+    return layers.norm(self.norm, train=train, axis_name=self.axis_name, name=name)(x)
 
 
 # A 32x32 variant with the same structure: 5x5 stride-1 conv1 (32 -> 15 -> 7 -> 3 after the

@@ -39,7 +39,7 @@ class Linear(nn.Module):
 
 
 class MLP(nn.Module):
-  """A fully connected network: `depth` hidden layers of `width` units, then a linear head.
+  """A fully connected network: `depth` hidden layers of `width` units (or `widths`), then a head.
 
   Hidden layer i: h = dropout(act(norm(W_i h + b_i))), named 'dense_i', 'norm_i', 'act_i'
   ('maxout_i' when `activation="maxout"`: `num_pieces` linear pieces per unit, max over them).
@@ -49,6 +49,8 @@ class MLP(nn.Module):
   Attributes:
     num_classes: outputs of the head.
     depth, width: number and width of the hidden layers.
+    widths: the hidden layers' widths one by one (e.g. (256, 128, 100)); when set it replaces
+      `depth` and `width` (the parameter tree is the same: 'dense_0', 'dense_1', ...).
     activation: a name in `layers.ACTIVATIONS` (incl. "maxout", "prelu").
     norm: a name in `layers.NORMS`.
     dropout_rate, dropout_mode: see `layers.Dropout` ("inverted" or "test_time_scaling").
@@ -61,6 +63,7 @@ class MLP(nn.Module):
   num_classes: int
   depth: int = 2
   width: int = 256
+  widths: tuple[int, ...] | None = None
   activation: str = "relu"
   norm: str = "none"
   dropout_rate: float = 0.0
@@ -79,6 +82,8 @@ class MLP(nn.Module):
       raise ConfigError(
         f"norm={self.norm!r} with activation='maxout' is not supported; use norm='none' with maxout"
       )
+    if self.widths is not None and not all(isinstance(w, int) and w > 0 for w in self.widths):
+      raise ConfigError(f"widths={self.widths!r} must be positive integers, one per hidden layer")
     if self.dropout_mode not in layers.DROPOUT_MODES:
       raise ConfigError(
         f"unknown dropout_mode {self.dropout_mode!r}; choose one of {layers.DROPOUT_MODES}"
@@ -89,13 +94,14 @@ class MLP(nn.Module):
     self.setup_checks()
     kinit, binit = initializers.get(self.kernel_init), initializers.get(self.bias_init)
     h = x.reshape(x.shape[0], -1)
-    for i in range(self.depth):
+    sizes = (self.width,) * self.depth if self.widths is None else tuple(self.widths)
+    for i, width in enumerate(sizes):
       if self.activation == "maxout":
         h = layers.Maxout(
-          self.width, self.num_pieces, kernel_init=kinit, bias_init=binit, name=f"maxout_{i}"
+          width, self.num_pieces, kernel_init=kinit, bias_init=binit, name=f"maxout_{i}"
         )(h)
       else:
-        dense = nn.Dense(self.width, kernel_init=kinit, bias_init=binit, name=f"dense_{i}")
+        dense = nn.Dense(width, kernel_init=kinit, bias_init=binit, name=f"dense_{i}")
         h = layers.linear_layer(dense, self.norm, name=f"weight_norm_{i}")(h)
         if self.norm not in ("none", "weight"):
           h = layers.norm(self.norm, train=train, axis_name=self.axis_name, name=f"norm_{i}")(h)
