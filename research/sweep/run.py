@@ -411,13 +411,8 @@ def sweep_splits(config: ml_collections.ConfigDict):
   from research.train import inputs  # noqa: PLC0415
 
   config = config_lib.complete(config)
-  dataset = config.dataset
   splits = inputs.run_splits(config)
-  if splits.validation is None:
-    raise ConfigError(
-      f"dataset.validation={dataset.validation!r} leaves no validation set, and a sweep "
-      "chooses its trials by validation; hold some out, e.g. --config.dataset.validation=0.2"
-    )
+  vectorized.require_validation(config, splits)
   return splits
 
 

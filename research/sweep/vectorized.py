@@ -114,6 +114,16 @@ def _per_trial(tree, i):
   return jax.tree.map(lambda x: x[i], tree)
 
 
+def require_validation(config: ml_collections.ConfigDict, splits) -> None:
+  """ConfigError when `splits` (`research.data.RunSplits`) has no validation set: a sweep
+  ranks its trials by validation, never by the test split."""
+  if splits.validation is None:
+    raise ConfigError(
+      f"dataset.validation={config.dataset.validation!r} leaves no validation set, and a sweep "
+      "chooses its trials by validation; hold some out, e.g. --config.dataset.validation=0.2"
+    )
+
+
 def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print) -> list[dict]:
   """Trains the trials of `configs` as one program in `workdir`; returns one result per trial.
 
@@ -125,11 +135,7 @@ def run_chunk(configs: list[ml_collections.ConfigDict], workdir: str, log=print)
   configs = [config_lib.complete(c) for c in configs]
   base = configs[0]
   info, mesh, splits, plans = loop.plan_inputs(base)
-  if plans.validation is None:
-    raise ConfigError(
-      f"dataset.validation={base.dataset.validation!r} holds no validation set, and a sweep "
-      "ranks its trials by validation; hold some out, e.g. --config.dataset.validation=0.2"
-    )
+  require_validation(base, splits)
   if not (plans.train.in_memory and plans.validation.in_memory):
     raise ConfigError(
       f"{base.dataset.name} does not fit dataset.in_memory_limit_mb: vectorized "
