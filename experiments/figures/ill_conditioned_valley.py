@@ -1,12 +1,15 @@
 """An ill-conditioned valley f(x) = 1/2 x^T A x, A = diag(mu, L): GD zig-zags across it; heavy
 ball and Nesterov build speed along it; AdaGrad / RMSProp / Adam rescale each coordinate;
-preconditioning by A^{-1} (gradient descent in X' = A^{1/2} X, where the level sets are
-circles) goes straight to the minimum.
+delta-bar-delta (notes 002 ~224) adapts one learning rate per coordinate from the signs of
+successive gradients; preconditioning by A^{-1} (gradient descent in X' = A^{1/2} X, where the
+level sets are circles) goes straight to the minimum.
 
 Step sizes are the textbook choices for a quadratic with curvatures in [mu, L]:
 GD eta = 2 / (L + mu); heavy ball eta = 4 / (sqrt(L) + sqrt(mu))^2,
 beta = ((sqrt(kappa) - 1) / (sqrt(kappa) + 1))^2; NAG eta = 1/L,
-beta = (sqrt(kappa) - 1) / (sqrt(kappa) + 1); preconditioned GD eta = 1.
+beta = (sqrt(kappa) - 1) / (sqrt(kappa) + 1); preconditioned GD eta = 1. Delta-bar-delta
+starts every coordinate at GD's eta and adds kappa = 0.01 per step while a coordinate's sign
+holds, keeps 70% of the rate when it flips (theta = 0.7); full batch, as the notes require.
 """
 
 from __future__ import annotations
@@ -26,14 +29,34 @@ TITLE = "An ill-conditioned valley: zig-zag, momentum, per-coordinate rescaling,
 CAPTION = (
   "f = (mu x1^2 + L x2^2) / 2 with kappa = L/mu = 25. GD (eta = 2/(L+mu)) zig-zags across the "
   "valley; heavy ball and NAG accelerate along it; AdaGrad, RMSProp and Adam rescale each "
-  "coordinate so that their first steps are equal in both coordinates; GD preconditioned by "
+  "coordinate so that their first steps are equal in both coordinates; delta-bar-delta raises the "
+  "flat coordinate's rate and cuts the steep one's, where GD's sign flips; GD preconditioned by "
   "A^{-1} (the lecture's change of variables X' = A^{1/2} X, right panel, where the level "
   "sets are circles) goes straight down in one step. Check: iterations to f <= 1e-6 f_0 are "
   "ordered preconditioned < momentum methods < GD."
 )
 
-METHODS = ("GD", "heavy ball", "NAG", "AdaGrad", "RMSProp", "Adam", "preconditioned $A^{-1}$")
-COLORS = ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:purple", "k", "tab:orange")
+METHODS = (
+  "GD",
+  "heavy ball",
+  "NAG",
+  "AdaGrad",
+  "RMSProp",
+  "Adam",
+  "delta-bar-delta",
+  "preconditioned $A^{-1}$",
+)
+COLORS = (
+  "tab:red",
+  "tab:blue",
+  "tab:cyan",
+  "tab:green",
+  "tab:purple",
+  "k",
+  "tab:brown",
+  "tab:orange",
+)
+DBD = METHODS.index("delta-bar-delta")
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
@@ -44,6 +67,8 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.steps = 150
   c.tol = 1e-6
   c.adaptive_lr = (1.0, 0.2, 0.2)  # AdaGrad, RMSProp, Adam
+  c.delta_bar_delta = (0.01, 0.3, 0.7)  # kappa (increase), phi (decrease), theta
+  c.rate_step = 10  # the step at which delta-bar-delta's per-coordinate rates are compared
   return common.sized(size, c, full={"steps": 300})
 
 
@@ -58,6 +83,7 @@ def _rules(config):
     optim.adagrad(lr_ada, initial_accumulator_value=0.0, eps=1e-8),
     optim.rmsprop(lr_rms),
     optim.adam(lr_adam),
+    optim.delta_bar_delta(2.0 / (L + mu), *config.delta_bar_delta),
     optim.preconditioned_gd(1.0, jnp.diag(jnp.array([1.0 / mu, 1.0 / L]))),
   ]
 
@@ -66,7 +92,14 @@ def run(config) -> FigureResult:
   with jax.enable_x64(True):
     f = problems.quadratic(jnp.array([config.mu, config.L]))
     x0 = jnp.asarray(config.x0)
-    traces = jax.jit(lambda: [U.optimize(tx, f, x0, config.steps) for tx in _rules(config)])()
+    rules = _rules(config)
+    traces = jax.jit(
+      lambda: [
+        U.optimize(tx, f, x0, config.steps, record_states=i == DBD) for i, tx in enumerate(rules)
+      ]
+    )()
+    # delta-bar-delta's per-coordinate rates after each step: (K, 2)
+    rates = np.asarray(traces[DBD].states[0].rates)
     xs = np.stack([np.asarray(t.xs) for t in traces])  # (methods, K+1, 2)
     values = np.stack([np.asarray(t.values) for t in traces])  # (methods, K+1)
   iters = [U.iterations_to(v / v[0], config.tol) for v in values]
@@ -78,6 +111,9 @@ def run(config) -> FigureResult:
   adaptive = ratio[3:6]
   loose = [U.iterations_to(v / v[0], 1e-2) for v in values]
   precond = METHODS[-1]
+  eta0 = 2.0 / (config.L + config.mu)
+  kappa = config.delta_bar_delta[0]
+  rate_flat, rate_steep = rates[config.rate_step - 1]
   checks = [
     check(
       "iterations to f <= 1e-6 f_0: preconditioned, heavy ball, NAG, GD",
@@ -113,6 +149,17 @@ def run(config) -> FigureResult:
       "each adaptive one < GD",
       all(v < loose[0] for v in loose[3:6]),
     ),
+    check(
+      f"delta-bar-delta (notes 002 ~224): rates after {config.rate_step} steps, flat x1 / steep "
+      f"x2 (from eta0 = {eta0:.4f}); iterations to 1e-6 f_0 vs GD",
+      [round(float(rate_flat), 4), float(f"{rate_steep:.3g}"), it["delta-bar-delta"], it["GD"]],
+      f"x1's sign holds: eta0 + {config.rate_step - 1} kappa = "
+      f"{eta0 + (config.rate_step - 1) * kappa:.4f} (the first step has no delta-bar); x2's "
+      "flips: below eta0; fewer iterations than GD",
+      bool(np.isclose(rate_flat, eta0 + (config.rate_step - 1) * kappa))
+      and rate_steep < eta0
+      and it["delta-bar-delta"] < it["GD"],
+    ),
   ]
   data = {
     "methods": list(METHODS),
@@ -120,6 +167,7 @@ def run(config) -> FigureResult:
     "iterations_to_1e-2": loose,
     "gd_flip_fraction": flips,
     "first_step_ratio": ratio,
+    "delta_bar_delta_rates": rates,
     "xs": xs,
     "values": values,
     "mu": config.mu,

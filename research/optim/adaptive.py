@@ -123,6 +123,7 @@ def scale_by_rmsprop(
   bias_correction: bool = False,
   *,
   centered: bool = False,
+  initial_from_gradient: bool = False,
 ) -> optax.GradientTransformation:
   """G <- gamma G + (1 - gamma) |g|^2; returns g / sqrt(G + eps) (or g / (sqrt(G) + eps)).
 
@@ -131,6 +132,12 @@ def scale_by_rmsprop(
   G (and M) by 1 - gamma^k first. `scale_by_rms` and `scale_by_stddev` are this rule with
   optax's names.
 
+  `initial_from_gradient=True` starts the average the way notes 003 (~133-140) write RMSProp:
+  sigma^0 = |g^0|, i.e. G^1 = |g^1|^2 at the first update (the notes print sigma^0 = g^0; the
+  root mean square of one gradient is its magnitude), then G^k = gamma G^{k-1} + (1 - gamma)
+  |g^k|^2. With eps outside the root the first step is then eta g / (|g| + eps), about eta
+  sign(g) per coordinate, instead of eta g / sqrt(1 - gamma) |g| from G^0 = 0.
+
   Args:
     decay: gamma, the averaging coefficient.
     eps: the stabilizing constant.
@@ -138,11 +145,24 @@ def scale_by_rmsprop(
     eps_in_sqrt: eps inside the root (the notes' form) or outside (the slides' form).
     bias_correction: correct the averages' bias towards G^0.
     centered: subtract the squared mean of the gradients.
+    initial_from_gradient: G^1 = |g^1|^2 (sigma^0 = |g^0| in the notes' indexing) instead of
+      gamma G^0 + (1 - gamma) |g^1|^2; not with `centered` or `bias_correction`, which both
+      assume an average started from a constant.
 
   Returns:
     An `optax.GradientTransformation`; state `ScaleByRmsState(nu)`, `ScaleByRStdDevState(mu,
-    nu)` when centered, their `...WithCountState` forms (with `count`) for bias correction.
+    nu)` when centered, their `...WithCountState` forms (with `count`) for bias correction and
+    for `initial_from_gradient`.
+
+  Raises:
+    ValueError: `initial_from_gradient` with `centered` or `bias_correction`.
   """
+  if initial_from_gradient and (centered or bias_correction):
+    raise ValueError(
+      "initial_from_gradient=True starts G from the first gradient; it cannot be combined "
+      f"with centered={centered} or bias_correction={bias_correction}: set those to False"
+    )
+  counted = bias_correction or initial_from_gradient
 
   def denominator(second_moment):
     second_moment = jnp.real(second_moment)
@@ -158,11 +178,11 @@ def scale_by_rmsprop(
       if bias_correction:
         return ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
       return ScaleByRStdDevState(mu=mu, nu=nu)
-    return ScaleByRmsWithCountState(count=count, nu=nu) if bias_correction else ScaleByRmsState(nu)
+    return ScaleByRmsWithCountState(count=count, nu=nu) if counted else ScaleByRmsState(nu)
 
   def update_fn(updates, state, params=None):
     del params
-    count = base.safe_increment(state.count) if bias_correction else None
+    count = base.safe_increment(state.count) if counted else None
 
     def corrected(x):
       return x / base.bias_correction(decay, count, x.dtype) if bias_correction else x
@@ -182,10 +202,12 @@ def scale_by_rmsprop(
 
     def leaf(g, n):
       new_n = _second_moment(g, n, decay)
+      if initial_from_gradient:
+        new_n = jnp.where(state.count == 0, base.abs_sq(g), new_n)
       return (g / denominator(corrected(new_n))).astype(g.dtype), new_n.astype(n.dtype)
 
     updates, nu = base.map_leaves(leaf, 2, updates, state.nu)
-    if bias_correction:
+    if counted:
       return updates, ScaleByRmsWithCountState(count=count, nu=nu)
     return updates, ScaleByRmsState(nu=nu)
 
@@ -216,6 +238,8 @@ def rmsprop(
   momentum=None,
   nesterov: bool = False,
   bias_correction: bool = False,
+  *,
+  initial_from_gradient: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
   """RMSProp (lecture 2.3.2): G^k = gamma G^{k-1} + (1 - gamma) (g^k)^2,
   X^{k+1} = X^k - eta g^k / sqrt(G^k + eps).
@@ -229,7 +253,8 @@ def rmsprop(
 
   The defaults are optax's (gamma = 0.9, eps = 1e-8), not the slides' suggestion (notes 004
   ~2257, ~2357: rho = 0.999, delta = 1e-5 outside the root), which is
-  `rmsprop(eta, decay=0.999, eps=1e-5, eps_in_sqrt=False)`.
+  `rmsprop(eta, decay=0.999, eps=1e-5, eps_in_sqrt=False)`. Notes 003 (~133-140) start the
+  average at the first gradient, sigma^0 = |g^0|: `initial_from_gradient=True`.
 
   Args:
     learning_rate: eta, a float or a schedule.
@@ -241,6 +266,7 @@ def rmsprop(
     momentum: alpha, or None for no velocity.
     nesterov: Nesterov momentum.
     bias_correction: divide the averages by 1 - gamma^k.
+    initial_from_gradient: G^1 = |g^1|^2, as notes 003 start it (see `scale_by_rmsprop`).
 
   Returns:
     An `optax.GradientTransformationExtraArgs`.
@@ -249,7 +275,15 @@ def rmsprop(
   """
   velocity = trace(momentum, nesterov) if momentum is not None else base.identity()
   return optax.chain(
-    scale_by_rmsprop(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
+    scale_by_rmsprop(
+      decay,
+      eps,
+      initial_scale,
+      eps_in_sqrt,
+      bias_correction,
+      centered=centered,
+      initial_from_gradient=initial_from_gradient,
+    ),
     base.scale_by_learning_rate(learning_rate),
     velocity,
   )
@@ -410,4 +444,101 @@ def adam(
   return optax.chain(
     scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
     base.scale_by_learning_rate(learning_rate),
+  )
+
+
+class DeltaBarDeltaState(NamedTuple):
+  """State of `scale_by_delta_bar_delta`."""
+
+  rates: optax.Params  # like params: each coordinate's own learning rate eps_i
+  trace: optax.Params  # like params: delta-bar, the exponential average of past gradients
+
+
+def scale_by_delta_bar_delta(
+  initial_rate: float, increase: float, decrease: float = 0.1, theta: float = 0.7
+) -> optax.GradientTransformation:
+  """Delta-bar-delta (notes 002 ~224; Jacobs 1988): one learning rate per coordinate, raised
+  while the coordinate's derivative keeps its sign and cut when the sign flips.
+
+  With g = dJ/dw at step k and delta-bar the average of the earlier gradients,
+
+      eps_i <- eps_i + increase            if delta-bar_i g_i > 0   (the sign held)
+      eps_i <- (1 - decrease) eps_i        if delta-bar_i g_i < 0   (the sign flipped)
+      eps_i unchanged                      otherwise (the first step: delta-bar = 0)
+      delta-bar_i <- (1 - theta) g_i + theta delta-bar_i
+
+  and the returned update is eps_i g_i (the new rate, per coordinate; to be negated). The rates
+  grow additively and shrink geometrically, so a run of agreeing signs speeds a coordinate up
+  slowly and a single oscillation slows it down at once. The notes say the rule suits full-batch
+  optimization only: a mini-batch gradient's sign flips from noise, which drives every rate down.
+
+  Args:
+    initial_rate: eps^0, every coordinate's starting learning rate.
+    increase: kappa, added to a rate while its derivative's sign holds.
+    decrease: phi in (0, 1], the fraction of a rate removed when its sign flips.
+    theta: the averaging coefficient of delta-bar in [0, 1).
+
+  Returns:
+    An `optax.GradientTransformation` with state `DeltaBarDeltaState(rates, trace)`.
+
+  Raises:
+    ValueError: `decrease` outside (0, 1], `theta` outside [0, 1), or a negative `increase` or
+      `initial_rate`.
+  """
+  if not 0.0 < decrease <= 1.0 or not 0.0 <= theta < 1.0 or increase < 0 or initial_rate < 0:
+    raise ValueError(
+      f"delta-bar-delta needs 0 < decrease <= 1, 0 <= theta < 1, increase >= 0 and "
+      f"initial_rate >= 0; got decrease={decrease}, theta={theta}, increase={increase}, "
+      f"initial_rate={initial_rate}"
+    )
+
+  def init_fn(params):
+    return DeltaBarDeltaState(
+      rates=base.full_state(params, initial_rate), trace=base.zeros_state(params)
+    )
+
+  def update_fn(updates, state, params=None):
+    del params
+
+    def leaf(g, rate, bar):
+      agreement = jnp.real(jnp.conj(bar) * g)
+      new_rate = jnp.where(
+        agreement > 0, rate + increase, jnp.where(agreement < 0, (1.0 - decrease) * rate, rate)
+      )
+      new_bar = (1.0 - theta) * g + theta * bar
+      return (new_rate * g).astype(g.dtype), new_rate.astype(rate.dtype), new_bar.astype(bar.dtype)
+
+    updates, rates, trace = base.map_leaves(leaf, 3, updates, state.rates, state.trace)
+    return updates, DeltaBarDeltaState(rates=rates, trace=trace)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def delta_bar_delta(
+  learning_rate: float, increase: float, decrease: float = 0.1, theta: float = 0.7
+) -> optax.GradientTransformationExtraArgs:
+  """Delta-bar-delta (notes 002 ~224): X^{k+1} = X^k - eps^k * g^k with one rate per coordinate
+  adapted by the sign agreement of successive gradients (`scale_by_delta_bar_delta`).
+
+  The notes give the idea (raise a rate while its derivative's sign holds, lower it when the
+  sign changes; full batch only) and no values; the rule's form is Jacobs' (additive increase,
+  geometric decrease, sign taken against an average of earlier gradients), and the defaults of
+  `decrease` and `theta` are ours. optax has no such rule.
+
+  Args:
+    learning_rate: eps^0, the starting rate of every coordinate (a float: the rule is its own
+      schedule).
+    increase: kappa, added to a rate per agreeing step.
+    decrease: phi, the fraction removed per sign change.
+    theta: the averaging coefficient of delta-bar.
+
+  Returns:
+    An `optax.GradientTransformationExtraArgs`.
+
+  Reference: R. A. Jacobs, "Increased rates of convergence through learning rate adaptation",
+  Neural Networks 1(4), 1988.
+  """
+  return optax.chain(
+    scale_by_delta_bar_delta(learning_rate, increase, decrease, theta),
+    base.scale_by_learning_rate(1.0),
   )

@@ -21,7 +21,11 @@ DATA_KEYS = {
   },
   "newton_vs_gd": {"order_newton": None, "order_gd": None, "newton_digits": 9},
   "line_search": {"armijo_steps": 120, "final_gap": None},
-  "ill_conditioned_valley": {"iterations_to_tol": 7, "first_step_ratio": 7},
+  "ill_conditioned_valley": {
+    "iterations_to_tol": 8,
+    "first_step_ratio": 8,
+    "delta_bar_delta_rates": 150,
+  },
   "optimizer_trajectories": {"beale_distance": 7, "saddle_distance": 7},
   "sgd_minibatch_logistic": {
     "variance_exponent": None,

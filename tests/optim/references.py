@@ -58,12 +58,15 @@ def run_adagrad(x0, grad, steps, eta, eps):
   return xs
 
 
-def run_rmsprop(x0, grad, steps, eta, gamma, eps, eps_in_sqrt=True, centered=False):
-  """Lecture 2.3.2 (eps in the root) or the slides (eps outside); centered: Graves 2013."""
+def run_rmsprop(
+  x0, grad, steps, eta, gamma, eps, eps_in_sqrt=True, centered=False, from_gradient=False
+):
+  """Lecture 2.3.2 (eps in the root) or the slides (eps outside); centered: Graves 2013;
+  from_gradient: notes 003's start, sigma^0 = |g^0| (the first average is g^2 itself)."""
   xs, big_g, m = [x0], np.zeros_like(x0), np.zeros_like(x0)
-  for _ in range(steps):
+  for k in range(steps):
     g = grad(xs[-1])
-    big_g = gamma * big_g + (1 - gamma) * g**2
+    big_g = g**2 if from_gradient and k == 0 else gamma * big_g + (1 - gamma) * g**2
     m = gamma * m + (1 - gamma) * g
     second = big_g - m**2 if centered else big_g
     denominator = np.sqrt(second + eps) if eps_in_sqrt else np.sqrt(second) + eps
@@ -113,4 +116,18 @@ def run_adam(x0, grad, steps, eta, delta, gamma, eps, eps_root):
     big_g = gamma * big_g + (1 - gamma) * g**2
     m_hat, g_hat = m / (1 - delta**k), big_g / (1 - gamma**k)
     xs.append(xs[-1] - eta * m_hat / (np.sqrt(g_hat + eps_root) + eps))
+  return xs
+
+
+def run_delta_bar_delta(x0, grad, steps, eps0, kappa, phi, theta):
+  """Jacobs 1988 (notes 002: raise a rate while the sign holds, cut it when it flips):
+  eps += kappa if bar g > 0, eps *= 1 - phi if bar g < 0; bar <- (1 - theta) g + theta bar;
+  X <- X - eps g."""
+  xs, eps, bar = [x0], np.full_like(x0, eps0), np.zeros_like(x0)
+  for _ in range(steps):
+    g = grad(xs[-1])
+    agree = bar * g
+    eps = np.where(agree > 0, eps + kappa, np.where(agree < 0, eps * (1 - phi), eps))
+    bar = (1 - theta) * g + theta * bar
+    xs.append(xs[-1] - eps * g)
   return xs

@@ -119,6 +119,16 @@ CASES = {
     lambda: ro.rmsprop(0.05, decay=0.999, eps=1e-5, eps_in_sqrt=False),
     lambda: ref.run_rmsprop(X0, grad_np, STEPS, 0.05, 0.999, 1e-5, eps_in_sqrt=False),
   ),
+  "rmsprop_notes_003_start": (
+    lambda: ro.rmsprop(0.05, 0.8, 1e-3, eps_in_sqrt=False, initial_from_gradient=True),
+    lambda: ref.run_rmsprop(
+      X0, grad_np, STEPS, 0.05, 0.8, 1e-3, eps_in_sqrt=False, from_gradient=True
+    ),
+  ),
+  "delta_bar_delta": (
+    lambda: ro.delta_bar_delta(0.01, 0.002, 0.3, 0.7),
+    lambda: ref.run_delta_bar_delta(X0, grad_np, STEPS, 0.01, 0.002, 0.3, 0.7),
+  ),
   "adam_slides_settings": (
     lambda: ro.adam(0.1, b1=0.9, b2=0.999, eps=0.0, eps_root=1e-5),
     lambda: ref.run_adam(X0, grad_np, STEPS, 0.1, 0.9, 0.999, 0.0, 1e-5),
@@ -176,3 +186,29 @@ def test_heavy_ball_and_adam_reach_parabola_minimum(x64):
       updates, state = step(params, state)
       params = optax.apply_updates(params, updates)
     np.testing.assert_allclose(np.asarray(params), target, atol=1e-4)
+
+
+def test_rmsprop_from_the_first_gradient_steps_by_eta_sign_g_first(x64):
+  """Notes 003: sigma^0 = |g^0|, so the first step is eta g / |g| (eps outside the root, 0)."""
+  tx = ro.rmsprop(0.1, 0.9, 0.0, eps_in_sqrt=False, initial_from_gradient=True)
+  g = jnp.array([3.0, -0.02, 1e3])
+  updates, state = tx.update(g, tx.init(g))
+  np.testing.assert_allclose(updates, -0.1 * np.sign(g), rtol=1e-12)
+  np.testing.assert_allclose(state[0].nu, g**2, rtol=1e-12)
+  with pytest.raises(ValueError, match="initial_from_gradient"):
+    ro.rmsprop(0.1, centered=True, initial_from_gradient=True)
+
+
+def test_delta_bar_delta_raises_agreeing_rates_and_cuts_flipping_ones(x64):
+  """Two steps with one coordinate keeping its sign and one flipping: the first rate grows by
+  kappa, the second shrinks by the factor 1 - phi; a zero trace (first step) changes nothing."""
+  tx = ro.delta_bar_delta(0.5, increase=0.25, decrease=0.5, theta=0.0)
+  params = jnp.zeros(2)
+  state = tx.init(params)
+  _, state = tx.update(jnp.array([1.0, 1.0]), state)
+  np.testing.assert_array_equal(state[0].rates, [0.5, 0.5])
+  updates, state = tx.update(jnp.array([2.0, -2.0]), state)
+  np.testing.assert_array_equal(state[0].rates, [0.75, 0.25])
+  np.testing.assert_array_equal(updates, [-1.5, 0.5])
+  with pytest.raises(ValueError, match="decrease"):
+    ro.delta_bar_delta(0.1, 0.01, decrease=1.5)
