@@ -172,7 +172,24 @@ def _build(name: str, config, out: pathlib.Path) -> tuple[dict, list[pathlib.Pat
   module = importlib.import_module(f"experiments.figures.{name}")
   result = module.run(config)
   paths = module.plot(result, out)
-  return {**result.as_dict(), "config": config.to_dict()}, [pathlib.Path(p) for p in paths]
+  entry = {**result.as_dict(), "config": config.to_dict()}
+  fallback = _fallback(config, result.data)
+  if fallback:
+    entry["fallback"] = fallback
+  return entry, [pathlib.Path(p) for p in paths]
+
+
+def _fallback(config, data: dict) -> str | None:
+  """A sentence when a figure asked for Fashion-MNIST and ran on another dataset (`_fit.load_data`
+  falls back to the 8x8 digits when the files are absent), else None."""
+  asked, ran = config.get("dataset"), data.get("dataset")
+  if asked != "fashion_mnist_idx" or ran in (None, asked):
+    return None
+  return (
+    f"ran on {ran}, not Fashion-MNIST: its files are absent (install the Debian package "
+    "dataset-fashion-mnist, or set RESEARCH_FASHION_MNIST_DIR to a folder of the IDX files); "
+    "its numbers are not the default size's"
+  )
 
 
 def _markdown(
@@ -197,6 +214,8 @@ def _markdown(
   for e in entries:
     mark = "PASS" if e["passed"] else "FAIL"
     lines += [f"## {e['name']}: {e['title']} ({mark})", "", e.get("caption", ""), ""]
+    if e.get("fallback"):
+      lines += [f"**Data: {e['fallback']}.**", ""]
     for p in images.get(e["name"], []):
       lines += [f"![{e['name']}]({p.name})", ""]
     paper = e.get("paper")
@@ -244,9 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     entries.append(entry)
     images[name] = paths
     n_ok = sum(c["passed"] for c in entry["checks"])
+    dataset = entry.get("data", {}).get("dataset")
     print(
       f"[{i}/{len(names)}] {name}: {'PASS' if entry['passed'] else 'FAIL'} "
-      f"({n_ok}/{len(entry['checks'])} checks, {time.perf_counter() - start:.1f}s)",
+      f"({n_ok}/{len(entry['checks'])} checks, {time.perf_counter() - start:.1f}s"
+      + (f", {dataset}" if isinstance(dataset, str) else "")
+      + ")"
+      + (f"; {entry['fallback']}" if entry.get("fallback") else ""),
       flush=True,
     )
   (args.out / "report.json").write_text(json.dumps(entries, indent=1))
