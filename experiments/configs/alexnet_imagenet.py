@@ -2,7 +2,7 @@
 
 Recipe: batch 128, SGD with momentum 0.9, weight decay 5e-4, learning rate 0.01 divided by 10
 when the validation error stops improving (here reduce-on-plateau on validation accuracy, checked
-every ~1 epoch of 10,009 steps), about 90 epochs; random 224 crops of 256x256 images, flips, PCA
+every epoch of 9,930 steps), about 90 epochs; random 224 crops of 256x256 images, flips, PCA
 colour augmentation; mean subtraction; dropout 0.5 in the first two dense layers. ImageNet must be
 downloaded by hand into the TFDS manual directory (see research.data).
 Splits (research.data's ImageNet spec): the validation set the plateau watches is 10,000 training
@@ -16,7 +16,10 @@ Test-sized (CI): --config=experiments/configs/alexnet_imagenet.py:test
 
 from experiments.configs import base
 
-STEPS_PER_EPOCH = 1_281_167 // 128
+# ILSVRC-2012's 1,281,167 training images less the 10,000 held out for validation
+# (research.data's ImageNet default), in whole batches of 128
+TRAIN_EXAMPLES = 1_281_167 - 10_000
+STEPS_PER_EPOCH = TRAIN_EXAMPLES // 128
 
 
 def get_config(arg: str | None = None):
