@@ -159,6 +159,7 @@ def test_dropout_expectation(mode, train_mean, eval_scale):
     ("xavier_uniform", 2 / 1500),
     ("xavier_normal", 2 / 1500),
     ("lecun_normal", 1 / 1000),
+    ("heuristic_uniform", 1 / 3000),
     ("normal", 1e-4),
     ("normal_1", 1.0),
     ("zeros", 0.0),
@@ -170,6 +171,8 @@ def test_initializer_variance(name, variance):
   assert float(w.var()) == pytest.approx(variance, rel=0.02, abs=1e-12)
   if name == "xavier_uniform":
     assert float(jnp.abs(w).max()) <= np.sqrt(6 / 1500)
+  if name == "heuristic_uniform":  # U(-1/sqrt(m), 1/sqrt(m)), m = 1000 inputs
+    assert 0.99 / np.sqrt(1000) < float(jnp.abs(w).max()) <= 1 / np.sqrt(1000)
 
 
 def test_weight_norm_is_g_v_over_norm_v():
