@@ -14,7 +14,7 @@ multiplied by the receptive field size):
 | `he_uniform` | U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)) | 2 / fan_in |
 | `lecun_normal` | N(0, 1 / fan_in) | 1 / fan_in |
 | `lecun_uniform` | U(-sqrt(3 / fan_in), +sqrt(3 / fan_in)) | 1 / fan_in |
-| `heuristic_uniform` | U(-1 / sqrt(fan_in), +1 / sqrt(fan_in)), the heuristic of notes 002 ~202 (Goodfellow et al. 8.4; PyTorch's default for `nn.Linear` / `nn.Conv2d` weights) | 1 / (3 fan_in) |
+| `heuristic_uniform` | U(-1 / sqrt(fan_in), +1 / sqrt(fan_in)), notes 002 ~202 | 1 / (3 fan_in) |
 
 `glorot_*` and `kaiming_*` are aliases. The notes write Kaiming's uniform range as
 sqrt(2) / sqrt(n_k); we use the variance-preserving form of He et al. (2015), Var = 2 / fan_in,

@@ -288,9 +288,14 @@ class _Steps(NamedTuple):
 
   def memory_batch(self, data, shuffle_key, augment_key, step, orders):
     """One trial's batch of `step` and its orders moved to the step's epoch."""
+    per_process, n = self.shapes.per_process, self.num_examples
+    orders = device_data.advance(orders, shuffle_key, step, per_process, n)
+    return self.batch_at(data, augment_key, step, orders), orders
+
+  def batch_at(self, data, augment_key, step, orders):
+    """One trial's batch of `step`, its orders already at the step's epoch."""
     shapes, n, stats = self.shapes, self.num_examples, self.stats
     rows = shapes.rows(data.device.slot[0])
-    orders = device_data.advance(orders, shuffle_key, step, shapes.per_process, n)
     index = device_data.batch_indices(orders, step, rows, shapes.per_process, n)
     keys = device_data.row_keys(augment_key, step, rows)
     batch = device_data.prepare(
@@ -303,7 +308,7 @@ class _Steps(NamedTuple):
       eigenvalues=stats.get("eigenvalues"),
       eigenvectors=stats.get("eigenvectors"),
     )
-    return batch, orders
+    return batch
 
   def get_batch(self, data, i, step, orders):
     """The batch of `step` (the dispatch's i-th) and the orders moved to its epoch.
@@ -313,12 +318,28 @@ class _Steps(NamedTuple):
     """
     if self.feed == "host":
       return jax.tree.map(lambda x: x[i], data), orders
-    keys = (data.device.shuffle_key[0], data.device.augment_key[0])
+    shuffle_key, augment_key = data.device.shuffle_key[0], data.device.augment_key[0]
     orders = jax.tree.map(lambda x: x[0], orders)
-    fn = functools.partial(self.memory_batch, data)
-    if self.trials:
-      fn = jax.vmap(fn)
-    batch, orders = fn(*keys, step, orders)
+    if not self.trials:
+      batch, orders = self.memory_batch(data, shuffle_key, augment_key, step, orders)
+    else:
+      # Under vmap `advance`'s cond becomes a select that computes new epoch orders (two
+      # permutations of the split) for every trial at every step. Decide outside the vmap:
+      # only on a step where some trial enters a new epoch is each trial's `advance` run.
+      advance = jax.vmap(
+        functools.partial(
+          device_data.advance, batch_size=self.shapes.per_process, n=self.num_examples
+        )
+      )
+      epochs = jax.vmap(
+        lambda s: device_data.stream_position(s, self.shapes.per_process, self.num_examples)[0]
+      )(step)
+      orders = jax.lax.cond(
+        jnp.any(epochs != orders.epoch),
+        lambda: advance(orders, shuffle_key, step),
+        lambda: orders,
+      )
+      batch = jax.vmap(functools.partial(self.batch_at, data))(augment_key, step, orders)
     return batch, jax.tree.map(lambda x: x[None], orders)
 
   def first_orders(self, state, data):
