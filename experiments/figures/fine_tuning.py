@@ -1,27 +1,37 @@
 """Pretrained initialization vs training from scratch on a small target set.
 
-The lecture: instead of a random initialization, start from a network trained on another
-(larger) task and fine-tune it. Here through the real training path,
-`research.train.train_and_evaluate(config, workdir)`:
+The lecture (notes 001 ~104-106; 000 ~514): instead of a random initialization, start from the
+parameters of a network trained on a similar task, the whole network or only its first layers,
+which extract general features; then fine-tune. Here on the full Fashion-MNIST, through the
+real training path, `research.train.train_and_evaluate(config, workdir)`:
 
-1. pretrain on the source task: the real digits 0-4 (all their training images);
-2. on the target task, digits 5-9 (labels kept, so the head has 10 outputs instead of the
-   source's 5) with only `shots` training images per class, train for the same number of steps
+1. pretrain on the source task: classes 0-4 (T-shirt, trouser, pullover, dress, coat), all
+   their 27,500 or so training images, batch 64;
+2. on the target task, classes 5-9 (sandal, shirt, sneaker, bag, ankle boot; labels kept, so
+   the head has 10 outputs instead of the source's 5) with only `shots` training images per
+   class (all of them in every step), train for the same number of steps
    - from scratch (random initialization),
-   - from the source run (`init_from`; the head's shape changed, so it starts fresh),
-   - from the source run with the early layers frozen (`freeze`: the stem and the first stage,
-     the generic low-level filters), the rest fine-tuned;
-3. compare the target test accuracy (all test images of digits 5-9).
+   - from the source run, every layer but the head (`init_from`; the head's shape changed, so
+     it starts fresh), all fine-tuned,
+   - the same with the early layers frozen (`freeze`: the stem and the first stage, the
+     generic low-level filters), the rest fine-tuned,
+   - only the early layers taken from the source run (`init_layers`: the notes' "initialize
+     only the first layers"; Yosinski et al.'s AnB+), the rest random, all fine-tuned;
+3. compare the target test accuracy (the 5,000 test images of classes 5-9).
 
-Splits: the digits' training split less its validation set (`_fit.load_data`, held out by
-`research.data.holdout`) gives the training images of both tasks, that validation set (the
-task's classes) each task's 'validation' split and the digits' test split each task's 'test'.
+Network: the CIFAR ResNet-8 (`resnet20` at depth 8, widths 8/16/32, 19,000 parameters; Yosinski
+et al. transfer an AlexNet-like net on ImageNet halves): reduced, with 400 pretraining steps
+and 150 target steps, to about a minute on two CPU cores.
+
+Splits: Fashion-MNIST's training split less its 5,000 validation images (`_fit.load_data`,
+held out by `research.data.holdout`) gives the training images of both tasks, that validation
+set (the task's classes) each task's 'validation' split and the test split each task's 'test'.
 `train_and_evaluate` evaluates on validation during training, keeps the best-validation
 checkpoint (its early-stopping metric, accuracy) and evaluates the test split once at the end
 on it (`test_accuracy`, the model it selects) and on the final parameters
 (`final_test_accuracy`). Both tasks are registered as in-memory datasets
 (`research.data.register_arrays`), so that the ordinary training configuration
-(`experiments/configs/base.py`) runs unchanged. Check: each pretrained start beats scratch at
+(`experiments/configs/base.py`) runs unchanged. Checks: each pretrained start beats scratch at
 equal steps (mean over seeds of the target test accuracy of the checkpoint chosen on
 validation).
 """
@@ -42,46 +52,60 @@ from research import data as data_lib
 from research.train import train_and_evaluate
 
 NAME = "fine_tuning"
-TITLE = "Fine-tuning: pretrained initialization (init_from, freeze) vs scratch on a small set"
+TITLE = "Fine-tuning: pretrained initialization (init_from, freeze, init_layers) vs scratch"
 CAPTION = (
-  "Target task: digits 5-9 with a handful of training images per class. A network pretrained on "
-  "digits 0-4 and fine-tuned (all layers, or with the early layers frozen) reaches a "
-  "higher test accuracy than the same network trained from scratch for the same number of "
-  "steps (left: validation curves; right: test accuracy of each run's best-validation "
-  "checkpoint). Runs through research.train.train_and_evaluate with init_from and freeze."
+  "Target task: Fashion-MNIST classes 5-9 (sandal, shirt, sneaker, bag, ankle boot) with a "
+  "handful of training images per class. A ResNet-8 pretrained on classes 0-4 and fine-tuned "
+  "(all layers, with the early layers frozen, or with only the early layers taken from it) "
+  "reaches a higher test accuracy than the same network trained from scratch for the same "
+  "number of steps (left: validation curves; right: test accuracy of each run's "
+  "best-validation checkpoint). Runs through research.train.train_and_evaluate with init_from, "
+  "freeze and init_layers."
 )
 PAPER = common.Paper(
-  source='Yosinski et al. 2014, "How transferable are features in deep neural networks?", Fig. 2',
+  source=(
+    'Yosinski et al. 2014, "How transferable are features in deep neural networks?", Fig. 2; '
+    "the lecture, notes 001 ~106"
+  ),
   setup=(
     "ImageNet split into two halves of 500 classes, transfer of the first n layers of an "
     "AlexNet-like net"
   ),
   number=(
     "copied first layers that are then fine-tuned (AnB+) generalize better than training on the "
-    "target from scratch, even with a large target set"
+    "target from scratch, even with a large target set; the notes: initialize the whole "
+    "network or only its first layers from a pretrained one"
   ),
 )
 
-STARTS = ("scratch", "fine-tune all", "frozen early layers")
+STARTS = ("scratch", "fine-tune all", "frozen early layers", "first layers only")
 
 
 def get_config(size: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  config.dataset = "fashion_mnist_idx"
   config.model = ml_collections.ConfigDict({"name": "resnet20", "depth": 8, "widths": (8, 16, 32)})
   config.source_classes = (0, 1, 2, 3, 4)
   config.target_classes = (5, 6, 7, 8, 9)
-  config.shots = 5
+  config.shots = 10
   config.pretrain_steps = 400
   config.target_steps = 150
-  config.batch_size = 25
+  config.batch_size = 64  # pretraining; the target runs take all their shots x 5 images a step
   config.learning_rate = 1e-3
-  config.freeze = r"^(stem|stage1_)"  # the stem convolution and the first stage's blocks
+  config.early_layers = r"^(stem|stage1_)"  # the stem convolution and the first stage's blocks
   config.seeds = (0, 1)
   return common.sized(
     size,
     config,
-    test={"pretrain_steps": 30, "target_steps": 10, "seeds": (0,), "model": {"widths": (4, 8, 8)}},
-    full={"shots": 10, "pretrain_steps": 2000, "target_steps": 500, "seeds": (0, 1, 2, 3, 4)},
+    test={
+      "dataset": "digits",
+      "shots": 5,
+      "pretrain_steps": 30,
+      "target_steps": 10,
+      "seeds": (0,),
+      "model": {"widths": (4, 8, 8)},
+    },
+    full={"pretrain_steps": 2000, "target_steps": 500, "seeds": (0, 1, 2, 3, 4)},
   )
 
 
@@ -99,13 +123,13 @@ def select(images, labels, classes, per_class=None, rng=None, relabel=True):
   return images[keep], np.asarray([remap[int(y)] for y in labels[keep]], np.int32)
 
 
-def train_config(config, dataset: str, steps: int, seed: int, **extra):
+def train_config(config, dataset: str, steps: int, batch_size: int, seed: int, **extra):
   c = base.get_base_config()
   c.model = ml_collections.ConfigDict(config.model.to_dict())
   c.dataset.name = dataset
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = config.learning_rate
-  c.batch_size = config.batch_size
+  c.batch_size = batch_size
   c.num_train_steps = steps
   c.log_every_steps = max(1, steps // 10)
   c.eval_every_steps = max(1, steps // 5)
@@ -119,6 +143,19 @@ def train_config(config, dataset: str, steps: int, seed: int, **extra):
   return c
 
 
+def starts(pretrained: str, early_layers: str) -> dict[str, dict]:
+  """Each start's config fields: random initialization; the pretrained network (`init_from`,
+  a fresh head: its shape changed) fine-tuned entirely, or with the early layers kept fixed
+  (`freeze`); or only the early layers taken from it and the rest random (`init_layers`, the
+  notes' "initialize only the first layers")."""
+  return {
+    "scratch": {},
+    "fine-tune all": {"init_from": pretrained},
+    "frozen early layers": {"init_from": pretrained, "freeze": early_layers},
+    "first layers only": {"init_from": pretrained, "init_layers": early_layers},
+  }
+
+
 def _validation_curve(workdir: pathlib.Path) -> list[tuple[int, float]]:
   """(step, validation accuracy) of each evaluation in the run's metrics.jsonl."""
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -126,15 +163,12 @@ def _validation_curve(workdir: pathlib.Path) -> list[tuple[int, float]]:
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
-  digits = _fit.load_data("digits")
-  (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-    digits.train,
-    digits.validation,
-    digits.test,
-  )
+  data = _fit.load_data(config.dataset)
+  (x_train, y_train), (x_val, y_val), (x_test, y_test) = data.train, data.validation, data.test
   results = {s: [] for s in STARTS}  # test accuracy of the best-validation checkpoint
   final = {s: [] for s in STARTS}  # test accuracy of the final parameters
   curves = {s: [] for s in STARTS}
+  target_batch = config.shots * len(config.target_classes)  # all the target images each step
   with tempfile.TemporaryDirectory(prefix="fine_tuning_") as tmp:
     root = pathlib.Path(tmp)
     source = data_lib.register_arrays(
@@ -147,8 +181,9 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     )
     pretrained = root / "pretrain"
     source_metrics = train_and_evaluate(
-      train_config(config, source, config.pretrain_steps, 0), str(pretrained)
+      train_config(config, source, config.pretrain_steps, config.batch_size, 0), str(pretrained)
     )
+    extras = starts(str(pretrained), config.early_layers)
     for seed in config.seeds:
       rng = np.random.default_rng(seed)
       target = data_lib.register_arrays(
@@ -159,15 +194,11 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
           "test": select(x_test, y_test, config.target_classes, relabel=False),
         },
       )
-      extras = {
-        "scratch": {},
-        "fine-tune all": {"init_from": str(pretrained)},
-        "frozen early layers": {"init_from": str(pretrained), "freeze": config.freeze},
-      }
       for start in STARTS:
         workdir = root / f"{start.replace(' ', '_')}_{seed}"
         metrics = train_and_evaluate(
-          train_config(config, target, config.target_steps, seed, **extras[start]), str(workdir)
+          train_config(config, target, config.target_steps, target_batch, seed, **extras[start]),
+          str(workdir),
         )
         results[start].append(float(metrics["test_accuracy"]))
         final[start].append(float(metrics["final_test_accuracy"]))
@@ -183,8 +214,11 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
     for s in STARTS[1:]
   ]
   data = {
-    "source": f"digits {list(config.source_classes)}, all training images",
-    "target": f"digits {list(config.target_classes)}, {config.shots} training images per class",
+    "dataset": data.name,
+    "source": f"{data.name} classes {list(config.source_classes)}, all training images",
+    "target": (
+      f"{data.name} classes {list(config.target_classes)}, {config.shots} training images per class"
+    ),
     "source_test_accuracy": float(source_metrics["test_accuracy"]),
     "target_steps": config.target_steps,
     "model": config.model.to_dict(),
@@ -199,7 +233,12 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
 def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
   data = result.data
   fig, (ax, bx) = common.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": (1.4, 1)})
-  colors = {"scratch": "tab:gray", "fine-tune all": "tab:blue", "frozen early layers": "tab:green"}
+  colors = {
+    "scratch": "tab:gray",
+    "fine-tune all": "tab:blue",
+    "frozen early layers": "tab:green",
+    "first layers only": "tab:orange",
+  }
   for start, runs in data["curves"].items():
     for i, curve in enumerate(runs):
       steps, acc = zip(*curve, strict=True)
@@ -224,8 +263,9 @@ def plot(result: FigureResult, out_dir) -> list[pathlib.Path]:
     bx.text(i, means[i], f"{means[i]:.3f}", ha="center", va="bottom", fontsize=8)
   bx.set_ylabel(f"test accuracy, best-validation checkpoint of {data['target_steps']} steps")
   bx.set_ylim(0, 1.05)
+  source = data["source"].replace("], ", "],\n", 1)  # the dataset's name can be long
   bx.set_title(
-    f"source: {data['source']}\n(source test accuracy {data['source_test_accuracy']:.3f})",
+    f"source: {source}\n(source test accuracy {data['source_test_accuracy']:.3f})",
     fontsize=9,
   )
   return [common.save_figure(fig, out_dir, NAME)]
