@@ -35,7 +35,7 @@ DATA_KEYS = {
   "lr_schedules": {"final_gap": None, "etas": None},
   "weight_decay_strong_convexity": {"slope_alpha0": None, "rates": 3},
   "saddle_escape": {"escape_gd_near": None, "escape_sgd": 8},
-  "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9, "digits": None},
+  "hyperparameter_search": {"grid_best": None, "random_best_mean": None, "grid": 9, "real": None},
   "rate_table": {"table": None, "kappas": 3, "kappa_slope_gd": None},
   "optimizer_facts": {"sgd_slopes": 2, "momentum_ratios": None, "stop_steps": None},
 }

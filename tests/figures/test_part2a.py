@@ -31,12 +31,31 @@ DATA_KEYS = {
     "relu_he": 10,
   },
   "zero_init_symmetry": {"unit_spread": None, "final_val_accuracy": None, "dataset": None},
-  "deep_relu_init": {"first_step_layer_grad_norms": None, "train_loss": None},
-  "vanishing_gradients": {"layer_grad_norms": None, "first_over_last": None},
-  "activations": {"train_loss": None, "final_val_accuracy": None},
-  "batch_norm": {"validation_accuracy": None, "percentiles": None, "drift": None},
+  "deep_relu_init": {"first_step_layer_grad_norms": None, "train_loss": None, "plateau_steps": 2},
+  "vanishing_gradients": {
+    "layer_grad_norms": None,
+    "first_over_last": None,
+    "backprop_first_over_last": 4,
+  },
+  "activations": {"train_loss": None, "final_val_accuracy": None, "test_error": 7},
+  "batch_norm": {
+    "validation_accuracy": None,
+    "final_test_accuracy": None,
+    "bn_steps_to_no_bn_final_accuracy": None,
+    "percentiles": None,
+    "drift": None,
+    "learning_rate_arm": None,
+    "dropout_arm": None,
+  },
   "norms_vs_batch_size": {"per_device_batch": None, "val_error": None, "val_loss": None},
-  "overfitting": {"early_stopping_step": None, "loss_gap": None, "accuracy_gap": None},
+  "overfitting": {
+    "early_stopping_step": None,
+    "loss_gap": None,
+    "accuracy_gap": None,
+    "train_sizes": None,
+    "best_val_accuracy": None,
+    "dropout_best_val_accuracy_gain": None,
+  },
   "losses": {"cross_entropy_base10": 3, "svm": 3, "identity_max_gap": None},
   "transposed_conv": {"picture_output": 4, "factors": None},
   "templates": {"linear_templates": 10, "template_class_correlation": 10},
@@ -55,6 +74,21 @@ def test_figure_passes_at_test_size(name):
       assert len(result.data[key]) == length, (name, key, len(result.data[key]))
 
 
+def test_norms_split_difference_separates_batch_from_per_example_norms():
+  import jax
+
+  from experiments.figures.norms_vs_batch_size import NormalizedCNN, split_difference
+
+  x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32)
+  diffs = {}
+  for norm in ("batch", "group", "layer", "instance"):
+    model = NormalizedCNN(norm, channels=(8, 8), strides=(1, 2), groups=2, per_device=4)
+    variables = model.init(jax.random.PRNGKey(0), x[:1])
+    diffs[norm] = split_difference(model, variables, x, 2)
+  assert diffs["batch"] > 1e-2  # batch statistics: the split changes every output
+  assert max(diffs[k] for k in ("group", "layer", "instance")) < 1e-5
+
+
 def test_init_statistics_numbers_are_finite_and_ordered():
   module = importlib.import_module("experiments.figures.init_statistics")
   config = module.get_config()
@@ -66,6 +100,17 @@ def test_init_statistics_numbers_are_finite_and_ordered():
   # the slides' ordering at the last layer: saturated > Xavier-tanh > vanishing
   assert stds["tanh_normal_1"][-1] > stds["tanh_xavier"][-1] > stds["tanh_normal_0.01"][-1]
   assert stds["relu_he"][-1] > stds["relu_xavier"][-1]
+
+
+def test_batch_norm_speed_and_learning_rate_measures():
+  from experiments.figures import batch_norm
+
+  steps = np.array([0, 10, 20, 30])
+  assert batch_norm.steps_to_reach(steps, np.array([0.1, 0.5, 0.8, 0.7]), 0.75) == 20
+  assert batch_norm.steps_to_reach(steps, np.array([0.1, 0.5, 0.6, 0.7]), 0.75) == np.inf
+  # halfway from chance 0.1 to the best 0.9 is 0.5: rate 5 trains, rate 20 does not
+  rates = (0.1, 1.0, 5.0, 20.0)
+  assert batch_norm.largest_training_rate(rates, [0.7, 0.9, 0.5, 0.1], chance=0.1) == 5.0
 
 
 def test_fit_rejects_steps_that_are_not_a_multiple_of_eval_every():

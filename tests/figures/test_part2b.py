@@ -29,19 +29,40 @@ def _run_and_plot(name, tmp_path):
 
 
 def test_relu_vs_tanh_cnn_structure(tmp_path):
-  """Reduced: 40 steps, one learning rate per scaling; structure only (the 2x needs 400 steps)."""
+  """Reduced: digits, 120 steps, one learning rate per activation and scaling; the check's steps
+  and the ratio are recomputed from the curves."""
+  from experiments.figures.relu_vs_tanh_cnn import steps_to
+
   result = _run_and_plot("relu_vs_tanh_cnn", tmp_path)
+  threshold = result.data["threshold"]
   for scaling in ("paper", "standardized"):
     entry = result.data["scalings"][scaling]
-    assert entry["eval_steps"] == [0, 20, 40]
+    assert entry["eval_steps"] == [0, 20, 40, 60, 80, 100, 120]
     for act in ("relu", "tanh"):
       errors = entry[act]["best"]["train_error"]
-      assert len(errors) == 3 and all(0.0 <= e <= 1.0 for e in errors)
+      assert len(errors) == 7 and all(0.0 <= e <= 1.0 for e in errors)
   assert result.data["ratio"].keys() == {"paper", "standardized"}
+  paper = result.data["scalings"]["paper"]
+  steps = np.array(paper["eval_steps"])
+  hits = [
+    steps_to(steps, np.array(paper[act]["best"]["train_error"]), threshold)
+    for act in ("relu", "tanh")
+  ]
+  assert result.checks[0].measured == hits
+  assert result.data["ratio"]["paper"] == pytest.approx(hits[1] / hits[0])
+  assert len(result.checks) == 1  # one rate per grid: no bracket to check
 
 
 def test_relu_vs_tanh_helpers():
-  from experiments.figures.relu_vs_tanh_cnn import scale_inputs, steps_to
+  from experiments.figures.relu_vs_tanh_cnn import fastest, inside, scale_inputs, steps_to
+
+  runs = [
+    {"learning_rate": 0.1, "steps_to_threshold": None, "train_error": [0.9, 0.3]},
+    {"learning_rate": 0.3, "steps_to_threshold": 40, "train_error": [0.9, 0.2]},
+    {"learning_rate": 1.0, "steps_to_threshold": 40, "train_error": [0.9, 0.1]},
+  ]
+  assert fastest(runs, 100)["learning_rate"] == 1.0  # tie on steps: the lower final error
+  assert inside((0.1, 0.3, 1.0), 0.3) and not inside((0.1, 0.3, 1.0), 1.0)
 
   assert steps_to(np.array([0, 10, 20, 30]), np.array([0.9, 0.5, 0.2, 0.1]), 0.25) == 20
   assert steps_to(np.array([0, 10]), np.array([0.9, 0.5]), 0.25) is None
@@ -59,10 +80,12 @@ def test_residual_vs_plain_structure(tmp_path):
   assert final.keys() == {"plain8", "plain14", "resnet8", "resnet14"}
   assert result.data["num_params"]["plain14"] == result.data["num_params"]["resnet14"]
   assert result.checks[0].measured == pytest.approx(final["plain14"] - final["plain8"])
+  assert result.data["resnet_depth_gain"] == pytest.approx(final["resnet8"] - final["resnet14"])
 
 
 def test_densenet_vs_resnet_structure(tmp_path):
-  """Reduced: two ResNets, one DenseNet, 20 steps; the check's margin is recomputed here."""
+  """Reduced: two ResNets, one DenseNet, 20 steps; the recorded margin over the ResNet curve
+  and the check's accuracies are recomputed here."""
   from experiments.figures.densenet_vs_resnet import interpolate_log
 
   result = _run_and_plot("densenet_vs_resnet", tmp_path)
@@ -72,7 +95,19 @@ def test_densenet_vs_resnet_structure(tmp_path):
   expected = dense["test_accuracy"] - interpolate_log(
     dense["params"], [r["params"] for r in res], [r["test_accuracy"] for r in res]
   )
-  assert result.checks[0].measured == pytest.approx(expected)
+  assert result.data["mean_margin"] == pytest.approx(expected)
+  assert result.checks[0].measured == [dense["test_accuracy"]]
+
+
+def test_space_to_depth():
+  from experiments.figures.densenet_vs_resnet import space_to_depth
+
+  images = np.arange(2 * 4 * 4 * 1, dtype=np.float32).reshape(2, 4, 4, 1)
+  out = space_to_depth(images, 2)
+  assert out.shape == (2, 2, 2, 4)
+  np.testing.assert_array_equal(out[0, 0, 0], [0, 1, 4, 5])  # the top-left 2x2 patch
+  np.testing.assert_array_equal(out[1, 1, 0], images[1, 2:, :2, 0].ravel())
+  np.testing.assert_array_equal(space_to_depth(images, 1), images)
 
 
 def test_interpolate_log():
@@ -125,12 +160,12 @@ def test_select_keeps_and_relabels_the_classes():
 
 
 def test_fine_tuning_structure(tmp_path):
-  """Reduced: 30 pretraining and 10 target steps, one seed: the three starts run through
-  research.train.train_and_evaluate (init_from, freeze); structure only."""
+  """Reduced: 30 pretraining and 10 target steps, one seed: the four starts run through
+  research.train.train_and_evaluate (init_from, freeze, init_layers); structure only."""
   result = _run_and_plot("fine_tuning", tmp_path)
   for key in ("test_accuracy", "final_test_accuracy"):  # best-validation and final parameters
     acc = result.data[key]
-    assert acc.keys() == {"scratch", "fine-tune all", "frozen early layers"}
+    assert acc.keys() == {"scratch", "fine-tune all", "frozen early layers", "first layers only"}
     assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in acc.values())
   for runs in result.data["curves"].values():  # the validation curve of every run
     assert all(len(curve) >= 1 for curve in runs)
@@ -152,8 +187,25 @@ def test_augmented_examples():
 
 
 def test_data_augmentation_structure(tmp_path):
-  """Reduced: 20 steps, one seed; structure only (the accuracy gain needs 400 steps)."""
+  """Reduced: 200 images, 20 steps, one seed; structure only (the effects need 1,000 steps).
+  The test views' centre accuracy is the final parameters' test accuracy, computed apart."""
   result = _run_and_plot("data_augmentation", tmp_path)
   assert result.data["final_val_accuracy"].keys() == {"with", "without"}
   assert result.data["test_accuracy"].keys() == {"with", "without"}
   assert len(result.data["curves"]["with"][0]["val_accuracy"]) == 3
+  (views,) = result.data["test_views"]["per_seed"]
+  assert views["num_views"] == 10 and 0.0 <= views["views"] <= 1.0
+  assert views["centre"] == pytest.approx(
+    result.data["curves"]["with"][0]["final_test_accuracy"], abs=1e-6
+  )
+
+
+def test_ten_views():
+  from experiments.figures.data_augmentation import ten_views
+
+  images = np.random.default_rng(0).uniform(size=(3, 6, 6, 1)).astype(np.float32)
+  views = ten_views(images, 1, flips=True).reshape(3, 10, 6, 6, 1)
+  np.testing.assert_array_equal(views[:, 4], images)  # the centre view is the image
+  np.testing.assert_array_equal(views[:, 9], images[:, :, ::-1])  # and its mirror image
+  np.testing.assert_array_equal(views[:, 0, 1:, 1:], images[:, :-1, :-1])  # shifted by (1, 1)
+  assert ten_views(images, 1, flips=False).shape == (15, 6, 6, 1)
