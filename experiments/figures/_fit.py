@@ -192,7 +192,6 @@ def _programs(
   batch_size: int,
   num_train: int,
   eval_every: int,
-  eval_rows: int,
   eval_batch_size: int,
   per_layer_grads: bool,
   augment,
@@ -203,6 +202,9 @@ def _programs(
   """The compiled train dispatch and evaluations for one (model, optimizer, shapes) setting.
 
   Cached, so runs that share them (other seeds, the same network again) compile nothing.
+  Returns (mesh, dispatch, evaluator): `evaluator(rows)` is the evaluation pass over a split
+  of `rows` examples, one program per size (a pass runs every batch of its program, so each
+  split gets its own rather than all padded to the largest).
   """
   mesh = parallel.create_mesh(1)
 
@@ -224,10 +226,14 @@ def _programs(
     record_steps=eval_every,
   )
   eval_step = steps_lib.make_eval_step(model, num_classes=num_classes, task=task)
-  evaluate = engine.make_eval_dispatch(
-    eval_step, mesh, global_batch_size=min(eval_batch_size, eval_rows), num_examples=eval_rows
-  )
-  return mesh, dispatch, evaluate
+
+  @functools.cache
+  def evaluator(rows: int):
+    return engine.make_eval_dispatch(
+      eval_step, mesh, global_batch_size=min(eval_batch_size, rows), num_examples=rows
+    )
+
+  return mesh, dispatch, evaluator
 
 
 def fit(
@@ -299,15 +305,12 @@ def fit(
   ).shape[-1]
   task = "classification" if np.ndim(y_train) == 1 else "segmentation"
   x_sub, y_sub = x_train[:eval_size], y_train[:eval_size]
-  # all padded to this: one evaluation program
-  eval_rows = max(len(x_sub), len(x_val), 0 if test is None else len(test[0]))
-  mesh, dispatch, evaluate_split = _programs(
+  mesh, dispatch, evaluator = _programs(
     model,
     tx,
     batch_size=batch_size,
     num_train=len(x_train),
     eval_every=eval_every,
-    eval_rows=eval_rows,
     eval_batch_size=eval_batch_size,
     per_layer_grads=per_layer_grads,
     augment=augment,
@@ -316,9 +319,10 @@ def fit(
     names=names,
   )
   train_split = _on_device(x_train, y_train, mesh, seed)
+  split_arrays = {"train": x_sub, "val": x_val}
   eval_splits = {
-    "train": _on_device(x_sub, y_sub, mesh, seed, pad_to=eval_rows),
-    "val": _on_device(x_val, y_val, mesh, seed, pad_to=eval_rows),
+    "train": _on_device(x_sub, y_sub, mesh, seed),
+    "val": _on_device(x_val, y_val, mesh, seed),
   }
   # A copy: the dispatches donate the state, and the caller may still hold `variables`.
   state = parallel.copy(
@@ -340,7 +344,7 @@ def fit(
     del step
     row = []
     for split_name, split in eval_splits.items():
-      sums = parallel.fetch(evaluate_split(state, split))
+      sums = parallel.fetch(evaluator(len(split_arrays[split_name]))(state, split))
       metrics = steps_lib.summarize(sums)
       row += [metrics["loss"], metrics["accuracy"]]
       if split_name == "val":
@@ -370,9 +374,10 @@ def fit(
 
   test_metrics = final_test = None
   if test is not None:
-    test_split = _on_device(*test, mesh, seed, pad_to=eval_rows)
-    final_test = steps_lib.summarize(parallel.fetch(evaluate_split(state, test_split)))
-    test_metrics = steps_lib.summarize(parallel.fetch(evaluate_split(best["state"], test_split)))
+    test_split = _on_device(*test, mesh, seed)
+    evaluate_test = evaluator(len(test[0]))
+    final_test = steps_lib.summarize(parallel.fetch(evaluate_test(state, test_split)))
+    test_metrics = steps_lib.summarize(parallel.fetch(evaluate_test(best["state"], test_split)))
   evals = np.asarray(evals, np.float64)
   cat = functools.partial(np.concatenate, axis=0)
   return FitResult(

@@ -86,7 +86,7 @@ PAPER = common.Paper(
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "maxout")
 RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "maxout")
 # Glorot & Bengio's standard initialization U[-1/sqrt(n), 1/sqrt(n)], n = fan_in: Var = 1/(3n)
-STANDARD_INIT = jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+STANDARD_INIT = "heuristic_uniform"  # research.models.initializers
 CHANCE_LOSS = float(np.log(10.0))  # cross-entropy of the uniform prediction over 10 classes
 
 

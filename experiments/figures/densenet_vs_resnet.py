@@ -38,11 +38,9 @@ import pathlib
 
 import ml_collections
 import numpy as np
-import optax
 
-from experiments.figures import _fit, common
+from experiments.figures import _fit, common, problems
 from experiments.figures.common import FigureResult, check
-from research import optim
 from research.models import count_params, create
 
 NAME = "densenet_vs_resnet"
@@ -106,19 +104,10 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   )
 
 
-def space_to_depth(images: np.ndarray, block: int) -> np.ndarray:
-  """(N, H, W, C) -> (N, H / block, W / block, block^2 C): each block x block patch of pixels
-  stacked along the channels (lossless; block 1 is the identity). A 3x3 convolution of the
-  result sees a 3 block x 3 block patch of the image at stride `block`: a strided stem."""
-  n, h, w, c = images.shape
-  patches = images.reshape(n, h // block, block, w // block, block, c)
-  return patches.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // block, w // block, block * block * c)
-
-
 def _optimizer(config):
-  lr = optim.step_decay(config.learning_rate, tuple(config.boundaries), 0.1)
-  parts = [optim.add_l2_penalty(config.weight_decay)] if config.weight_decay else []
-  return optax.chain(*parts, optim.nesterov(lr, 0.9))
+  return problems.step_decay_momentum(
+    "nesterov", config.learning_rate, tuple(config.boundaries), config.weight_decay
+  )
 
 
 def interpolate_log(x: float, xs: list[float], ys: list[float]) -> float:
@@ -129,7 +118,9 @@ def interpolate_log(x: float, xs: list[float], ys: list[float]) -> float:
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   name, *splits = _fit.load_data(config.dataset, max_train=config.max_train)
-  train, val, test = ((space_to_depth(x, config.block), y) for x, y in _fit.standardize(*splits))
+  train, val, test = (
+    (problems.space_to_depth(x, config.block), y) for x, y in _fit.standardize(*splits)
+  )
   num_classes = int(train[1].max()) + 1
   models = {}
   for depth, widths in config.resnets:

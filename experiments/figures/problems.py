@@ -16,14 +16,17 @@ Call the part-1 problems inside `jax.enable_x64(True)` for float64, as the figur
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from research.models import initializers, layers
+from research.train.optimizer import build_optimizer
 
 Array = jax.Array
 Fun = Callable[[Array], Array]
@@ -94,6 +97,36 @@ def logistic_loss(w: Array, x: Array, y: Array, l2: float) -> Array:
   """f(w) = 1/N sum_i log(1 + exp(-y_i <x_i, w>)) + l2/2 |w|^2 for w (d,), x (N, d), y (N,)
   in {-1, +1}: convex, (l2)-strongly convex, smooth with L <= |x|_2^2 / (4N) + l2."""
   return jnp.mean(jnp.logaddexp(0.0, -y * (x @ w))) + 0.5 * l2 * jnp.sum(w * w)
+
+
+def space_to_depth(images: np.ndarray, block: int) -> np.ndarray:
+  """(N, H, W, C) -> (N, H / block, W / block, block^2 C): each block x block patch of pixels
+  stacked along the channels (lossless; block 1 is the identity). A 3x3 convolution of the
+  result sees a 3 block x 3 block patch of the image at stride `block`: a strided stem, so
+  that a CIFAR-sized network runs on 28x28 images at a CPU's budget."""
+  n, h, w, c = images.shape
+  patches = images.reshape(n, h // block, block, w // block, block, c)
+  return patches.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // block, w // block, block * block * c)
+
+
+@functools.cache
+def step_decay_momentum(
+  rule: str, learning_rate: float, boundaries: tuple[int, ...], weight_decay: float
+) -> optax.GradientTransformation:
+  """He et al.'s (2016) and Huang et al.'s (2017) CIFAR recipe as `research.main` builds it
+  (`research.train.optimizer.build_optimizer`): momentum 0.9 (`rule` 'heavy_ball' or
+  'nesterov'), the L2 penalty `weight_decay` added to g, the rate divided by 10 at each of
+  `boundaries`. Cached, so that every run of a setting shares one optimizer object and with it
+  `_fit`'s compiled programs."""
+  return build_optimizer(
+    {
+      "name": rule,
+      "learning_rate": learning_rate,
+      "beta": 0.9,
+      "weight_decay": weight_decay,
+      "schedule": {"name": "step_decay", "boundaries": tuple(boundaries), "factor": 0.1},
+    }
+  )
 
 
 # ------------------------------------------------------------------------------ small networks

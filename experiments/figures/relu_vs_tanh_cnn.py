@@ -50,7 +50,7 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from experiments.figures import _fit, common
+from experiments.figures import _fit, common, problems
 from experiments.figures.common import FigureResult, check
 from experiments.figures.problems import SmallCNN
 from research import optim
@@ -136,15 +136,6 @@ def scale_inputs(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str)
   raise ValueError(f"unknown scaling {scaling!r}; use 'paper' or 'standardized'")
 
 
-def space_to_depth(images: np.ndarray, block: int) -> np.ndarray:
-  """(N, H, W, C) -> (N, H / block, W / block, block^2 C): each block x block patch of pixels
-  stacked along the channels, lossless (block 1 is the identity). A 3x3 convolution of the
-  result sees a 3 block x 3 block patch of the image at stride `block`: a strided first layer."""
-  n, h, w, c = images.shape
-  patches = images.reshape(n, h // block, block, w // block, block, c)
-  return patches.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // block, w // block, block * block * c)
-
-
 def steps_to(steps: np.ndarray, error: np.ndarray, threshold: float) -> int | None:
   """The first evaluated step with error <= threshold, or None when it never gets there."""
   hit = np.flatnonzero(error <= threshold)
@@ -171,7 +162,7 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
   std = x_train.std(axis=(0, 1, 2))
 
   def inputs(x, scaling):
-    return space_to_depth(scale_inputs(x, mean, std, scaling), config.block)
+    return problems.space_to_depth(scale_inputs(x, mean, std, scaling), config.block)
 
   data = {"dataset": name, "threshold": config.threshold, "scalings": {}}
   for scaling, grids in config.lr_grid.items():

@@ -34,11 +34,9 @@ import pathlib
 
 import ml_collections
 import numpy as np
-import optax
 
-from experiments.figures import _fit, common
+from experiments.figures import _fit, common, problems
 from experiments.figures.common import FigureResult, check_greater
-from research import optim
 from research.models import count_params, create
 
 NAME = "residual_vs_plain"
@@ -111,20 +109,10 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   )
 
 
-def space_to_depth(images: np.ndarray, block: int) -> np.ndarray:
-  """(N, H, W, C) -> (N, H / block, W / block, block^2 C): each block x block patch of pixels
-  stacked along the channels, lossless (block 1 is the identity). A 3x3 convolution of the
-  result sees a 3 block x 3 block patch of the image at stride `block`: a strided stem."""
-  n, h, w, c = images.shape
-  patches = images.reshape(n, h // block, block, w // block, block, c)
-  return patches.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // block, w // block, block * block * c)
-
-
 def _optimizer(config):
-  """SGD with momentum 0.9 and the L2 penalty, the rate divided by 10 at each boundary."""
-  lr = optim.step_decay(config.learning_rate, tuple(config.boundaries), 0.1)
-  parts = [optim.add_l2_penalty(config.weight_decay)] if config.weight_decay else []
-  return optax.chain(*parts, optim.heavy_ball(lr, 0.9))
+  return problems.step_decay_momentum(
+    "heavy_ball", config.learning_rate, tuple(config.boundaries), config.weight_decay
+  )
 
 
 def _augment(config):
@@ -134,7 +122,9 @@ def _augment(config):
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   name, train, val, _ = _fit.load_data(config.dataset)
-  train, val = ((space_to_depth(x, config.block), y) for x, y in _fit.standardize(train, val))
+  train, val = (
+    (problems.space_to_depth(x, config.block), y) for x, y in _fit.standardize(train, val)
+  )
   num_classes = int(train[1].max()) + 1
   tx = _optimizer(config)  # one object for every run: the compiled programs are shared by seed
   curves, params, steps = {}, {}, None

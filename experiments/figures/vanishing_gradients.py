@@ -87,7 +87,7 @@ PAPER = common.Paper(
 
 TRAINED = {"sigmoid": "xavier_normal", "tanh": "xavier_normal", "relu": "he_normal"}
 # Glorot & Bengio's standard initialization U[-1/sqrt(n), 1/sqrt(n)], n = fan_in: Var = 1/(3n)
-STANDARD_INIT = jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+STANDARD_INIT = "heuristic_uniform"  # research.models.initializers
 AT_INIT = {
   "sigmoid": ("sigmoid", "xavier_normal"),
   "tanh_standard": ("tanh", STANDARD_INIT),

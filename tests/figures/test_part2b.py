@@ -100,7 +100,7 @@ def test_densenet_vs_resnet_structure(tmp_path):
 
 
 def test_space_to_depth():
-  from experiments.figures.densenet_vs_resnet import space_to_depth
+  from experiments.figures.problems import space_to_depth
 
   images = np.arange(2 * 4 * 4 * 1, dtype=np.float32).reshape(2, 4, 4, 1)
   out = space_to_depth(images, 2)
