@@ -295,6 +295,30 @@ def gate_holds(gate: str, a: np.ndarray, b: np.ndarray, g: np.ndarray, grads: tu
   return bool(np.allclose(grads[0], g + b, rtol=0.0, atol=GATE_TOLERANCE))
 
 
+def saturation_gradients(num: int = 4001) -> dict:
+  """Local gradients of the sigmoid and tanh gates on x in [-20, 20] (float64): jax.grad beside
+  the notes' formulas sigma' = (1 - sigma) sigma and tanh' = 1 - tanh^2. sigma' is at most
+  1/4, so every sigmoid layer at least quarters the gradient passing back; beyond abs(x) = 10
+  both are nearly 0 (a saturated unit stops the gradient)."""
+  with jax.enable_x64(True):
+    x = jnp.linspace(-20.0, 20.0, num, dtype=jnp.float64)
+    ds = jax.vmap(jax.grad(jax.nn.sigmoid))(x)
+    dt = jax.vmap(jax.grad(jnp.tanh))(x)
+    s, t = jax.nn.sigmoid(x), jnp.tanh(x)
+    x, ds, dt, s, t = (np.asarray(v) for v in (x, ds, dt, s, t))
+  far = np.abs(x) >= 10.0
+  summary = {
+    "formula_error": float(max(np.abs(ds - (1 - s) * s).max(), np.abs(dt - (1 - t * t)).max())),
+    "sigmoid_max": float(ds.max()),
+    "sigmoid_argmax": float(x[np.argmax(ds)]),
+    "tanh_max": float(dt.max()),
+    "tanh_argmax": float(x[np.argmax(dt)]),
+    "sigmoid_beyond_10": float(ds[far].max()),
+    "tanh_beyond_10": float(dt[far].max()),
+  }
+  return {"x": x, "sigmoid": ds, "tanh": dt, "summary": summary}
+
+
 def run(config: ml_collections.ConfigDict) -> FigureResult:
   worked = {name: work_graph(graph, inputs) for name, (graph, inputs) in GRAPHS.items()}
   max_error = max(w["max_error"] for w in worked.values())
@@ -379,7 +403,23 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       example == [2.0, 2.0, -8.0, 6.0, 2.0, 0.0],
     )
   )
-  data = {"graphs": worked, "gates": gates, "max_error": max_error}
+  local = saturation_gradients()
+  checks.append(
+    check(
+      "sigmoid and tanh gates' local gradients on x in [-20, 20] (notes 004 ~1562-1625): "
+      "max abs(jax.grad - (1 - s) s) and abs(jax.grad - (1 - t^2)); the largest local gradient "
+      "(at x = 0); the largest at abs(x) >= 10, where the gate passes back almost nothing",
+      local["summary"],
+      "errors < 1e-12; sigmoid' <= 1/4 and tanh' <= 1, each reached at 0; both < 1e-4 at "
+      "abs(x) >= 10",
+      local["summary"]["formula_error"] < GATE_TOLERANCE
+      and abs(local["summary"]["sigmoid_max"] - 0.25) < 1e-15
+      and abs(local["summary"]["tanh_max"] - 1.0) < 1e-15
+      and max(abs(local["summary"]["sigmoid_argmax"]), abs(local["summary"]["tanh_argmax"])) < 1e-9
+      and max(local["summary"]["sigmoid_beyond_10"], local["summary"]["tanh_beyond_10"]) < 1e-4,
+    )
+  )
+  data = {"graphs": worked, "gates": gates, "max_error": max_error, "local": local}
   return FigureResult(NAME, TITLE, CAPTION, checks, data, paper=PAPER)
 
 

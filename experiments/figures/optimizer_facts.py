@@ -1,4 +1,4 @@
-"""Six of the lecture's optimizer facts, each measured on our rules (`research.optim`).
+"""Seven groups of the lecture's optimizer facts, each measured on our rules (`research.optim`).
 
 1. SGD's rates (notes 000 ~347-348, 002 ~156): with decaying steps, E f(x_k) - f* = O(1/sqrt k)
    on a convex problem (eta_k = eta_0 / sqrt(k + 1)) and O(1/k) on a mu-strongly convex one
@@ -28,6 +28,17 @@
    2 L (f(x_0) - f*) at eta = 1/L, strong convexity's forms at random pairs, backtracking
    (`research.optim.armijo`) steps checked against the Wolfe conditions, and the stopping rule
    |f^{k+1} - f^k| < eps (for a mu-strongly convex, L-smooth f it stops with f - f* < (L/mu) eps).
+   Also L-smoothness's three equivalent forms (notes 000 ~128-130) and strong convexity's forms
+   3-5 (~155-159), each as a ratio at the same random pairs.
+7. Two more claims about momentum and AdaGrad:
+   - momentum carries the iterate past a poor local minimum (notes 004 ~2155-2159): on the
+     tilted double well f(x) = 0.1 x^4 - 0.5 x^2 - 0.3 x (local minimum near -1.40, global
+     near 1.71), from x = -3, GD and heavy ball with a small alpha stop in the local minimum,
+     heavy ball with alpha = 0.9 and Nesterov roll through it to the global one;
+   - AdaGrad gives rarely updated coordinates larger steps (notes 000 ~387-388, GloVe's rare
+     words): on a gradient stream where coordinate 0 gets g = 1 at every step and coordinate i
+     only every P_i-th step, AdaGrad's step on a rare coordinate, when its gradient comes, is
+     sqrt(P_i) times the common one's (G grows like k / P_i instead of k); SGD's is 1.
 """
 
 from __future__ import annotations
@@ -55,10 +66,13 @@ CAPTION = (
   "strong convexity at random pairs (ratios <= 1 and >= 1). Bottom: AdaGrad's effective step "
   "eta / sqrt(G_k) falls like 1/sqrt(k), RMSProp's stays; their loss when the target moves late; "
   "Adam's first steps with and without bias correction; GD at eta = 1/L on logistic regression, "
-  "k min |grad|^2 against 2 L (f_0 - f*), and where |f^{k+1} - f^k| < eps stops it."
+  "k min |grad|^2 against 2 L (f_0 - f*), and where |f^{k+1} - f^k| < eps stops it. Right: "
+  "GD, heavy ball and Nesterov on a tilted double well from x = -3 (momentum 0.9 rolls past the "
+  "local minimum); AdaGrad's step on a coordinate updated every P steps, sqrt(P) times the "
+  "every-step coordinate's."
 )
 PAPER = common.Paper(
-  source="the lecture, notes 000 ~44-401, 001 ~38, 002 ~156-176, 004 ~2553",
+  source="the lecture, notes 000 ~44-401, 001 ~38, 002 ~156-176, 004 ~2155, ~2553",
   setup=(
     "the lecture's statements about GD, SGD, heavy ball, AdaGrad, RMSProp and Adam on convex / "
     "strongly convex, L-smooth functions (no experiment of its own)"
@@ -69,7 +83,8 @@ PAPER = common.Paper(
     "ball need not converge; AdaGrad's learning rate falls too fast, RMSProp fixes it; Adam's "
     "bias correction relieves the cold start; descent lemma, k min |grad f|^2 <= 2 L (f_0 - f*) "
     "at eta = 1/L, strong convexity's equivalent forms, Armijo / Wolfe line search, stopping "
-    "when |f^{k+1} - f^k| < eps"
+    "when |f^{k+1} - f^k| < eps, L-smoothness's three equivalent forms; momentum carries past "
+    "poor local minima (004 ~2155); AdaGrad keeps larger steps for rare coordinates (000 ~387)"
   ),
 )
 
@@ -114,6 +129,12 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.gd_steps = 300
   c.stop_eps = (1e-4, 1e-6, 1e-8, 1e-10)
   c.armijo_eta0 = 50.0
+  # 7. momentum past a poor local minimum; AdaGrad's rare coordinates
+  c.well_start = -3.0
+  c.well_eta = 0.05
+  c.well_steps = 500
+  c.rare_periods = (1, 10, 100)  # coordinate i gets a gradient every rare_periods[i] steps
+  c.rare_steps = 10_000
   c.seed = 0
   return common.sized(
     size,
@@ -131,6 +152,40 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
     },
     full={"sgd_steps": 100_000, "sgd_seeds": 256, "ada_steps": 40_000},
   )
+
+
+# ----------------------------------------------------------- 7. local minimum, rare coordinates
+
+
+def tilted_well(x: jax.Array) -> jax.Array:
+  """f(x) = 0.1 x^4 - 0.5 x^2 - 0.3 x summed over coordinates: per coordinate a local minimum
+  near -1.40 (f = -0.37) and the global one near 1.71 (f = -1.10)."""
+  return jnp.sum(0.1 * x**4 - 0.5 * x**2 - 0.3 * x)
+
+
+WELL_RULES = {
+  "GD": lambda eta: optim.sgd(eta),
+  "heavy ball 0.5": lambda eta: optim.heavy_ball(eta, 0.5),
+  "heavy ball 0.9": lambda eta: optim.heavy_ball(eta, 0.9),
+  "Nesterov 0.9": lambda eta: optim.nesterov(eta, 0.9),
+}
+
+
+def rare_steps(tx, periods, steps: int) -> np.ndarray:
+  """|update_i| at the steps where coordinate i gets its gradient g_i = 1 (every periods[i]-th
+  step, 0 otherwise), averaged over the second half of the run: (len(periods),)."""
+  periods = jnp.asarray(periods)
+  params = jnp.zeros(periods.shape)
+
+  def step(state, k):
+    g = (k % periods == 0).astype(params.dtype)
+    u, state = tx.update(g, state, params)
+    return state, (jnp.abs(u), g)
+
+  _, (u, g) = jax.lax.scan(step, tx.init(params), jnp.arange(steps))
+  half = steps // 2
+  u, g = u[half:], g[half:]
+  return np.asarray(jnp.sum(u * g, axis=0) / jnp.sum(g, axis=0))
 
 
 # ------------------------------------------------------------------------ 1. SGD's two rates
@@ -273,13 +328,19 @@ def adam_steps(g, eta, steps, *, eps, eps_root) -> dict:
 
 def convexity_pairs(fun, xs, ys):
   """At the pairs (xs[i], ys[i]), each (num, d): the Bregman gap D = f(y) - f(x) -
-  <grad f(x), y - x>, |y - x|^2 and <grad f(x) - grad f(y), x - y>. Jit the caller."""
+  <grad f(x), y - x>, |y - x|^2, <grad f(x) - grad f(y), x - y> and |grad f(x) - grad f(y)|^2.
+  Jit the caller."""
   vg = jax.vmap(jax.value_and_grad(fun))
   fx, gx = vg(xs)
   fy, gy = vg(ys)
-  diff = ys - xs
+  diff, gdiff = ys - xs, gx - gy
   bregman = fy - fx - jnp.sum(gx * diff, axis=1)
-  return bregman, jnp.sum(diff * diff, axis=1), jnp.sum((gx - gy) * (xs - ys), axis=1)
+  return (
+    bregman,
+    jnp.sum(diff * diff, axis=1),
+    jnp.sum(gdiff * (xs - ys), axis=1),
+    jnp.sum(gdiff * gdiff, axis=1),
+  )
 
 
 def run(config) -> FigureResult:
@@ -344,12 +405,20 @@ def run(config) -> FigureResult:
     rng = np.random.default_rng(c.seed)
     for name, (fun, L, mu, scale) in consts.items():
       xs, ys = scale * rng.normal(size=(2, c.pairs, c.logistic_dim))
-      b, d2, mono = jax.jit(lambda a, b, fun=fun: convexity_pairs(fun, a, b))(xs, ys)
-      b, d2, mono = np.asarray(b), np.asarray(d2), np.asarray(mono)
+      out = jax.jit(lambda a, b, fun=fun: convexity_pairs(fun, a, b))(xs, ys)
+      b, d2, mono, g2 = (np.asarray(v) for v in out)
       pairs[name] = {
         "smooth": b / (0.5 * L * d2),  # <= 1: descent lemma
         "strong": b / (0.5 * mu * d2),  # >= 1
         "monotone": mono / (mu * d2),  # >= 1
+        # L-smoothness's three equivalent forms (notes 000 ~128-130)
+        "smooth_bregman": b / (g2 / (2 * L)),  # >= 1
+        "smooth_monotone": mono / (L * d2),  # <= 1
+        "smooth_cocoercive": mono / (g2 / L),  # >= 1
+        # strong convexity's forms 3-5 (notes 000 ~155-159)
+        "strong_gradient": g2 / (mu * mu * d2),  # >= 1: |grad f(x) - grad f(y)| >= mu |x - y|
+        "strong_bregman": b / (g2 / (2 * mu)),  # <= 1
+        "strong_monotone": mono / (g2 / mu),  # <= 1
         "L": L,
         "mu": mu,
       }
@@ -374,6 +443,21 @@ def run(config) -> FigureResult:
     a_f = np.asarray(jax.vmap(logistic)(armijo.xs))
     # the accepted eta is stored in float32: recompute it from the iterates in float64
     a_eta = np.linalg.norm(a_xs[1:] - a_xs[:-1], axis=1) / np.linalg.norm(a_g[:-1], axis=1)
+    # 7.
+    well = {
+      name: np.asarray(
+        jax.jit(
+          lambda rule=rule: U.optimize(
+            rule(c.well_eta), tilted_well, jnp.full(1, c.well_start), c.well_steps
+          ).xs[:, 0]
+        )()
+      )
+      for name, rule in WELL_RULES.items()
+    }
+    rare = {
+      "AdaGrad": rare_steps(optim.adagrad(1.0), c.rare_periods, c.rare_steps),
+      "SGD": rare_steps(optim.sgd(1.0), c.rare_periods, c.rare_steps),
+    }
 
   checks = []
   # 1.
@@ -582,6 +666,42 @@ def run(config) -> FigureResult:
       all(v >= 1 - 1e-12 for v in mono_min.values()),
     )
   )
+  forms = {
+    "smooth_bregman": (">=", "D / (|dg|^2 / 2L)"),
+    "smooth_monotone": ("<=", "<dg, dx> / (L |dx|^2)"),
+    "smooth_cocoercive": (">=", "<dg, dx> / (|dg|^2 / L)"),
+    "strong_gradient": (">=", "|dg|^2 / (mu^2 |dx|^2)"),
+    "strong_bregman": ("<=", "D / (|dg|^2 / 2mu)"),
+    "strong_monotone": ("<=", "<dg, dx> / (|dg|^2 / mu)"),
+  }
+  extreme = {
+    form: {n: float(p[form].min() if way == ">=" else p[form].max()) for n, p in pairs.items()}
+    for form, (way, _) in forms.items()
+  }
+  holds = {
+    form: all(
+      (v >= 1 - 1e-9) if forms[form][0] == ">=" else (v <= 1 + 1e-9) for v in extreme[form].values()
+    )
+    for form in forms
+  }
+  for group, keys, where in (
+    (
+      "L-smoothness's three equivalent forms",
+      [k for k in forms if "smooth" in k],
+      "notes 000 ~128-130",
+    ),
+    ("strong convexity's forms 3-5", [k for k in forms if "strong" in k], "notes 000 ~155-159"),
+  ):
+    checks.append(
+      check(
+        f"6. {group} at {c.pairs} random pairs, quadratic and logistic (dx = x - y, dg = grad "
+        f"f(x) - grad f(y), D the Bregman gap; {where}): "
+        + "; ".join(f"{forms[k][1]} {'min' if forms[k][0] == '>=' else 'max'}" for k in keys),
+        {k: extreme[k] for k in keys},
+        "; ".join(f"{forms[k][0]} 1" for k in keys),
+        all(holds[k] for k in keys),
+      )
+    )
   kk6 = np.arange(1, c.gd_steps + 1)
   bound_ratio = kk6 * np.minimum.accumulate(gd_grad2[:-1]) / (2 * L_log * (gd_values[0] - f_star))
   checks.append(
@@ -633,7 +753,45 @@ def run(config) -> FigureResult:
     )
   )
 
+  # 7.
+  # f'(x) = 0.4 x^3 - x - 0.3: its outer roots are the two minima, the middle one the maximum
+  critical = np.sort(np.roots([0.4, 0.0, -1.0, -0.3]).real)
+  minima = critical[[0, 2]]  # the local and the global minimum
+  finals = {name: float(xs[-1]) for name, xs in well.items()}
+  stuck = ["GD", "heavy ball 0.5"]
+  through = ["heavy ball 0.9", "Nesterov 0.9"]
+  checks.append(
+    check(
+      f"7. tilted double well f = 0.1x^4 - 0.5x^2 - 0.3x from x = {c.well_start:g}, eta = "
+      f"{c.well_eta:g}, {c.well_steps} steps: final x of GD and heavy ball 0.5 (the local minimum "
+      f"{minima[0]:.3f}) and of heavy ball 0.9 and Nesterov 0.9 (the global minimum "
+      f"{minima[1]:.3f}); notes 004 ~2155-2159, momentum carries past poor local minima",
+      {name: finals[name] for name in stuck + through},
+      f"{stuck} within 1e-3 of {minima[0]:.3f}; {through} within 1e-3 of {minima[1]:.3f}",
+      all(abs(finals[n] - minima[0]) < 1e-3 for n in stuck)
+      and all(abs(finals[n] - minima[1]) < 1e-3 for n in through),
+    )
+  )
+  periods = np.asarray(c.rare_periods, np.float64)
+  ada_ratio = rare["AdaGrad"] / rare["AdaGrad"][0]
+  sgd_ratio = rare["SGD"] / rare["SGD"][0]
+  checks.append(
+    check(
+      "7. AdaGrad's rare coordinates (notes 000 ~387-388): step on a coordinate whose gradient "
+      f"comes every P = {tuple(c.rare_periods)} steps, over the every-step coordinate's, "
+      "second half of the run; AdaGrad vs SGD",
+      {"AdaGrad": ada_ratio.tolist(), "SGD": sgd_ratio.tolist()},
+      f"AdaGrad sqrt(P) = {np.sqrt(periods).round(3).tolist()} within 5%; SGD 1",
+      bool(np.allclose(ada_ratio, np.sqrt(periods), rtol=0.05))
+      and bool(np.allclose(sgd_ratio, 1.0, rtol=1e-6)),
+    )
+  )
+
   data = {
+    "well": well,
+    "well_minima": minima,
+    "rare_ratio": {"AdaGrad": ada_ratio, "SGD": sgd_ratio},
+    "rare_periods": list(c.rare_periods),
     "sgd_convex": sgd["convex"],
     "sgd_strong": sgd["strong"],
     "sgd_slopes": [slope_c, slope_s],
@@ -670,7 +828,7 @@ def run(config) -> FigureResult:
 
 def plot(result: FigureResult, out_dir) -> list:
   d = result.data
-  fig, axes = common.subplots(2, 4, panel=(4.6, 3.8), title=TITLE)
+  fig, axes = common.subplots(2, 5, panel=(4.6, 3.8), title=TITLE)
   # 1.
   ax = axes[0, 0]
   for key, label, slope, ref in (
@@ -772,4 +930,27 @@ def plot(result: FigureResult, out_dir) -> list:
   ax.set_xlabel("GD step k ($\\eta$ = 1/L, logistic regression)")
   ax.set_title("GD's bound and the |f$^{k+1}$ - f$^k$| < $\\epsilon$ stops", fontsize=9)
   ax.legend(fontsize=7, loc="lower left")
+  # 7a.
+  ax = axes[0, 4]
+  x = np.linspace(-3.2, 2.6, 400)
+  f = 0.1 * x**4 - 0.5 * x**2 - 0.3 * x
+  ax.plot(x, f, color="k", lw=1)
+  for name, xs in d["well"].items():
+    xs = np.asarray(xs)
+    ax.plot(xs, 0.1 * xs**4 - 0.5 * xs**2 - 0.3 * xs, ".-", ms=2, lw=0.6, alpha=0.7, label=name)
+  ax.set_ylim(-1.5, 3.0)
+  ax.set_xlabel("x")
+  ax.set_title("momentum carries past the poor local minimum", fontsize=9)
+  ax.legend(fontsize=7)
+  # 7b.
+  ax = axes[1, 4]
+  ratios = d["rare_ratio"]
+  periods = np.asarray(d["rare_periods"])
+  ax.loglog(periods, ratios["AdaGrad"], "o-", label="AdaGrad")
+  ax.loglog(periods, ratios["SGD"], "s-", label="SGD")
+  ax.loglog(periods, np.sqrt(periods), "k:", label="$\\sqrt{P}$")
+  ax.set_xlabel("gradient every P steps")
+  ax.set_ylabel("step / every-step coordinate's")
+  ax.set_title("AdaGrad: rare coordinates get larger steps", fontsize=9)
+  ax.legend(fontsize=7)
   return [common.save_figure(fig, out_dir, NAME, rect=(0, 0, 1, 0.96))]

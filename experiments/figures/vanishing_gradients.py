@@ -33,7 +33,9 @@ validation images are held out), 10 hidden layers of 64 units (`research.models.
   weights: the gradient norm of each layer's weights, averaged over the first 20 steps (the notes'
   "far parameters' derivatives"), and the training loss;
 * a 6-layer ReLU net with N(0, 1) weights (exploding), 100 SGD steps with and without
-  `research.optim.clip_by_global_norm(c)`: the norm of every update.
+  `research.optim.clip_by_global_norm(c)`: the norm of every update;
+* notes 002's long-term dependencies: |W^t v| of one matrix W applied t times (NumPy), which
+  grows or vanishes with W's largest eigenvalue modulus (1.1 or 0.9).
 
 Reductions from Glorot & Bengio: width 64 instead of 1,000, 10 hidden layers instead of 5 (the
 notes' deep net; the formula holds at any depth), Fashion-MNIST instead of Shapeset, one epoch;
@@ -146,6 +148,29 @@ def backprop_rms(model, variables, x, y, depth: int) -> np.ndarray:
   per_example = jax.jit(jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0)))
   grads = per_example({n: params[n]["bias"] for n in names}, jnp.asarray(x), jnp.asarray(y))
   return np.asarray([jnp.sqrt(jnp.mean(grads[n] ** 2)) for n in names])
+
+
+RADII = (0.9, 1.1)  # spectral radii of the repeated matrix W (notes 002 ~106-112)
+
+
+def matrix_powers(seed: int, n: int = 64, steps: int = 200) -> dict:
+  """|W^t v| for t = 0..steps, v a random unit vector, W = (random n x n Gaussian) scaled to
+  each spectral radius in RADII, and the fitted per-step growth over t in [steps/2, steps]:
+  with W = V diag(lambda) V^-1, W^t = V diag(lambda^t) V^-1, so the largest |lambda_i| sets it."""
+  rng = np.random.default_rng(seed)
+  base = rng.normal(size=(n, n))
+  base /= np.max(np.abs(np.linalg.eigvals(base)))
+  v = rng.normal(size=n)
+  norms, rates = {}, []
+  for rho in RADII:
+    w, x, out = rho * base, v / np.linalg.norm(v), [1.0]
+    for _ in range(steps):
+      x = w @ x
+      out.append(float(np.linalg.norm(x)))
+    t = np.arange(steps // 2, steps + 1)
+    rates.append(float(np.exp(np.polyfit(t, np.log(np.asarray(out)[t]), 1)[0])))
+    norms[str(rho)] = out
+  return {"norms": norms, "rates": rates}
 
 
 def run(config: ml_collections.ConfigDict) -> FigureResult:
@@ -264,7 +289,19 @@ def run(config: ml_collections.ConfigDict) -> FigureResult:
       100.0,
     ),
   ]
+  powers = matrix_powers(config.seed)
+  checks.append(
+    check(
+      "notes 002 ~106-112 (long-term dependencies): a path that multiplies by the same W t "
+      "times; per-step growth of |W^t v| over t in [100, 200] for random 64 x 64 W with "
+      "spectral radius 0.9 and 1.1",
+      powers["rates"],
+      "each within 1% of its spectral radius (below 1 vanishes, above 1 explodes)",
+      all(abs(r / rho - 1.0) < 0.01 for r, rho in zip(powers["rates"], RADII, strict=True)),
+    )
+  )
   data_out = {
+    "matrix_powers": powers,
     "dataset": data.name,
     "train_size": len(data.train[0]),
     "backprop_rms": {c: v.tolist() for c, v in backprop.items()},

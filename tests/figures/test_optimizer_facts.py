@@ -29,3 +29,49 @@ def test_heavy_ball_terminal_speed(alpha):
   np.testing.assert_allclose(
     measured[-1] / (eta * np.linalg.norm(g)), optimizer_facts.terminal_speed(alpha), rtol=1e-6
   )
+
+
+def test_rare_coordinates_get_sqrt_period_larger_adagrad_steps():
+  """AdaGrad's G_i counts only the steps where coordinate i had a gradient: k / P_i of them, so
+  its step there is sqrt(P_i) times the every-step coordinate's; SGD's steps are all equal."""
+  from research import optim
+
+  periods = (1, 4, 25)
+  ada = optimizer_facts.rare_steps(optim.adagrad(1.0), periods, 4000)
+  np.testing.assert_allclose(ada / ada[0], np.sqrt(periods), rtol=0.02)
+  sgd = optimizer_facts.rare_steps(optim.sgd(1.0), periods, 4000)
+  np.testing.assert_allclose(sgd / sgd[0], 1.0, rtol=1e-6)
+
+
+def test_tilted_well_minima_and_momentum():
+  """The double well's minima are the outer roots of f'; GD from -3 stops in the local one,
+  heavy ball 0.9 rolls on to the global one (the figure's check, at its default settings)."""
+  import jax.numpy as jnp
+
+  from experiments.figures import _optim_utils as U
+
+  c = optimizer_facts.get_config("test")
+  x = np.sort(np.roots([0.4, 0.0, -1.0, -0.3]).real)
+  grad = jax.grad(optimizer_facts.tilted_well)
+  np.testing.assert_allclose([float(grad(jnp.full(1, v))[0]) for v in x], 0.0, atol=1e-5)
+  finals = {}
+  for name in ("GD", "heavy ball 0.9"):
+    tx = optimizer_facts.WELL_RULES[name](c.well_eta)
+    xs = U.optimize(tx, optimizer_facts.tilted_well, jnp.full(1, c.well_start), c.well_steps).xs
+    finals[name] = float(xs[-1, 0])
+  assert abs(finals["GD"] - x[0]) < 1e-3
+  assert abs(finals["heavy ball 0.9"] - x[2]) < 1e-3
+
+
+def test_smoothness_forms_fail_with_too_small_an_l():
+  """The pair ratios are real tests: with L halved, the quadratic breaks <dg, dx> <= L |dx|^2."""
+  with jax.enable_x64(True):
+    lam = np.array([0.1, 1.0, 2.0])
+    fun = lambda x: 0.5 * jax.numpy.sum(lam * x * x)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(2, 200, 3))
+    _, d2, mono, g2 = (np.asarray(v) for v in optimizer_facts.convexity_pairs(fun, xs, ys))
+  assert (mono / (lam.max() * d2)).max() <= 1 + 1e-12
+  assert (mono / (g2 / lam.max())).min() >= 1 - 1e-12
+  assert (mono / (0.5 * lam.max() * d2)).max() > 1
+  assert (g2 / (lam.min() ** 2 * d2)).min() >= 1 - 1e-12
