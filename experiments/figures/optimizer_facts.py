@@ -10,6 +10,11 @@
    1/sqrt(k) and eta_k ~ 1/(mu k) gives 1/k.
 2. Momentum's terminal speed (notes 002 ~172-176): on a constant gradient g, heavy ball's step
    eta |g| (1 - alpha^k) / (1 - alpha) tends to eta |g| / (1 - alpha), 1/(1 - alpha) times GD's.
+   2b. Raising alpha over training (notes 002 ~176: alpha starts small, 0.5, and grows to
+   0.9 or 0.99, "but adjusting alpha matters less than shrinking epsilon"): on the noisy strongly
+   convex quadratic of 1., heavy ball with alpha raised 0.5 -> 0.99 at a constant eta (a beta
+   schedule through `optax.inject_hyperparams(research.optim.heavy_ball)`) stays on a noise
+   floor that rises with eta / (1 - alpha), while alpha = 0.9 with a shrinking eta keeps falling.
 3. Heavy ball need not converge (notes 000 ~278, 001 ~38): on f = L x^2 / 2 the iteration
    x_{k+1} = (1 + alpha - eta L) x_k - alpha x_{k-1} converges iff 0 < eta L < 2 (1 + alpha)
    (0 <= alpha < 1): the roots of z^2 - (1 + alpha - eta L) z + alpha lie in the unit disc.
@@ -79,7 +84,8 @@ PAPER = common.Paper(
   ),
   number=(
     "SGD: E f - f* = O(1/sqrt k) convex, O(1/k) strongly convex (eta_k ~ 1/k); momentum's "
-    "terminal step eta |g| / (1 - alpha), 10x GD's at alpha = 0.9 (alpha = 0.5, 0.9, 0.99); heavy "
+    "terminal step eta |g| / (1 - alpha), 10x GD's at alpha = 0.9 (alpha = 0.5, 0.9, 0.99), alpha "
+    "raised over training matters less than shrinking eta; heavy "
     "ball need not converge; AdaGrad's learning rate falls too fast, RMSProp fixes it; Adam's "
     "bias correction relieves the cold start; descent lemma, k min |grad f|^2 <= 2 L (f_0 - f*) "
     "at eta = 1/L, strong convexity's equivalent forms, Armijo / Wolfe line search, stopping "
@@ -105,6 +111,7 @@ def get_config(size: str = "default") -> ml_collections.ConfigDict:
   c.alphas = (0.5, 0.9, 0.99)
   c.momentum_eta = 0.01
   c.momentum_steps = 3000
+  c.schedule_eta = 0.01  # 2b: heavy ball's eta for the alpha schedule vs the eta schedule
   # 3. heavy ball's convergence region
   c.hb_steps = 400
   c.hb_grid = 121  # grid points per axis of the (eta L, alpha) map
@@ -186,6 +193,45 @@ def rare_steps(tx, periods, steps: int) -> np.ndarray:
   half = steps // 2
   u, g = u[half:], g[half:]
   return np.asarray(jnp.sum(u * g, axis=0) / jnp.sum(g, axis=0))
+
+
+# ------------------------------------------------------------- 2b. raising alpha vs shrinking eta
+
+
+def momentum_schedule_runs(c) -> dict:
+  """Seed-averaged f - f* of heavy ball on the strongly convex noisy quadratic of part 1, two
+  ways of changing it over training (notes 002 ~176: alpha starts small and grows, but
+  "adjusting alpha matters less than shrinking epsilon"):
+
+  * alpha raised linearly from 0.5 to 0.99 over the first half, eta constant: through
+    `optax.inject_hyperparams(research.optim.heavy_ball)` with an optax schedule for `beta`, the
+    documented way to give any of our rules a scheduled hyperparameter;
+  * alpha fixed at 0.9, eta shrunk as eta_0 k_0 / (k + k_0).
+  """
+  lam = jnp.asarray(problems.spectrum(c.strong_dim, c.strong_mu, 1.0))
+  f = problems.quadratic(lam)
+  noisy = lambda x, k: lam * x + c.sgd_noise * jax.random.normal(k, x.shape, x.dtype)
+  half, k0 = c.sgd_steps // 2, c.sgd_steps // 20
+  rules = {
+    "alpha 0.5 -> 0.99, eta constant": optax.inject_hyperparams(optim.heavy_ball)(
+      learning_rate=c.schedule_eta, beta=optax.linear_schedule(0.5, 0.99, half)
+    ),
+    "alpha 0.9, eta shrinking": optim.heavy_ball(lambda k: c.schedule_eta * k0 / (k + k0), 0.9),
+  }
+  keys = jax.random.split(jax.random.key(c.seed + 1), c.sgd_seeds)
+  out = {}
+  for name, tx in rules.items():
+    one = lambda k, tx=tx: (
+      U.optimize(tx, f, jnp.ones(lam.shape[0]), c.sgd_steps, grad_fn=noisy, key=k).values
+    )
+    out[name] = np.asarray(jax.jit(lambda ks, one=one: jnp.mean(jax.vmap(one)(ks), axis=0))(keys))
+  return out
+
+
+def quarter_ratio(values: np.ndarray) -> float:
+  """mean f - f* over the last quarter of a run / over its second quarter (about 1: a plateau)."""
+  n = (len(values) - 1) // 4
+  return float(np.mean(values[-n:]) / np.mean(values[n : 2 * n]))
 
 
 # ------------------------------------------------------------------------ 1. SGD's two rates
@@ -351,6 +397,7 @@ def run(config) -> FigureResult:
     # 2.
     g = np.array([3.0, -4.0])
     speeds = {a: momentum_steps(c.momentum_eta, a, g, c.momentum_steps) for a in c.alphas}
+    alpha_vs_eta = momentum_schedule_runs(c)
     # 3.
     eta_grid = np.linspace(0.02, 4.2, c.hb_grid)
     alpha_grid = np.linspace(0.0, 0.98, c.hb_grid)
@@ -508,6 +555,24 @@ def run(config) -> FigureResult:
       ratios[max(c.alphas)] / ratios[min(c.alphas)],
       terminal_speed(max(c.alphas)) / terminal_speed(min(c.alphas)),
       rtol=1e-3,
+    )
+  )
+  plateau = {name: quarter_ratio(v) for name, v in alpha_vs_eta.items()}
+  ramp, shrink = plateau["alpha 0.5 -> 0.99, eta constant"], plateau["alpha 0.9, eta shrinking"]
+  final_ratio = float(
+    np.mean(alpha_vs_eta["alpha 0.5 -> 0.99, eta constant"][-100:])
+    / np.mean(alpha_vs_eta["alpha 0.9, eta shrinking"][-100:])
+  )
+  checks.append(
+    check(
+      "2b. heavy ball on the noisy strongly convex quadratic, alpha raised 0.5 -> 0.99 "
+      "(inject_hyperparams with a beta schedule) vs eta shrunk at alpha 0.9: mean f - f* over "
+      "the last quarter / over the second quarter (notes 002 ~176: adjusting alpha matters "
+      "less than shrinking eta)",
+      {**plateau, "final f - f*, alpha schedule / eta schedule": final_ratio},
+      "alpha schedule >= 1 (its noise floor rises with eta / (1 - alpha)); eta schedule < 0.6 "
+      "(still falling, f - f* ~ eta); final ratio > 10",
+      ramp >= 1.0 and shrink < 0.6 and final_ratio > 10.0,
     )
   )
   # 3.
@@ -798,6 +863,7 @@ def run(config) -> FigureResult:
     "sgd_fit_from": c.sgd_fit_from,
     "momentum_ratios": {str(a): r for a, r in ratios.items()},
     "momentum_steps": {str(a): s / sgd_step for a, s in speeds.items()},
+    "alpha_vs_eta": alpha_vs_eta,
     "hb_eta_grid": eta_grid,
     "hb_alpha_grid": alpha_grid,
     "hb_log_growth": np.log10(np.maximum(growth, 1e-300)),

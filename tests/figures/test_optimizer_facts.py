@@ -75,3 +75,26 @@ def test_smoothness_forms_fail_with_too_small_an_l():
   assert (mono / (g2 / lam.max())).min() >= 1 - 1e-12
   assert (mono / (0.5 * lam.max() * d2)).max() > 1
   assert (g2 / (lam.min() ** 2 * d2)).min() >= 1 - 1e-12
+
+
+def test_beta_schedule_through_inject_hyperparams_follows_the_lecture():
+  """The documented way to raise alpha over training: inject_hyperparams(heavy_ball) with a
+  schedule for beta gives dX^k = beta_k dX^{k-1} - eta g^k, beta_k the schedule at step k."""
+  import jax.numpy as jnp
+  import optax
+
+  from research import optim
+
+  eta, steps = 0.1, 30
+  beta = optax.linear_schedule(0.5, 0.99, 20)
+  tx = optax.inject_hyperparams(optim.heavy_ball)(learning_rate=eta, beta=beta)
+  lam = np.array([0.3, 1.0, 2.0])
+  x, state = jnp.ones(3), tx.init(jnp.ones(3))
+  ref_x, ref_v = np.ones(3), np.zeros(3)
+  for k in range(steps):
+    u, state = tx.update(jnp.asarray(lam) * x, state, x)
+    x = x + u
+    ref_v = float(beta(k)) * ref_v - eta * lam * ref_x
+    ref_x = ref_x + ref_v
+  np.testing.assert_allclose(np.asarray(x), ref_x, rtol=1e-5)
+  assert float(state.hyperparams["beta"]) == pytest.approx(0.99)
