@@ -52,7 +52,7 @@ import numpy as np
 from experiments.figures import _fit, common
 from experiments.figures.common import FigureResult, check, check_greater, check_less
 from research import optim
-from research.models import create
+from research.models import create, diagnostics
 
 NAME = "activations"
 TITLE = "Seven activations on the same 5-hidden-layer MLP (Glorot & Bengio 2010): SGD, batch 10"
@@ -125,18 +125,15 @@ def kernel_init(activation: str):
 
 
 def layer_means(model, depth: int, x: jax.Array):
-  """probe(variables) -> (depth,) mean output of each hidden activation 'act_i' over `x`."""
+  """probe(variables) -> (depth,) mean output of each hidden activation 'act_i' over `x`, from
+  `research.models.diagnostics.activation_stats`."""
   names = [f"act_{i}" for i in range(depth)]
 
   def probe(variables):
-    _, state = model.apply(
-      variables,
-      x,
-      train=False,
-      mutable=["intermediates"],
-      capture_intermediates=lambda m, _: m.name in names,
-    )
-    return jnp.stack([state["intermediates"][n]["__call__"][0].mean() for n in names])
+    stats = diagnostics.activation_stats(model, variables, x)
+    if [s.name for s in stats] != names:
+      raise ValueError(f"expected the activations {names}, got {[s.name for s in stats]}")
+    return jnp.stack([s.mean for s in stats])
 
   return probe
 
