@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from research.data import Split, load_arrays, run_splits
+from research.data import RunSplits, Split, load_arrays, run_splits
 from research.models import diagnostics
 from research.train import driver, engine, parallel
 from research.train import state as state_lib
@@ -95,6 +95,17 @@ def _arrays(name: str, split: Split) -> Arrays:
   return images[rows], labels[rows]
 
 
+def resolve_dataset(prefer: str, validation: int | float | None = None) -> tuple[str, RunSplits]:
+  """(the dataset that runs, its `research.data.run_splits`) without loading any images:
+  `prefer`, or "digits" when `prefer` is "fashion_mnist_idx" and its files are not installed."""
+  try:
+    return prefer, run_splits(prefer, validation)
+  except FileNotFoundError:
+    if prefer != "fashion_mnist_idx":
+      raise
+    return "digits", run_splits("digits", validation)
+
+
 def load_data(
   prefer: str = "digits",
   *,
@@ -121,12 +132,7 @@ def load_data(
   Returns:
     `Data(name that ran, train, validation, test)`, images (N, H, W, C) float32.
   """
-  try:
-    name, splits = prefer, run_splits(prefer, validation)
-  except FileNotFoundError:
-    if prefer != "fashion_mnist_idx":
-      raise
-    name, splits = "digits", run_splits("digits", validation)
+  name, splits = resolve_dataset(prefer, validation)
   if splits.validation is None:
     raise ValueError(
       f"validation={validation!r} holds out nothing; the figures need a validation set"

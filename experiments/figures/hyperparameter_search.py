@@ -312,7 +312,7 @@ def run(config) -> FigureResult:
       0.0,
     ),
   ]
-  dataset = _fit.load_data(c.dataset).name  # the dataset that runs (digits without the files)
+  dataset = _fit.resolve_dataset(c.dataset)[0]  # the dataset that runs (digits without the files)
   real = _real_numbers(real_searches(c, dataset), c.keep)
   one_example = 1.0 / real["validation_examples"]
   coarse_text = f"coarse ({c.real_coarse_epochs:g} epoch)"
