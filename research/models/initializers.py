@@ -18,7 +18,9 @@ multiplied by the receptive field size):
 
 `glorot_*` and `kaiming_*` are aliases. The notes write Kaiming's uniform range as
 sqrt(2) / sqrt(n_k); we use the variance-preserving form of He et al. (2015), Var = 2 / fan_in,
-whose uniform bound is sqrt(6 / fan_in).
+whose uniform bound is sqrt(6 / fan_in). `heuristic_uniform` is Goodfellow et al.'s heuristic
+(8.4), Glorot & Bengio's "standard" initialization and PyTorch's default for `nn.Linear` /
+`nn.Conv2d` weights.
 
 The normal ones are untruncated (jax's `he_normal` etc. truncate). Every name maps to a
 `jax.nn.initializers` initializer `init(key, shape, dtype) -> array`.
